@@ -1,0 +1,104 @@
+"""Shared fixtures: a fresh PostgreSQL database per test run, a Redis keyspace per test
+run, and in-memory SQLite.
+
+PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) are real servers.
+Without ``CI=true`` a test that needs one that is down is skipped with a message saying
+how to start it; with ``CI=true`` it fails instead (``scripts/services`` starts them
+before the suite when it can).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword.storage.db import create_engine_for_url
+
+PG_ADMIN_DSN = os.environ.get(
+    "WATCHWORD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+REDIS_TEST_URL = os.environ.get("WATCHWORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+PG_HINT = (
+    "PostgreSQL is not answering on 127.0.0.1:5432; start it with "
+    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+)
+REDIS_HINT = (
+    "Redis is not answering on 127.0.0.1:6379; start it with "
+    '`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`'
+)
+
+
+def _unavailable(hint: str, exc: Exception) -> None:
+    if IN_CI:
+        pytest.fail(f"{hint} (CI=true makes this test mandatory): {exc}", pytrace=False)
+    pytest.skip(hint)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """libpq DSN of a database created for this test run and dropped after it."""
+    name = f"ww_test_{secrets.token_hex(6)}"
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _unavailable(PG_HINT, exc)
+    dsn = PG_ADMIN_DSN.replace("dbname=test", f"dbname={name}")
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_dsn: str) -> str:
+    """SQLAlchemy URL (psycopg 3 driver) of the per-run PostgreSQL database."""
+    parts = dict(item.split("=", 1) for item in pg_dsn.split())
+    return (
+        f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis server; pair it with ``redis_prefix`` for isolation."""
+    try:
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        _unavailable(REDIS_HINT, exc)
+    return REDIS_TEST_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix owned by one test; every key under it is deleted afterwards."""
+    prefix = f"ww-test-{secrets.token_hex(6)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def sqlite_engine() -> AsyncIterator[AsyncEngine]:
+    """An in-memory SQLite engine (one shared connection), empty schema."""
+    engine = create_engine_for_url("sqlite+aiosqlite:///:memory:")
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
