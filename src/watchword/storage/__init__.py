@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 (asyncio) engines, tables, repositories and Alembic migrations."""

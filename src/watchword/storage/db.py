@@ -1,0 +1,75 @@
+"""Engines for the two supported databases.
+
+SQLite (aiosqlite) is the embedded default; PostgreSQL (psycopg 3) is for production and
+several replicas. The URL decides: ``sqlite+aiosqlite:///watchword.sqlite3`` or
+``postgresql+psycopg://user@host/db``. Plain ``sqlite://`` and ``postgresql://`` URLs are
+given their async driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from watchword.errors import ConfigurationError
+
+__all__ = ["create_engine_for_url", "normalize_url", "redacted_url"]
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and give it the async driver watchword uses for its dialect."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError("database URL is not a valid URL") from exc
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigurationError(
+            f"database URL scheme {parsed.drivername!r} is not supported; "
+            "use sqlite+aiosqlite:///path or postgresql+psycopg://user@host/db"
+        )
+    return parsed.set(drivername=driver)
+
+
+def redacted_url(url: str | URL) -> str:
+    """The URL with any password hidden, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine_for_url(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+    """Create an :class:`AsyncEngine`; in-memory SQLite shares one connection."""
+    parsed = normalize_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"check_same_thread": False}
+        engine = create_async_engine(parsed, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs["pool_pre_ping"] = True
+    kwargs["connect_args"] = {"connect_timeout": 5}
+    return create_async_engine(parsed, **kwargs)
