@@ -1,0 +1,1 @@
+"""Logs (structlog, JSON, secrets redacted), Prometheus metrics and OpenTelemetry traces."""

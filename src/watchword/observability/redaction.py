@@ -1,0 +1,59 @@
+"""Keep secrets out of log lines.
+
+Two nets: values under keys that name a secret are replaced, and strings that look like a
+credential (watchword tokens, bearer headers, URL passwords) are masked wherever they occur.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from watchword.secret import REDACTED, Secret
+
+__all__ = ["redact_event", "redact_text", "redact_value"]
+
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|authorization|api[_-]?key|cookie|credential|private)",
+    re.IGNORECASE,
+)
+_PATTERNS = (
+    # watchword tokens and bootstrap keys: ww<kind>_<body>
+    re.compile(r"\bww[a-z]{0,4}_[A-Za-z0-9]{20,}\b"),
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    # userinfo in URLs: scheme://user:password@host
+    re.compile(r"(?<=://)([^/\s:@]+):([^/\s@]+)@"),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern in _PATTERNS:
+        if pattern.groups == 2 and pattern.pattern.startswith("(?<="):
+            text = pattern.sub(lambda m: f"{m[1]}:{REDACTED}@", text)
+        elif pattern.groups:
+            text = pattern.sub(lambda m: f"{m[1]} {REDACTED}", text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return REDACTED
+    if _SECRET_KEY.search(key) and value not in (None, "", 0, False):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(key, v) for v in value]
+    return value
+
+
+def redact_event(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+    """structlog processor: redact every field of the event dict."""
+    for key in list(event):
+        event[key] = redact_value(key, event[key])
+    return event
