@@ -52,6 +52,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.JSON) -> N
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     # Requests are logged by watchword's own middleware, with the request id.
     logging.getLogger("uvicorn.access").disabled = True
 

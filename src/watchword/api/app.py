@@ -1,0 +1,65 @@
+"""The app factory. No module-level app: ``create_app()`` builds one per call.
+
+``uvicorn --factory watchword.api.app:create_app`` works too (settings from the
+environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from watchword import __version__
+from watchword.api.middleware import RequestContextMiddleware
+from watchword.api.problem import install_problem_handlers
+from watchword.api.routes import admin, health
+from watchword.config import Settings, load_settings
+from watchword.observability.metrics import HttpMetrics
+from watchword.observability.tracing import configure_tracing
+from watchword.runtime import Runtime
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+watchword: identity broker and authorization engine for multi-tenant platforms.
+
+Errors are RFC 9457 `application/problem+json` bodies with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With ``runtime`` given, the caller owns (opens and closes) it."""
+    if runtime is None:
+        runtime = Runtime.create(settings or load_settings())
+        owned = True
+    else:
+        owned = False
+    configure_tracing(runtime.settings.otlp_endpoint, runtime.settings.service_name)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await runtime.prepare_schema()
+        try:
+            yield
+        finally:
+            if owned:
+                await runtime.close()
+
+    app = FastAPI(
+        title="watchword",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    return app

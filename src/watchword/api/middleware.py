@@ -1,0 +1,86 @@
+"""Request id, access log, metrics and a trace span for every request (pure ASGI)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from watchword.observability.logging import get_logger
+from watchword.observability.metrics import HttpMetrics
+
+__all__ = ["RequestContextMiddleware"]
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = get_logger("watchword.http")
+tracer = trace.get_tracer("watchword.http")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        method = scope["method"]
+        with (
+            structlog.contextvars.bound_contextvars(request_id=request_id),
+            tracer.start_as_current_span(f"{method} request", kind=trace.SpanKind.SERVER) as span,
+        ):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - start
+                route = _route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("watchword.request_id", request_id)
+                self.metrics.observe(method, route, status, elapsed)
+                log.info(
+                    "request",
+                    method=method,
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return str(value.decode("latin-1"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    # The template, not the raw path, keeps label cardinality bounded.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

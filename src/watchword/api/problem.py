@@ -1,0 +1,163 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Every error body is ``application/problem+json`` with ``type``, ``title``, ``status``,
+``detail`` and watchword's stable ``code`` (plus ``pointer`` for a bad field and
+``request_id``). Domain errors map to statuses by class, walking the MRO, so a new
+subclass inherits its parent's status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from watchword import errors
+from watchword.observability.logging import get_logger
+
+__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response", "status_for"]
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://watchword.dev/problems/"
+
+_STATUS: dict[type[errors.WatchwordError], int] = {
+    errors.ConfigurationError: 500,
+    errors.InvalidInput: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.VersionConflict: 412,
+    errors.AuthenticationError: 401,
+    errors.PermissionDenied: 403,
+    errors.Unavailable: 503,
+    errors.LockTimeout: 503,
+}
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    412: ("precondition_failed", "Precondition failed"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    428: ("precondition_required", "Precondition required"),
+    429: ("too_many_requests", "Too many requests"),
+}
+
+log = get_logger("watchword.api")
+
+
+def status_for(exc: errors.WatchwordError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    pointer: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail or title,
+        "instance": request.url.path,
+    }
+    if pointer is not None:
+        body["pointer"] = pointer
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    # ("body", "roles", 0, "name") -> "/roles/0/name"
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc[1:]]
+    return "/" + "/".join(parts) if loc and loc[0] == "body" else "/" + "/".join(map(str, loc))
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.WatchwordError)
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": 'Bearer realm="watchword"'} if status == 401 else None
+    if status >= 500:
+        log.error("request_failed", code=exc.code, detail=exc.detail)
+    return problem_response(
+        request,
+        status=status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        pointer=exc.pointer,
+        headers=headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"pointer": _pointer(tuple(e["loc"])), "detail": e["msg"]} for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"pointer": None, "detail": "invalid request"}
+    return problem_response(
+        request,
+        status=422,
+        code="invalid_request",
+        title="Invalid request",
+        detail=f"{first['pointer']}: {first['detail']}",
+        pointer=first["pointer"],
+        extra={"errors": problems},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route matches {request.method} {request.url.path}"
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem_response(
+        request,
+        status=500,
+        code="internal",
+        title="Internal error",
+        detail="an unexpected error occurred; the request id identifies it in the logs",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.WatchwordError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

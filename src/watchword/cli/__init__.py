@@ -1,0 +1,1 @@
+"""The ``watchword`` command line (Typer)."""

@@ -1,0 +1,147 @@
+"""Entry point of the ``watchword`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from watchword import __version__
+from watchword.cli import db as db_commands
+from watchword.cli.output import (
+    CliState,
+    console,
+    emit,
+    err_console,
+    fail,
+    run_with_runtime,
+    settings_from,
+)
+from watchword.errors import WatchwordError
+from watchword.runtime import Runtime
+
+app = typer.Typer(
+    name="watchword",
+    help="Identity broker and authorization engine for multi-tenant platforms.\n\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrator credentials.", no_args_is_help=True)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(admin_app, name="admin")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config file (also WATCHWORD_CONFIG_FILE); env vars override it.",
+            metavar="FILE",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config_file=config)
+
+
+@app.command()
+def version(as_json: JsonOpt = False) -> None:
+    """Print watchword's version."""
+    emit(
+        {"version": __version__, "python": sys.version.split()[0]},
+        as_json=as_json,
+        human=lambda: console.print(f"watchword {__version__}"),
+    )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (WATCHWORD_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (WATCHWORD_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API. Checks the database first and stops with a clear message."""
+    import uvicorn
+
+    from watchword.api.app import create_app
+    from watchword.observability.logging import configure_logging
+
+    settings = settings_from(ctx)
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def preflight() -> None:
+        runtime = Runtime.create(settings)
+        try:
+            status = await runtime.prepare_schema()
+            await runtime.check_redis()
+        finally:
+            await runtime.close()
+        err_console.print(
+            f"watchword {__version__}: schema {', '.join(sorted(status.current))}, "
+            f"serving on http://{settings.host}:{settings.port}"
+        )
+
+    try:
+        asyncio.run(preflight())
+    except WatchwordError as exc:
+        fail(exc)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Print the effective configuration, secrets redacted."""
+    values = settings_from(ctx).redacted()
+
+    def human() -> None:
+        table = Table("setting", "value", "environment variable")
+        for name, value in values.items():
+            table.add_row(name, "" if value is None else str(value), f"WATCHWORD_{name.upper()}")
+        console.print(table)
+
+    emit(values, as_json=as_json, human=human)
+
+
+@admin_app.command("bootstrap")
+def admin_bootstrap(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Create an administrator key. It is shown once; only its hash is stored."""
+    from watchword.bootstrap import create_admin_key
+
+    async def body(runtime: Runtime) -> dict[str, str]:
+        key, secret = await create_admin_key(runtime.engine, runtime.clock)
+        return {"id": key.id, "key": secret.reveal(), "created_at": key.created_at.isoformat()}
+
+    result = run_with_runtime(ctx, body, as_json=as_json)
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(f"Created admin key [bold]{result['id']}[/]. Store it now; it is not shown again:")
+    console.print(result["key"], soft_wrap=True)
+    console.print("Use it as: Authorization: Bearer <key>")
+
+
+def main() -> None:
+    app()

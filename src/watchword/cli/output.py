@@ -1,0 +1,95 @@
+"""Shared CLI plumbing: settings from the root ``--config``, output, errors → exit codes.
+
+Exit codes: 0 success, 1 failure (the operation could not be done), 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from watchword.config import Settings, load_settings
+from watchword.errors import ConfigurationError, InvalidInput, WatchwordError
+from watchword.runtime import Runtime
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliState",
+    "console",
+    "emit",
+    "fail",
+    "run_with_runtime",
+    "settings_from",
+]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class CliState:
+    config_file: str | None = None
+    settings: Settings | None = None
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    state: CliState = ctx.ensure_object(CliState)
+    if state.settings is None:
+        try:
+            state.settings = load_settings(state.config_file)
+        except ConfigurationError as exc:
+            fail(exc)
+    return state.settings
+
+
+def fail(exc: WatchwordError, *, as_json: bool = False) -> NoReturn:
+    code = EXIT_USAGE if isinstance(exc, ConfigurationError | InvalidInput) else EXIT_FAILURE
+    if as_json:
+        print(json.dumps({"error": {"code": exc.code, "detail": exc.detail}}))
+    else:
+        err_console.print(f"[bold red]error[/] ({exc.code}): {exc.detail}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def emit(data: Any, *, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        human()
+
+
+def run_with_runtime(
+    ctx: typer.Context,
+    body: Callable[[Runtime], Coroutine[Any, Any, T]],
+    *,
+    as_json: bool = False,
+    require_schema: bool = True,
+) -> T:
+    """Open a runtime, run ``body``, close it; domain errors become exit codes."""
+    settings = settings_from(ctx)
+
+    async def run() -> T:
+        runtime = Runtime.create(settings)
+        try:
+            if require_schema:
+                await runtime.prepare_schema()
+            return await body(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    except WatchwordError as exc:
+        fail(exc, as_json=as_json)

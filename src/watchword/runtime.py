@@ -1,0 +1,89 @@
+"""The running pieces one process shares: settings, database engine, Redis, metrics, clock.
+
+The API and the CLI both open a :class:`Runtime` and hand it to the services, so there is
+no import-time global state and tests can build as many as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword.clock import Clock, SystemClock
+from watchword.config import Settings
+from watchword.errors import DatabaseUnavailable, RedisUnavailable
+from watchword.storage import migrate
+from watchword.storage.db import create_engine_for_url, redacted_url
+
+__all__ = ["Runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    redis: aioredis.Redis | None = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    clock: Clock = field(default_factory=SystemClock)
+
+    @classmethod
+    def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        """Build engines and clients; nothing connects until first use."""
+        redis_client = (
+            aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_connect_timeout=settings.database_connect_timeout.total_seconds(),
+                socket_timeout=5,
+            )
+            if settings.redis_url
+            else None
+        )
+        return cls(
+            settings=settings,
+            engine=create_engine_for_url(settings.database_url),
+            redis=redis_client,
+            clock=clock or SystemClock(),
+        )
+
+    async def prepare_schema(self) -> migrate.SchemaStatus:
+        """Development: migrate to the newest schema. Otherwise: refuse an outdated one."""
+        if self.settings.is_development:
+            await self.check_database()
+            await migrate.upgrade_engine(self.engine)
+        return await migrate.ensure_current(self.engine)
+
+    async def check_database(self) -> None:
+        timeout = self.settings.database_connect_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else _first_line(exc)
+            raise DatabaseUnavailable(
+                f"database {redacted_url(self.engine.url)} is unreachable: {reason}"
+            ) from exc
+
+    async def check_redis(self) -> None:
+        if self.redis is None:
+            return
+        try:
+            await self.redis.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text_ = str(orig).strip()
+    return (text_.splitlines()[0] if text_ else type(orig).__name__)[:200]
