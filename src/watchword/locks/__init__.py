@@ -1,0 +1,36 @@
+"""Refresh-once locks: at most one holder per key across processes, fenced and prompt.
+
+Public API::
+
+    locks = Locks(MemoryBackend(), metrics=LockMetrics(registry))
+    async with locks.hold(key, ttl=timedelta(seconds=15), wait=timedelta(seconds=15)) as lease:
+        ...
+
+Backends: :class:`MemoryBackend` (one process), :class:`RedisBackend`,
+:class:`PostgresBackend`, :class:`SQLiteBackend`; :func:`open_backend` picks one from a
+URL. :func:`refresh_once` is the take-lock / re-read / refresh-if-needed / fenced-write
+pattern built on top.
+"""
+
+from __future__ import annotations
+
+from watchword.locks.backend import LockBackend, ReleaseSignal
+from watchword.locks.errors import LockLost
+from watchword.locks.front import MAX_KEY_LENGTH, Locks
+from watchword.locks.lease import Attempt, Lease, new_holder_id
+from watchword.locks.memory import MemoryBackend
+from watchword.locks.metrics import AcquireOutcome, LockMetrics
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "AcquireOutcome",
+    "Attempt",
+    "Lease",
+    "LockBackend",
+    "LockLost",
+    "LockMetrics",
+    "Locks",
+    "MemoryBackend",
+    "ReleaseSignal",
+    "new_holder_id",
+]
