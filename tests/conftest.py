@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh PostgreSQL database per test run, a Redis keyspace per test
-run, and in-memory SQLite.
+run, in-memory SQLite, and an app on a migrated in-memory database (``runtime``, ``app``,
+``client``).
 
 PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) are real servers.
 Without ``CI=true`` a test that needs one that is down is skipped with a message saying
@@ -13,12 +14,19 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import psycopg
 import pytest
 import redis
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from watchword.api.app import create_app
+from watchword.clock import FakeClock
+from watchword.config import load_settings
+from watchword.runtime import Runtime
 from watchword.storage.db import create_engine_for_url
+from watchword.storage.migrate import upgrade_engine
 
 PG_ADMIN_DSN = os.environ.get(
     "WATCHWORD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -63,9 +71,7 @@ def pg_dsn() -> Iterator[str]:
 def pg_url(pg_dsn: str) -> str:
     """SQLAlchemy URL (psycopg 3 driver) of the per-run PostgreSQL database."""
     parts = dict(item.split("=", 1) for item in pg_dsn.split())
-    return (
-        f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
-    )
+    return f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +108,24 @@ async def sqlite_engine() -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def runtime(sqlite_engine: AsyncEngine) -> Runtime:
+    """A runtime on a migrated in-memory SQLite database with a FakeClock."""
+    await upgrade_engine(sqlite_engine)
+    return Runtime(settings=load_settings(environ={}), engine=sqlite_engine, clock=FakeClock())
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> FastAPI:
+    """The real app factory's app over ``runtime``."""
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking ASGI to ``app``."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://watchword.test") as c:
+        yield c

@@ -130,9 +130,13 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str | None, info: Any) -> str | None:
         if value is None or value == "":
             return None
-        allowed = ("redis://", "rediss://", "unix://") if info.field_name == "redis_url" else (
-            "http://",
-            "https://",
+        allowed = (
+            ("redis://", "rediss://", "unix://")
+            if info.field_name == "redis_url"
+            else (
+                "http://",
+                "https://",
+            )
         )
         if not value.startswith(allowed):
             raise ValueError(f"must start with one of {', '.join(allowed)}")

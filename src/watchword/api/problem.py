@@ -8,7 +8,7 @@ subclass inherits its parent's status.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,7 +56,7 @@ log = get_logger("watchword.api")
 def status_for(exc: errors.WatchwordError) -> int:
     for cls in type(exc).__mro__:
         if cls in _STATUS:
-            return _STATUS[cls]  # type: ignore[index]
+            return _STATUS[cls]
     return 500
 
 
@@ -96,7 +96,7 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, errors.WatchwordError)
+    exc = cast(errors.WatchwordError, exc)
     status = status_for(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="watchword"'} if status == 401 else None
     if status >= 500:
@@ -113,10 +113,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"pointer": _pointer(tuple(e["loc"])), "detail": e["msg"]} for e in exc.errors()
-    ]
+    exc = cast(RequestValidationError, exc)
+    problems = [{"pointer": _pointer(tuple(e["loc"])), "detail": e["msg"]} for e in exc.errors()]
     first = problems[0] if problems else {"pointer": None, "detail": "invalid request"}
     return problem_response(
         request,
@@ -130,7 +128,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":

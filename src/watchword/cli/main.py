@@ -138,7 +138,9 @@ def admin_bootstrap(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    console.print(f"Created admin key [bold]{result['id']}[/]. Store it now; it is not shown again:")
+    console.print(
+        f"Created admin key [bold]{result['id']}[/]. Store it now; it is not shown again:"
+    )
     console.print(result["key"], soft_wrap=True)
     console.print("Use it as: Authorization: Bearer <key>")
 

@@ -98,8 +98,7 @@ def _run_command(url: str, action: object) -> None:
         raise InvalidInput(f"migration failed: {exc}") from exc
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(
-            f"database {redacted_url(url)} is unreachable or refused the migration: "
-            f"{_reason(exc)}"
+            f"database {redacted_url(url)} is unreachable or refused the migration: {_reason(exc)}"
         ) from exc
 
 

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from watchword.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    for key in list(__import__("os").environ):
+        if key.startswith("WATCHWORD_") and not key.startswith("WATCHWORD_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("WATCHWORD_DATABASE_URL", url)
+    return url
+
+
+def test_cli_version_json() -> None:
+    result = runner.invoke(app, ["version", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["version"]
+
+
+def test_cli_db_upgrade_current_downgrade(db_env: str) -> None:
+    behind = runner.invoke(app, ["db", "current", "--json"])
+    assert behind.exit_code == 0 and json.loads(behind.stdout)["up_to_date"] is False
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    now = json.loads(runner.invoke(app, ["db", "current", "--json"]).stdout)
+    assert now["up_to_date"] is True and now["current"] == now["heads"]
+    assert runner.invoke(app, ["db", "downgrade", "base"]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["db", "current", "--json"]).stdout)["current"] == []
+
+
+def test_cli_admin_bootstrap_refuses_unmigrated_database(db_env: str) -> None:
+    result = runner.invoke(app, ["admin", "bootstrap"])
+    assert result.exit_code == 1
+    assert "watchword db upgrade" in result.stderr
+
+
+def test_cli_admin_bootstrap_prints_key_once(db_env: str) -> None:
+    runner.invoke(app, ["db", "upgrade"])
+    result = runner.invoke(app, ["admin", "bootstrap", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["key"].startswith("wwb_") and data["id"].startswith("adm_")
+
+
+def test_cli_config_show_redacts_and_bad_config_exits_2(
+    db_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHWORD_REDIS_URL", "redis://user:topsecret@cache:6379/0")
+    shown = runner.invoke(app, ["config", "show", "--json"])
+    assert shown.exit_code == 0 and "topsecret" not in shown.stdout
+    assert json.loads(shown.stdout)["database_url"] == db_env
+
+    monkeypatch.setenv("WATCHWORD_PORT", "not-a-port")
+    bad = runner.invoke(app, ["config", "show"])
+    assert bad.exit_code == 2
+    assert "WATCHWORD_PORT" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_cli_unknown_setting_exits_2(db_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHWORD_PROT", "1")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2 and "WATCHWORD_PROT" in result.stderr
+
+
+def test_cli_serve_unreachable_database_exits_1_without_traceback(
+    db_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHWORD_DATABASE_URL", "postgresql://u:pw@127.0.0.1:1/x")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "unreachable" in result.stderr and "Traceback" not in result.output
+    assert ":pw@" not in result.output
+
+
+def test_cli_serve_refuses_outdated_schema_in_production(db_env: str) -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1 and "watchword db upgrade" in result.stderr

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import structlog
+
+from watchword.config import LogFormat
+from watchword.observability.logging import configure_logging
+from watchword.observability.redaction import redact_text, redact_value
+from watchword.secret import Secret
+
+
+def test_redact_text_masks_tokens_bearer_and_url_passwords() -> None:
+    line = (
+        "got wwb_abcdefghijklmnopqrstuvwxyz0123 and Bearer eyJhbGciOi.xyz.abc "
+        "from postgresql://app:s3cret@db/x"
+    )
+    out = redact_text(line)
+    assert "abcdefghijklmnop" not in out
+    assert "eyJhbGciOi" not in out
+    assert "s3cret" not in out and "app:" in out
+
+
+def test_redact_value_by_key_name_and_secret_type() -> None:
+    assert redact_value("password", "pw") != "pw"
+    assert redact_value("client_secret", "x") != "x"
+    assert redact_value("anything", Secret("v")) != "v"
+    nested = redact_value("ctx", {"headers": {"Authorization": "Basic abc"}, "user": "alice"})
+    assert nested["headers"]["Authorization"] != "Basic abc" and nested["user"] == "alice"
+
+
+async def test_logs_carry_request_id_and_never_secrets(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", LogFormat.JSON)
+    try:
+        r = await client.get(
+            "/v1/admin/whoami",
+            headers={"X-Request-ID": "req-42", "Authorization": "Bearer wwb_" + "Q" * 40},
+        )
+        structlog.get_logger("t").info("probe", token="wwi_" + "Z" * 30)
+    finally:
+        structlog.reset_defaults()
+    assert r.status_code == 401
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    request_lines = [x for x in lines if x.get("event") == "request"]
+    assert request_lines and all(x["request_id"] == "req-42" for x in request_lines)
+    text = json.dumps(lines)
+    assert "Q" * 40 not in text and "Z" * 30 not in text

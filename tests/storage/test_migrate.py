@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from watchword.errors import DatabaseUnavailable, SchemaOutdated
+from watchword.storage import migrate
+from watchword.storage.db import create_engine_for_url
+
+
+def _tables(url: str) -> set[str]:
+    async def run() -> set[str]:
+        engine = create_engine_for_url(url)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _roundtrip(url: str) -> None:
+    assert migrate.current_revisions(url).current == frozenset()
+    migrate.upgrade(url)
+    status = migrate.current_revisions(url)
+    assert status.is_current and status.current == migrate.head_revisions()
+    assert {"admin_keys", migrate.VERSION_TABLE} <= _tables(url)
+    migrate.downgrade(url, "base")
+    assert migrate.current_revisions(url).current == frozenset()
+    assert "admin_keys" not in _tables(url)
+    migrate.upgrade(url)
+    assert migrate.current_revisions(url).is_current
+
+
+def test_migrate_sqlite_upgrade_downgrade_roundtrip(tmp_path: Path) -> None:
+    _roundtrip(f"sqlite+aiosqlite:///{tmp_path / 'ww.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_migrate_postgres_upgrade_downgrade_roundtrip(pg_url: str) -> None:
+    _roundtrip(pg_url)
+
+
+async def test_ensure_current_refuses_empty_schema_naming_the_fix(tmp_path: Path) -> None:
+    engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    try:
+        with pytest.raises(SchemaOutdated, match="watchword db upgrade"):
+            await migrate.ensure_current(engine)
+        await migrate.upgrade_engine(engine)
+        assert (await migrate.ensure_current(engine)).is_current
+    finally:
+        await engine.dispose()
+
+
+async def test_schema_status_unreachable_database_is_unavailable() -> None:
+    engine = create_engine_for_url("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
+    try:
+        with pytest.raises(DatabaseUnavailable) as info:
+            await migrate.schema_status(engine)
+        assert "pw" not in info.value.detail
+    finally:
+        await engine.dispose()
