@@ -1,0 +1,119 @@
+"""SQLite lock backend: several processes on one host sharing a database file.
+
+The same lease table and single-statement compare-and-swap as PostgreSQL (SQLite runs
+one writer at a time, so the upsert is atomic; ``busy_timeout`` queues the others).
+
+Time is the injected :class:`~watchword.clock.Clock`: every process is on the same
+host, so they share its clock.
+
+Wake-up: SQLite has no cross-process notification. Waiters in the same process (same
+backend object) are woken at once by a release; waiters in other processes poll with a
+cheap read every ``poll_interval`` (default 5 ms) and only retry the write when the key
+looks free. That is short polling, on purpose: it is the embedded, one-host deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, DateTime, literal
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword.clock import Clock, SystemClock
+from watchword.locks.backend import ReleaseSignal
+from watchword.locks.lease import Attempt, Lease
+from watchword.locks.signal import EventSignal, SignalHub
+from watchword.locks.sql import LeaseTable
+
+__all__ = ["ClockTime", "SQLiteBackend"]
+
+
+class ClockTime:
+    """ "now" is the injected clock, bound as a parameter."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> ColumnElement[datetime]:
+        return literal(self._clock.now(), DateTime(timezone=True))
+
+    def after(self, ttl: timedelta) -> ColumnElement[datetime]:
+        return literal(self._clock.now() + ttl, DateTime(timezone=True))
+
+
+class _PollingSignal:
+    """Woken by a local release at once, or by seeing the key free on a poll."""
+
+    __slots__ = ("_interval", "_key", "_local", "_table")
+
+    def __init__(self, local: EventSignal, table: LeaseTable, key: str, interval: float) -> None:
+        self._local = local
+        self._table = table
+        self._key = key
+        self._interval = interval
+
+    async def wait(self, limit: timedelta) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit.total_seconds()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            step = timedelta(seconds=min(self._interval, remaining))
+            if await self._local.wait(step):
+                return True
+            if await self._table.is_free(self._key):
+                return True
+
+
+class SQLiteBackend:
+    """Leases in ``lock_leases`` of a SQLite file; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        poll_interval: timedelta = timedelta(milliseconds=5),
+    ) -> None:
+        if engine.dialect.name != "sqlite":
+            raise ValueError("SQLiteBackend needs a SQLite engine")
+        if poll_interval <= timedelta(0):
+            raise ValueError("poll_interval must be positive")
+        self._table = LeaseTable(
+            engine, ClockTime(clock if clock is not None else SystemClock()), label="SQLite"
+        )
+        self._hub = SignalHub()
+        self._poll = poll_interval.total_seconds()
+
+    @property
+    def name(self) -> str:
+        return "sqlite"
+
+    async def try_acquire(self, key: str, holder: str, ttl: timedelta) -> Attempt:
+        return await self._table.try_acquire(key, holder, ttl)
+
+    async def renew(self, lease: Lease, ttl: timedelta) -> Lease | None:
+        return await self._table.renew(lease, ttl)
+
+    async def release(self, lease: Lease) -> bool:
+        released = await self._table.release(lease)
+        if released:
+            self._hub.notify(lease.key)
+        return released
+
+    def watch(self, key: str) -> AbstractAsyncContextManager[ReleaseSignal]:
+        return self._watch(key)
+
+    @asynccontextmanager
+    async def _watch(self, key: str) -> AsyncIterator[ReleaseSignal]:
+        async with self._hub.watch(key) as local:
+            yield _PollingSignal(local, self._table, key, self._poll)
+
+    async def aclose(self) -> None:
+        return None
