@@ -16,10 +16,15 @@ from __future__ import annotations
 
 from watchword.locks.backend import LockBackend, ReleaseSignal
 from watchword.locks.errors import LockLost
+from watchword.locks.factory import open_backend
 from watchword.locks.front import MAX_KEY_LENGTH, Locks
 from watchword.locks.lease import Attempt, Lease, new_holder_id
 from watchword.locks.memory import MemoryBackend
 from watchword.locks.metrics import AcquireOutcome, LockMetrics
+from watchword.locks.postgres import PostgresBackend
+from watchword.locks.redis import RedisBackend
+from watchword.locks.refresh_once import Refreshable, RefreshOutcome, RefreshSteps, refresh_once
+from watchword.locks.sqlite import SQLiteBackend
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -31,6 +36,14 @@ __all__ = [
     "LockMetrics",
     "Locks",
     "MemoryBackend",
+    "PostgresBackend",
+    "RedisBackend",
+    "RefreshOutcome",
+    "RefreshSteps",
+    "Refreshable",
     "ReleaseSignal",
+    "SQLiteBackend",
     "new_holder_id",
+    "open_backend",
+    "refresh_once",
 ]

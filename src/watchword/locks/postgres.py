@@ -62,12 +62,15 @@ class ServerTime:
 class PostgresBackend:
     """Leases in ``lock_leases`` (migration ``0002_locks``), releases announced by NOTIFY."""
 
-    def __init__(self, engine: AsyncEngine, *, channel: str = DEFAULT_CHANNEL) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, channel: str = DEFAULT_CHANNEL, owns_engine: bool = False
+    ) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError("PostgresBackend needs a PostgreSQL engine")
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", channel):
             raise ValueError("channel must be a plain lower-case PostgreSQL identifier")
         self._engine = engine
+        self._owns_engine = owns_engine
         self._table = LeaseTable(engine, ServerTime(), label="PostgreSQL")
         self._channel = channel
         self._hub = SignalHub()
@@ -155,3 +158,5 @@ class PostgresBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+        if self._owns_engine:
+            await self._engine.dispose()

@@ -80,11 +80,14 @@ class SQLiteBackend:
         *,
         clock: Clock | None = None,
         poll_interval: timedelta = timedelta(milliseconds=5),
+        owns_engine: bool = False,
     ) -> None:
         if engine.dialect.name != "sqlite":
             raise ValueError("SQLiteBackend needs a SQLite engine")
         if poll_interval <= timedelta(0):
             raise ValueError("poll_interval must be positive")
+        self._engine = engine
+        self._owns_engine = owns_engine
         self._table = LeaseTable(
             engine, ClockTime(clock if clock is not None else SystemClock()), label="SQLite"
         )
@@ -116,4 +119,5 @@ class SQLiteBackend:
             yield _PollingSignal(local, self._table, key, self._poll)
 
     async def aclose(self) -> None:
-        return None
+        if self._owns_engine:
+            await self._engine.dispose()

@@ -1,0 +1,111 @@
+"""Refresh-once: however many tasks and replicas ask, one upstream refresh per generation.
+
+::
+
+    outcome = await refresh_once(locks, "refresh:" + session_id, target,
+                                 ttl=timedelta(seconds=15), wait=timedelta(seconds=15))
+
+1. (optional fast path) read; if no refresh is needed, return without locking;
+2. take the lock on ``key``;
+3. **read again**: another holder may have refreshed while we waited; then return its
+   result (``refreshed=False``) instead of calling the upstream a second time;
+4. refresh (the upstream call) only if still needed;
+5. store under the lease's fence: ``store(fresh, fence)`` must write only if ``fence``
+   is newer than the fence stored beside the record
+   (:func:`watchword.storage.optimistic.update_fenced`), so a holder whose lease expired
+   and was taken over cannot overwrite its successor; a refused write raises
+   :class:`~watchword.locks.errors.LockLost`;
+6. release.
+
+The lock's ``ttl`` must cover the whole critical section, upstream call included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Generic, Protocol, TypeVar
+
+from watchword.locks.errors import LockLost
+from watchword.locks.front import Locks
+
+__all__ = ["RefreshOutcome", "RefreshSteps", "Refreshable", "refresh_once"]
+
+_T = TypeVar("_T")
+
+
+class Refreshable(Protocol[_T]):
+    """The four steps of refreshing one record."""
+
+    async def load(self) -> _T:
+        """Read the record as it is now."""
+        ...
+
+    def needs_refresh(self, current: _T) -> bool:
+        """Whether ``current`` must be refreshed (pure: no I/O, no clock reads of its own)."""
+        ...
+
+    async def refresh(self, current: _T) -> _T:
+        """Call the upstream; the only step that must happen at most once per generation."""
+        ...
+
+    async def store(self, fresh: _T, fence: int) -> bool:
+        """Write ``fresh`` if ``fence`` is newer than the stored one; ``False`` if refused."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSteps(Generic[_T]):
+    """A :class:`Refreshable` made of four callables."""
+
+    load_fn: Callable[[], Awaitable[_T]]
+    needs_refresh_fn: Callable[[_T], bool]
+    refresh_fn: Callable[[_T], Awaitable[_T]]
+    store_fn: Callable[[_T, int], Awaitable[bool]]
+
+    async def load(self) -> _T:
+        return await self.load_fn()
+
+    def needs_refresh(self, current: _T) -> bool:
+        return self.needs_refresh_fn(current)
+
+    async def refresh(self, current: _T) -> _T:
+        return await self.refresh_fn(current)
+
+    async def store(self, fresh: _T, fence: int) -> bool:
+        return await self.store_fn(fresh, fence)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome(Generic[_T]):
+    """``value`` is the record after the call; ``refreshed`` says whether this call did
+    the upstream refresh, under lease ``fence``."""
+
+    value: _T
+    refreshed: bool
+    fence: int | None = None
+
+
+async def refresh_once(
+    locks: Locks,
+    key: str,
+    target: Refreshable[_T],
+    *,
+    ttl: timedelta,
+    wait: timedelta,
+    check_first: bool = True,
+) -> RefreshOutcome[_T]:
+    """Refresh ``target`` unless it is fresh or somebody else just refreshed it."""
+    if check_first:
+        current = await target.load()
+        if not target.needs_refresh(current):
+            return RefreshOutcome(current, refreshed=False)
+    async with locks.hold(key, ttl=ttl, wait=wait) as lease:
+        current = await target.load()
+        if not target.needs_refresh(current):
+            return RefreshOutcome(current, refreshed=False)
+        fresh = await target.refresh(current)
+        if not await target.store(fresh, lease.fence):
+            raise LockLost(key, lease.fence)
+        return RefreshOutcome(fresh, refreshed=True, fence=lease.fence)
