@@ -21,7 +21,13 @@ from watchword.ids import new_id
 from watchword.secret import Secret, sha256_hex
 from watchword.storage.tables import admin_keys
 
-__all__ = ["AdminKey", "create_admin_key", "list_admin_keys", "revoke_admin_key", "verify_admin_key"]
+__all__ = [
+    "AdminKey",
+    "create_admin_key",
+    "list_admin_keys",
+    "revoke_admin_key",
+    "verify_admin_key",
+]
 
 KEY_PREFIX = "wwb_"
 _ALPHABET = string.ascii_letters + string.digits

@@ -114,6 +114,38 @@ class Settings(BaseSettings):
         default=0.0, description="Fraction of authorization decisions logged (0 = off)."
     )
 
+    # --- identity and RBAC ---
+    issuer_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="watchword's own issuer URL; every issuer value it writes or compares for "
+        "local subjects comes from here, never from a request's Host header.",
+    )
+    authz_claim: str = Field(
+        default="https://watchword.dev/authz",
+        description="Namespaced userinfo/token claim carrying {acctype, orgIds}.",
+    )
+    acl_cache_ttl: Duration = Field(
+        default=timedelta(seconds=60), description="Upper bound on a cached ACL's staleness."
+    )
+
+    # --- API tokens ---
+    token_grace_period: Duration = Field(
+        default=timedelta(days=1),
+        description="How long a rotated integration token stays valid.",
+    )
+    token_rotation_cache_ttl: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long a rotated integration token is served from cache before rotating.",
+    )
+    token_verify_cache_ttl: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long a verified token is trusted from cache: the revocation bound.",
+    )
+    token_retention: Duration = Field(
+        default=timedelta(days=7),
+        description="How long the janitor keeps expired tokens before deleting them.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:

@@ -7,7 +7,9 @@ no import-time global state and tests can build as many as they like.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
@@ -23,6 +25,8 @@ from watchword.storage.db import create_engine_for_url, redacted_url
 
 __all__ = ["Runtime"]
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
 class Runtime:
@@ -31,6 +35,19 @@ class Runtime:
     redis: aioredis.Redis | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     clock: Clock = field(default_factory=SystemClock)
+    _services: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
+
+    def service(self, factory: Callable[[Runtime], T]) -> T:
+        """The process-wide instance that ``factory`` builds from this runtime (built once).
+
+        Subsystems keep their long-lived objects (caches, engines, lock clients) here, so
+        each runtime (one per app or CLI command, several in tests) has its own.
+        """
+        try:
+            return self._services[factory]  # type: ignore[no-any-return]
+        except KeyError:
+            instance = self._services[factory] = factory(self)
+            return instance
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:

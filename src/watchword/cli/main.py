@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from typing import Annotated
@@ -37,6 +38,25 @@ admin_app = typer.Typer(help="Administrator credentials.", no_args_is_help=True)
 app.add_typer(db_commands.app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
+
+# Each module exposes ``app`` (a Typer) and ``NAME`` (its command group).
+COMMAND_MODULES: tuple[str, ...] = (
+    "watchword.cli.authz",
+    "watchword.cli.policy",
+    "watchword.cli.rbac",
+    "watchword.cli.migrate_legacy",
+    "watchword.cli.token",
+    "watchword.cli.lock",
+)
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _name:
+            raise
+        continue
+    for _typer, _group in getattr(_module, "GROUPS", [(_module.app, _module.NAME)]):
+        app.add_typer(_typer, name=_group)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
