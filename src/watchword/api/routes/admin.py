@@ -26,7 +26,7 @@ class WhoAmI(BaseModel):
 
 @router.get("/whoami", summary="The administrator credential in use")
 async def whoami(admin: AdminDep) -> WhoAmI:
-    return WhoAmI(kind="admin_key", id=admin.id)
+    return WhoAmI(kind=admin.kind, id=admin.id)
 
 
 @router.get("/keys", summary="Bootstrap admin keys (never their secrets)")
