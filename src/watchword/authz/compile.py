@@ -47,7 +47,9 @@ class Vote:
     permission: Permission
 
 
-def block_vote(policy: Policy, role: Role, level: Level, type_name: str, action: str) -> Vote | None:
+def block_vote(
+    policy: Policy, role: Role, level: Level, type_name: str, action: str
+) -> Vote | None:
     """Verdict of one role's block at ``level`` for (type, action); ``None`` abstains."""
     memo_key = (role.name, level, type_name, action)
     memo = policy.verdicts
@@ -95,6 +97,7 @@ def _decision(vote: Vote, decided_by: DecidedBy) -> Decision:
 
 def _decisions_by_key(
     policy: Policy,
+    *,
     roles_by_key: Mapping[str, frozenset[str]],
     level: Level,
     type_name: str,
@@ -154,7 +157,11 @@ class CompiledSubject:
 
     def __init__(self, policy: Policy, subject: Subject) -> None:
         # Resolve every role name now: an unknown one raises here, not at check time.
-        for names in (subject.global_roles, *subject.org_roles.values(), *subject.project_roles.values()):
+        for names in (
+            subject.global_roles,
+            *subject.org_roles.values(),
+            *subject.project_roles.values(),
+        ):
             for name in names:
                 policy.role(name)
         self.policy = policy
@@ -176,10 +183,20 @@ class CompiledSubject:
         gvote = level_vote(policy, subject.global_roles, Level.GLOBAL, type_name, action)
         owner_gvote = level_vote(policy, subject.global_roles, Level.OWNER, type_name, action)
         owner_org = _decisions_by_key(
-            policy, subject.org_roles, Level.OWNER, type_name, action, DecidedBy.OWNER
+            policy,
+            roles_by_key=subject.org_roles,
+            level=Level.OWNER,
+            type_name=type_name,
+            action=action,
+            decided_by=DecidedBy.OWNER,
         )
         owner_project = _decisions_by_key(
-            policy, subject.project_roles, Level.OWNER, type_name, action, DecidedBy.OWNER
+            policy,
+            roles_by_key=subject.project_roles,
+            level=Level.OWNER,
+            type_name=type_name,
+            action=action,
+            decided_by=DecidedBy.OWNER,
         )
         owner_global = None if owner_gvote is None else _decision(owner_gvote, DecidedBy.OWNER)
         scope = subject.scope
@@ -195,10 +212,20 @@ class CompiledSubject:
             key=self.key,
             global_decision=None if gvote is None else _decision(gvote, DecidedBy.GLOBAL),
             org=_decisions_by_key(
-                policy, subject.org_roles, Level.ORGANIZATION, type_name, action, DecidedBy.ORGANIZATION
+                policy,
+                roles_by_key=subject.org_roles,
+                level=Level.ORGANIZATION,
+                type_name=type_name,
+                action=action,
+                decided_by=DecidedBy.ORGANIZATION,
             ),
             project=_decisions_by_key(
-                policy, subject.project_roles, Level.PROJECT, type_name, action, DecidedBy.PROJECT
+                policy,
+                roles_by_key=subject.project_roles,
+                level=Level.PROJECT,
+                type_name=type_name,
+                action=action,
+                decided_by=DecidedBy.PROJECT,
             ),
             owner_global=owner_global,
             owner_org=owner_org,
@@ -207,7 +234,10 @@ class CompiledSubject:
             groups=subject.groups,
             nothing=_NOTHING,
             acl_user=Decision(
-                allowed=True, decided_by=DecidedBy.ACL, acl_entry=f"user:{self.key}", scope_allowed=True
+                allowed=True,
+                decided_by=DecidedBy.ACL,
+                acl_entry=f"user:{self.key}",
+                scope_allowed=True,
             ),
             scope_unrestricted=names_ok and any_id,
             scope_names_ok=names_ok,

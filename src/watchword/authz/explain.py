@@ -131,8 +131,9 @@ class Explanation:
 
 
 def _matches(
-    compiled: CompiledSubject, source: str, names: Iterable[str], level: Level, t: str, a: str
+    compiled: CompiledSubject, source: str, names: Iterable[str], level: Level, q: tuple[str, str]
 ) -> list[Match]:
+    t, a = q
     policy = compiled.policy
     return [
         Match(source, name, perm)
@@ -159,7 +160,7 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
         StageReport(
             DecidedBy.GLOBAL,
             _verdict(level_vote(policy, g_names, Level.GLOBAL, t, action)),
-            tuple(_matches(compiled, "global", g_names, Level.GLOBAL, t, action)),
+            tuple(_matches(compiled, "global", g_names, Level.GLOBAL, (t, action))),
             f"global roles: {', '.join(sorted(g_names)) or 'none'}",
         )
     )
@@ -175,7 +176,9 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
         StageReport(
             DecidedBy.ORGANIZATION,
             _verdict(level_vote(policy, org_names, Level.ORGANIZATION, t, action)),
-            tuple(_matches(compiled, f"org {obj.org_id}", org_names, Level.ORGANIZATION, t, action)),
+            tuple(
+                _matches(compiled, f"org {obj.org_id}", org_names, Level.ORGANIZATION, (t, action))
+            ),
             note,
         )
     )
@@ -192,7 +195,7 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
         StageReport(
             DecidedBy.PROJECT,
             _verdict(level_vote(policy, prj_names, Level.PROJECT, t, action)),
-            tuple(_matches(compiled, f"project {prj}", prj_names, Level.PROJECT, t, action)),
+            tuple(_matches(compiled, f"project {prj}", prj_names, Level.PROJECT, (t, action))),
             note,
         )
     )
@@ -208,7 +211,9 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
         )
         votes = [level_vote(policy, names, Level.OWNER, t, action) for _, names in sources]
         owner_matches = [
-            m for src, names in sources for m in _matches(compiled, src, names, Level.OWNER, t, action)
+            m
+            for src, names in sources
+            for m in _matches(compiled, src, names, Level.OWNER, (t, action))
         ]
         if any(v is not None and v.effect is Effect.DENY for v in votes):
             owner_verdict = Verdict.DENY

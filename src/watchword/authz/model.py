@@ -85,7 +85,9 @@ class DecidedBy(enum.Enum):
 
 def _require_name(value: str, what: str, pointer: str | None = None) -> None:
     if not value or value != value.strip():
-        raise InvalidInput(f"{what} must be a non-empty string without surrounding spaces", pointer=pointer)
+        raise InvalidInput(
+            f"{what} must be a non-empty string without surrounding spaces", pointer=pointer
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +343,9 @@ def _validate_role(role: Role, registry: Registry) -> None:
         for i, perm in enumerate(perms):
             base = f"/permissions/{level.value}/{i}"
             if not perm.actions:
-                raise InvalidInput("a permission needs at least one action", pointer=f"{base}/actions")
+                raise InvalidInput(
+                    "a permission needs at least one action", pointer=f"{base}/actions"
+                )
             if perm.resource_type == WILDCARD:
                 allowed = known_actions
             else:
@@ -374,9 +378,9 @@ class Policy:
     version: int = 1
     # Memo of role block verdicts keyed by (role, level, type, action); values are immutable
     # so sharing it between threads is safe (a race only computes an entry twice).
-    verdicts: dict[
-        tuple[str, Level, str, str], tuple[Effect, Permission] | None
-    ] = field(default_factory=dict, compare=False, repr=False)
+    verdicts: dict[tuple[str, Level, str, str], tuple[Effect, Permission] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, registry: Registry, roles: Iterable[Role], version: int = 1) -> Policy:
@@ -388,13 +392,17 @@ class Policy:
                 exc.pointer = f"/roles/{i}{exc.pointer or ''}"
                 raise
             if role.name in by_name:
-                raise InvalidInput(f"role {role.name!r} is defined twice", pointer=f"/roles/{i}/name")
+                raise InvalidInput(
+                    f"role {role.name!r} is defined twice", pointer=f"/roles/{i}/name"
+                )
             by_name[role.name] = role
         return cls(registry, MappingProxyType(by_name), version)
 
     def with_role(self, role: Role) -> Policy:
         _validate_role(role, self.registry)
-        return Policy(self.registry, MappingProxyType({**self.roles, role.name: role}), self.version + 1)
+        return Policy(
+            self.registry, MappingProxyType({**self.roles, role.name: role}), self.version + 1
+        )
 
     def without_role(self, name: str) -> Policy:
         if name not in self.roles:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias, assert_never
+from typing import TypeAlias, assert_never, cast
 
 from watchword.authz.model import WILDCARD, Object
 from watchword.errors import InvalidInput, UnsupportedPredicate
@@ -285,7 +285,7 @@ def compile_predicate(node: Node) -> Callable[[Object], bool]:
     src = _Source()
     body = src.expr(node)
     fn = _generate(f"def _pred(o):\n    return bool({body})\n", src.names, "_pred")
-    return fn  # type: ignore[return-value]
+    return cast("Callable[[Object], bool]", fn)
 
 
 def compile_filter(node: Node, type_name: str) -> Callable[[Sequence[Object]], list[Object]]:
@@ -299,7 +299,7 @@ def compile_filter(node: Node, type_name: str) -> Callable[[Sequence[Object]], l
         f"    return [o for o in objs if (o.type == {type_const} or {wrong}(o)) and {body}]\n"
     )
     fn = _generate(source, src.names, "_filter")
-    return fn  # type: ignore[return-value]
+    return cast("Callable[[Sequence[Object]], list[Object]]", fn)
 
 
 # JSON form ------------------------------------------------------------------------------

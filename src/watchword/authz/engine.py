@@ -1,0 +1,255 @@
+"""The engine: the current policy, plus metrics, spans and the decision log around the core.
+
+Invariants this module owns:
+
+- Every change to roles or resource types installs a new :class:`Policy` with a higher
+  version, atomically (one attribute swap); a failed change leaves the old one active.
+- A :class:`CompiledSubject` compiled against an older policy is refused with
+  :class:`StaleSubject` (never silently answered from old roles); :meth:`Engine.refresh`
+  recompiles it.
+- One check in ``observe_every`` is timed into the histogram and traced; errors are always
+  counted. The decision log (if any) samples independently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from opentelemetry import trace
+from opentelemetry.trace import Tracer, TracerProvider
+
+from watchword.authz.compile import CompiledSubject, compile_subject
+from watchword.authz.decisionlog import DecisionEvent, DecisionLog
+from watchword.authz.evaluate import (
+    FILTER_PREPARE_THRESHOLD,
+    Prepared,
+    check,
+    filter_objects,
+    prepare,
+)
+from watchword.authz.explain import Explanation, explain
+from watchword.authz.metrics import AuthzMetrics
+from watchword.authz.model import Decision, Object, Policy, ResourceType, Role, Subject
+from watchword.clock import Clock, SystemClock
+from watchword.errors import VersionConflict, WatchwordError
+
+__all__ = ["DEFAULT_OBSERVE_EVERY", "TRACER_NAME", "Engine", "StaleSubject"]
+
+TRACER_NAME = "watchword.authz"
+# Measured in benchmarks/authz (observability section): timing + histogram + no-op span cost
+# about 1.5 µs, i.e. more than a whole check; 1 in 64 keeps the average overhead near 2 %.
+DEFAULT_OBSERVE_EVERY = 64
+
+
+class StaleSubject(VersionConflict):
+    """The compiled subject predates the current policy; recompile (``Engine.refresh``)."""
+
+    code = "stale_compiled_subject"
+    title = "Compiled subject is older than the current policy"
+
+
+class Engine:
+    """Holds the active policy and answers questions with metrics, spans and decision logs."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        metrics: AuthzMetrics | None = None,
+        tracer_provider: TracerProvider | None = None,
+        observe_every: int = DEFAULT_OBSERVE_EVERY,
+        decision_log: DecisionLog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if observe_every < 1:
+            raise ValueError("observe_every must be at least 1")
+        self._policy = policy
+        self._metrics = metrics
+        self._tracer: Tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+        self._every = observe_every
+        self._tick = 0
+        self._log = decision_log
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        if metrics is not None:
+            metrics.observe_every.set(observe_every)
+
+    # Policy ------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @property
+    def version(self) -> int:
+        return self._policy.version
+
+    def replace_policy(self, policy: Policy) -> None:
+        """Install ``policy`` (its version must be higher than the current one)."""
+        if policy.version <= self._policy.version:
+            raise VersionConflict(
+                f"policy version {policy.version} is not newer than {self._policy.version}"
+            )
+        self._policy = policy
+
+    def put_role(self, role: Role) -> Policy:
+        """Add or replace a role; a role naming unknown types/actions raises, nothing changes."""
+        self._policy = self._policy.with_role(role)
+        return self._policy
+
+    def delete_role(self, name: str) -> Policy:
+        self._policy = self._policy.without_role(name)
+        return self._policy
+
+    def put_resource_type(self, rt: ResourceType) -> Policy:
+        self._policy = self._policy.with_resource_type(rt)
+        return self._policy
+
+    # Questions ---------------------------------------------------------------------------
+
+    def compile(self, subject: Subject) -> CompiledSubject:
+        return compile_subject(self._policy, subject)
+
+    def refresh(self, compiled: CompiledSubject) -> CompiledSubject:
+        """``compiled`` if it is current, else the same subject compiled anew."""
+        if compiled.policy is self._policy:
+            return compiled
+        return compile_subject(self._policy, compiled.subject)
+
+    def _require_current(self, compiled: CompiledSubject) -> None:
+        if compiled.policy is not self._policy:
+            raise StaleSubject(
+                f"compiled against policy version {compiled.policy.version}, "
+                f"current is {self._policy.version}"
+            )
+
+    def check(self, compiled: CompiledSubject, action: str, obj: Object) -> Decision:
+        """Decide one question; see :func:`watchword.authz.evaluate.check`."""
+        if compiled.policy is not self._policy:
+            self._require_current(compiled)
+        tick = self._tick + 1
+        if tick < self._every and self._log is None:
+            self._tick = tick
+            try:
+                return check(compiled, action, obj)
+            except WatchwordError:
+                if self._metrics is not None:
+                    self._metrics.errors.inc()
+                raise
+        self._tick = 0 if tick >= self._every else tick
+        return self._check_observed(compiled, action, obj, sampled=tick >= self._every)
+
+    def _check_observed(
+        self, compiled: CompiledSubject, action: str, obj: Object, *, sampled: bool
+    ) -> Decision:
+        log = self._log if self._log is not None and self._log.take() else None
+        if not sampled and log is None:
+            try:
+                return check(compiled, action, obj)
+            except WatchwordError:
+                if self._metrics is not None:
+                    self._metrics.errors.inc()
+                raise
+        metrics = self._metrics if sampled else None
+        start = time.perf_counter()
+        if not sampled:
+            decision = check(compiled, action, obj)
+            elapsed = time.perf_counter() - start
+        else:
+            with self._tracer.start_as_current_span("authz.check") as span:
+                span.set_attribute("authz.action", action)
+                span.set_attribute("authz.object_type", obj.type)
+                span.set_attribute("authz.subject_roles", compiled.subject.role_count())
+                span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
+                span.set_attribute("authz.object_acl_entries", obj.acl_entry_count())
+                try:
+                    decision = check(compiled, action, obj)
+                except WatchwordError:
+                    if metrics is not None:
+                        metrics.check_error.observe(time.perf_counter() - start)
+                        metrics.errors.inc()
+                    span.set_attribute("authz.outcome", "error")
+                    raise
+                elapsed = time.perf_counter() - start
+                span.set_attribute("authz.outcome", "allowed" if decision.allowed else "denied")
+                span.set_attribute("authz.decided_by", decision.decided_by.value)
+            if metrics is not None:
+                (metrics.check_allowed if decision.allowed else metrics.check_denied).observe(
+                    elapsed
+                )
+        if log is not None:
+            log.sink(
+                DecisionEvent.of(
+                    subject=compiled.key,
+                    action=action,
+                    obj=obj,
+                    decision=decision,
+                    latency=timedelta(seconds=elapsed),
+                    decided_at=self._clock.now(),
+                )
+            )
+        return decision
+
+    def explain(self, compiled: CompiledSubject, action: str, obj: Object) -> Explanation:
+        self._require_current(compiled)
+        with self._tracer.start_as_current_span("authz.explain") as span:
+            span.set_attribute("authz.action", action)
+            span.set_attribute("authz.object_type", obj.type)
+            result = explain(compiled, action, obj)
+            span.set_attribute("authz.outcome", "allowed" if result.decision.allowed else "denied")
+            return result
+
+    def prepare(self, compiled: CompiledSubject, action: str, type_name: str) -> Prepared:
+        """Residual predicate for every object of ``type_name``; always timed and traced."""
+        self._require_current(compiled)
+        metrics = self._metrics
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span("authz.prepare") as span:
+            span.set_attribute("authz.action", action)
+            span.set_attribute("authz.object_type", type_name)
+            span.set_attribute("authz.subject_roles", compiled.subject.role_count())
+            span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
+            try:
+                prepared = prepare(compiled, action, type_name)
+            except WatchwordError:
+                if metrics is not None:
+                    metrics.prepare_error.observe(time.perf_counter() - start)
+                span.set_attribute("authz.outcome", "error")
+                raise
+            elapsed = time.perf_counter() - start
+            span.set_attribute("authz.residual_nodes", prepared.node_count)
+            span.set_attribute("authz.outcome", "ok")
+        if metrics is not None:
+            metrics.prepare_ok.observe(elapsed)
+        return prepared
+
+    def filter(
+        self, compiled: CompiledSubject, action: str, objects: Iterable[Object]
+    ) -> list[Object]:
+        """The objects ``action`` is allowed on (per-object checks below 10, else prepared)."""
+        self._require_current(compiled)
+        items: Sequence[Object] = objects if isinstance(objects, Sequence) else list(objects)
+        if not items:
+            return []
+        metrics = self._metrics
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span("authz.filter") as span:
+            span.set_attribute("authz.action", action)
+            span.set_attribute("authz.object_type", items[0].type)
+            span.set_attribute("authz.objects", len(items))
+            span.set_attribute("authz.prepared", len(items) >= FILTER_PREPARE_THRESHOLD)
+            try:
+                kept = filter_objects(compiled, action, items)
+            except WatchwordError:
+                if metrics is not None:
+                    metrics.filter_duration.labels(outcome="error").observe(
+                        time.perf_counter() - start
+                    )
+                span.set_attribute("authz.outcome", "error")
+                raise
+            span.set_attribute("authz.objects_kept", len(kept))
+            span.set_attribute("authz.outcome", "ok")
+        if metrics is not None:
+            metrics.filter_duration.labels(outcome="ok").observe(time.perf_counter() - start)
+        return kept
