@@ -23,7 +23,8 @@ def upgrade(
     """Migrate the database up to the newest schema (or REVISION)."""
     settings = settings_from(ctx)
     try:
-        migrate.upgrade(settings.database_url, revision)
+        with console.status(f"migrating {redacted_url(settings.database_url)} to {revision}…"):
+            migrate.upgrade(settings.database_url, revision)
         status = migrate.current_revisions(settings.database_url)
     except WatchwordError as exc:
         fail(exc)
@@ -40,7 +41,8 @@ def downgrade(
     """Migrate the database down to REVISION (data in dropped tables is lost)."""
     settings = settings_from(ctx)
     try:
-        migrate.downgrade(settings.database_url, revision)
+        with console.status(f"migrating {redacted_url(settings.database_url)} to {revision}…"):
+            migrate.downgrade(settings.database_url, revision)
         status = migrate.current_revisions(settings.database_url)
     except WatchwordError as exc:
         fail(exc)

@@ -7,29 +7,33 @@ spans cost almost nothing.
 from __future__ import annotations
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-__all__ = ["configure_tracing", "tracer"]
+__all__ = ["build_provider", "configure_tracing"]
 
 _configured: list[TracerProvider] = []
 
 
-def configure_tracing(endpoint: str | None, service_name: str) -> TracerProvider | None:
-    """Install an exporting provider once per process; return it, or None when disabled."""
-    if endpoint is None:
-        return None
-    if _configured:
-        return _configured[0]
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+def build_provider(endpoint: str, service_name: str) -> TracerProvider:
+    """A provider that batches spans to ``endpoint`` (OTLP/HTTP protobuf)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
-    _configured.append(provider)
     return provider
 
 
-def tracer(name: str) -> trace.Tracer:
-    return trace.get_tracer(name)
+def configure_tracing(endpoint: str | None, service_name: str) -> TracerProvider | None:
+    """Install an exporting provider once per process; return it, or None when disabled.
+
+    OpenTelemetry allows one global provider per process, so the first configured
+    endpoint wins; later apps in the same process (tests) share it.
+    """
+    if endpoint is None:
+        return None
+    if not _configured:
+        provider = build_provider(endpoint, service_name)
+        trace.set_tracer_provider(provider)
+        _configured.append(provider)
+    return _configured[0]
