@@ -38,7 +38,7 @@ class Locks:
     server's, see each backend).
     """
 
-    __slots__ = ("_acquired", "_backend", "_fallback_poll", "_metrics")
+    __slots__ = ("_acquired", "_backend", "_fallback_poll", "_gates", "_metrics")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class Locks:
         self._metrics = metrics
         self._fallback_poll = fallback_poll.total_seconds()
         self._acquired: dict[tuple[str, int], float] = {}
+        self._gates: dict[str, _Gate] = {}
 
     @property
     def backend(self) -> LockBackend:
@@ -79,23 +80,21 @@ class Locks:
         deadline = started + wait.total_seconds()
         holder = new_holder_id()
         name = self._backend.name
+        gate = self._gates.setdefault(key, _Gate())
+        gate.users += 1
         try:
-            async with self._backend.watch(key) as signal:
-                while True:
-                    attempt = await self._backend.try_acquire(key, holder, ttl)
-                    if attempt.lease is not None:
-                        now = loop.time()
-                        self._acquired[(key, attempt.lease.fence)] = now
-                        if self._metrics is not None:
-                            self._metrics.acquired(name, now - started, broken=attempt.broken)
-                        return attempt.lease
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        raise LockTimeout(key, loop.time() - started)
-                    pause = min(remaining, self._fallback_poll)
-                    if attempt.retry_after is not None:
-                        pause = min(pause, attempt.retry_after.total_seconds())
-                    await signal.wait(timedelta(seconds=max(pause, _MIN_PAUSE_S)))
+            # One task per key and process contends with the backend at a time; the
+            # others queue here (FIFO, woken in-process at once). Without this every
+            # release would wake every local waiter into a round trip it mostly loses.
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await gate.lock.acquire()
+            except TimeoutError:
+                raise LockTimeout(key, loop.time() - started) from None
+            try:
+                lease, broken = await self._contend(key, holder, ttl, started, deadline)
+            finally:
+                gate.lock.release()
         except LockTimeout:
             if self._metrics is not None:
                 self._metrics.failed(name, AcquireOutcome.TIMEOUT, loop.time() - started)
@@ -104,6 +103,34 @@ class Locks:
             if self._metrics is not None:
                 self._metrics.failed(name, AcquireOutcome.ERROR, loop.time() - started)
             raise
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[key]
+        now = loop.time()
+        self._acquired[(key, lease.fence)] = now
+        if self._metrics is not None:
+            self._metrics.acquired(name, now - started, broken=broken)
+        return lease
+
+    async def _contend(
+        self, key: str, holder: str, ttl: timedelta, started: float, deadline: float
+    ) -> tuple[Lease, bool]:
+        """Try, then wait for a release (or the current lease's expiry), until granted;
+        returns the lease and whether it broke an expired one."""
+        loop = asyncio.get_running_loop()
+        async with self._backend.watch(key) as signal:
+            while True:
+                attempt = await self._backend.try_acquire(key, holder, ttl)
+                if attempt.lease is not None:
+                    return attempt.lease, attempt.broken
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise LockTimeout(key, loop.time() - started)
+                pause = min(remaining, self._fallback_poll)
+                if attempt.retry_after is not None:
+                    pause = min(pause, attempt.retry_after.total_seconds())
+                await signal.wait(timedelta(seconds=max(pause, _MIN_PAUSE_S)))
 
     async def renew(self, lease: Lease, ttl: timedelta) -> Lease:
         """Extend a live lease to now + ``ttl``; raises :class:`LockLost` if it is gone."""
@@ -125,6 +152,16 @@ class Locks:
 
     async def aclose(self) -> None:
         await self._backend.aclose()
+
+
+class _Gate:
+    """The in-process queue of tasks waiting for one key."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 def _check(key: str, ttl: timedelta, wait: timedelta) -> None:
