@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watchword.authz.model import AccountType
+from watchword.rbac.claims import (
+    IssuerTrust,
+    claims_digest,
+    identity_from_claims,
+    json_pointer,
+)
+from watchword.rbac.errors import MalformedClaim
+
+CLAIM = "https://watchword.dev/authz"
+TRUSTED = IssuerTrust("https://idp.example", CLAIM, membership_from_claims=True)
+UNTRUSTED = IssuerTrust("https://other.example", CLAIM, membership_from_claims=False)
+LOCAL = IssuerTrust("http://127.0.0.1:8000", CLAIM, local=True)
+
+
+def test_identity_missing_claim_is_user_with_local_membership() -> None:
+    ident = identity_from_claims({"sub": "alice"}, TRUSTED)
+    assert ident.account_type is AccountType.USER
+    assert ident.claimed_org_ids is None
+    assert ident.pair == ("https://idp.example", "alice")
+
+
+def test_identity_trusted_issuer_org_ids_are_honoured() -> None:
+    claims = {"sub": "alice", CLAIM: {"acctype": "user", "orgIds": ["o1", "o2"]}}
+    assert identity_from_claims(claims, TRUSTED).claimed_org_ids == frozenset({"o1", "o2"})
+
+
+def test_identity_untrusted_issuer_org_ids_are_ignored() -> None:
+    claims = {"sub": "alice", CLAIM: {"orgIds": ["o1"]}}
+    assert identity_from_claims(claims, UNTRUSTED).claimed_org_ids is None
+
+
+@pytest.mark.parametrize(
+    ("claims", "pointer"),
+    [
+        ({"sub": "a", CLAIM: "user"}, "/https:~1~1watchword.dev~1authz"),
+        ({"sub": "a", CLAIM: {"acctype": "robot"}}, "/https:~1~1watchword.dev~1authz/acctype"),
+        ({"sub": "a", CLAIM: {"orgIds": "o1"}}, "/https:~1~1watchword.dev~1authz/orgIds"),
+        ({"sub": "a", CLAIM: {"orgIds": ["o1", 3]}}, "/https:~1~1watchword.dev~1authz/orgIds/1"),
+        ({"sub": ""}, "/sub"),
+        ({}, "/sub"),
+        ({"sub": "a", "iss": "https://evil.example"}, "/iss"),
+    ],
+)
+def test_identity_malformed_claims_raise_with_pointer(
+    claims: dict[str, object], pointer: str
+) -> None:
+    with pytest.raises(MalformedClaim) as info:
+        identity_from_claims(claims, TRUSTED)
+    assert info.value.pointer == pointer
+    assert info.value.code == "malformed_claim"
+
+
+def test_identity_subject_disagreeing_with_principal_is_refused() -> None:
+    with pytest.raises(MalformedClaim):
+        identity_from_claims({"sub": "bob"}, TRUSTED, subject="alice")
+
+
+def test_identity_local_sa_subject_is_a_service_account_whatever_the_claim() -> None:
+    ident = identity_from_claims({CLAIM: {"acctype": "user"}}, LOCAL, subject="sa:svc_1")
+    assert ident.account_type is AccountType.SERVICE
+    # On a foreign issuer the prefix means nothing.
+    assert identity_from_claims({"sub": "sa:x"}, TRUSTED).account_type is AccountType.USER
+
+
+def test_identity_groups_claim_read_only_when_configured() -> None:
+    issuer = IssuerTrust("https://idp.example", CLAIM, groups_claim="groups")
+    assert identity_from_claims({"sub": "a", "groups": ["eng"]}, issuer).idp_groups == {"eng"}
+    assert identity_from_claims({"sub": "a", "groups": ["eng"]}, TRUSTED).idp_groups == frozenset()
+
+
+def test_claims_digest_ignores_unread_claims_and_sees_read_ones() -> None:
+    base = {"sub": "a", CLAIM: {"orgIds": ["o1"]}}
+    assert claims_digest({**base, "iat": 1, "exp": 2}, TRUSTED) == claims_digest(base, TRUSTED)
+    assert claims_digest({**base, CLAIM: {"orgIds": ["o2"]}}, TRUSTED) != claims_digest(
+        base, TRUSTED
+    )
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_json_pointer_round_trips_any_claim_name(parts: list[str]) -> None:
+    pointer = json_pointer(*parts)
+    decoded = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    assert decoded == parts
