@@ -1,0 +1,201 @@
+"""The verification cache: what a token hash resolved to, so a hit needs no database.
+
+Layers, looked at in order:
+
+1. in-process, bounded (LRU), entries live ``token_verify_cache_ttl`` by the runtime's
+   monotonic clock; a separate bounded negative cache remembers hashes that matched no
+   token, so a flood of made-up (well-formed) tokens does not reach the database;
+2. Redis when configured: ``<prefix>tokens:v:<sha256>`` holding the record as JSON,
+   expiring after the same TTL; shared by every replica.
+
+Keys are SHA-256 digests, never the token. Revocation deletes the Redis entry and
+publishes the digest on ``<prefix>tokens:invalidate``; replicas that listen drop their
+local entry at once, and any replica that missed the message stops trusting its entry
+when the TTL runs out: the revocation bound is ``token_verify_cache_ttl``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import redis.asyncio as aioredis
+
+from watchword.clock import Clock
+from watchword.observability.logging import get_logger
+from watchword.tokens.format import TokenKind
+from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.scope import Permission
+
+__all__ = ["LocalTTLCache", "VerifyCache", "record_from_json", "record_to_json"]
+
+V = TypeVar("V")
+log = get_logger("watchword.tokens")
+
+
+class LocalTTLCache(Generic[V]):
+    """A bounded LRU map whose entries expire ``ttl_s`` after they were put."""
+
+    __slots__ = ("_clock", "_data", "_max", "_ttl")
+
+    def __init__(self, clock: Clock, *, ttl_s: float, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._clock = clock
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: str) -> V | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: str, value: V) -> None:
+        self._data[key] = (self._clock.monotonic() + self._ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def record_to_json(record: TokenRecord) -> str:
+    return json.dumps(
+        {
+            "id": record.id,
+            "kind": record.kind.value,
+            "name": record.name,
+            "iss": record.owner.issuer,
+            "sub": record.owner.subject,
+            "org": record.organization_id,
+            "scopes": sorted(record.scopes),
+            "perm": record.permission.value,
+            "prefix": record.display_prefix,
+            "hash": record.token_hash,
+            "created_at": _iso(record.created_at),
+            "expires_at": _iso(record.expires_at),
+            "last_used_at": _iso(record.last_used_at),
+            "revoked_at": _iso(record.revoked_at),
+            "rotated_from": record.rotated_from,
+            "version": record.version,
+        },
+        separators=(",", ":"),
+    )
+
+
+def record_from_json(raw: str | bytes) -> TokenRecord:
+    d = json.loads(raw)
+    created_at = _dt(d["created_at"])
+    if created_at is None:
+        raise ValueError("cached token record without created_at")
+    return TokenRecord(
+        id=d["id"],
+        kind=TokenKind(d["kind"]),
+        name=d["name"],
+        owner=Owner(issuer=d["iss"], subject=d["sub"]),
+        organization_id=d["org"],
+        scopes=frozenset(d["scopes"]),
+        permission=Permission(d["perm"]),
+        display_prefix=d["prefix"],
+        token_hash=d["hash"],
+        created_at=created_at,
+        expires_at=_dt(d["expires_at"]),
+        last_used_at=_dt(d["last_used_at"]),
+        revoked_at=_dt(d["revoked_at"]),
+        rotated_from=d["rotated_from"],
+        version=int(d["version"]),
+    )
+
+
+class VerifyCache:
+    """In-process positive and negative caches, plus the shared Redis layer if any."""
+
+    __slots__ = ("_redis", "_redis_prefix", "_ttl_ms", "local", "negative")
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        ttl_s: float,
+        redis: aioredis.Redis | None,
+        redis_prefix: str,
+        max_entries: int = 100_000,
+        max_negative: int = 10_000,
+    ) -> None:
+        self.local: LocalTTLCache[TokenRecord] = LocalTTLCache(
+            clock, ttl_s=ttl_s, max_entries=max_entries
+        )
+        self.negative: LocalTTLCache[bool] = LocalTTLCache(
+            clock, ttl_s=ttl_s, max_entries=max_negative
+        )
+        self._redis = redis
+        self._redis_prefix = redis_prefix
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+
+    @property
+    def channel(self) -> str:
+        return f"{self._redis_prefix}tokens:invalidate"
+
+    def _key(self, token_hash: str) -> str:
+        return f"{self._redis_prefix}tokens:v:{token_hash}"
+
+    async def get_shared(self, token_hash: str) -> TokenRecord | None:
+        if self._redis is None:
+            return None
+        try:
+            raw = await self._redis.get(self._key(token_hash))
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
+            return None
+        if raw is None:
+            return None
+        record = record_from_json(raw)
+        self.local.put(token_hash, record)
+        return record
+
+    async def put(self, record: TokenRecord) -> None:
+        self.local.put(record.token_hash, record)
+        if self._redis is None:
+            return
+        try:
+            await self._redis.set(
+                self._key(record.token_hash), record_to_json(record), px=self._ttl_ms
+            )
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
+
+    async def invalidate(self, token_hash: str) -> None:
+        """Forget ``token_hash`` here, in Redis, and (by pub/sub) on listening replicas."""
+        self.local.pop(token_hash)
+        self.negative.pop(token_hash)
+        if self._redis is None:
+            return
+        try:
+            await self._redis.delete(self._key(token_hash))
+            await self._redis.publish(self.channel, token_hash)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
+
+    def drop_local(self, token_hash: str) -> None:
+        self.local.pop(token_hash)
+        self.negative.pop(token_hash)

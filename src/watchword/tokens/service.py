@@ -1,0 +1,291 @@
+"""The token service: verify, create, list, get, rotate and revoke API tokens.
+
+One instance per runtime (:func:`token_service`), holding the verification cache and the
+metrics. The API and the CLI both call it. Verification order, cheapest first:
+
+1. format and checksum, offline (:class:`TokenMalformed`, no I/O at all);
+2. SHA-256 of the token, looked up in the in-process caches (positive, then negative);
+3. the Redis layer when configured;
+4. the database, by the unique index on ``token_hash``; the digest read back is compared
+   with the presented one in constant time.
+
+Steps 2 and 3 make **no SQL statement**. ``last_used_at`` is written only on a database
+read (step 4), and only when the stored value is over a minute old, so it is exact to
+within ``token_verify_cache_ttl`` + 1 minute and costs at most one write per token per
+minute across all replicas.
+
+Error details are generic on purpose: a malformed or unknown token says only that the
+credential is not valid. ``token_expired`` and ``token_revoked`` are only ever answered
+for a token whose hash matched a stored one, which already proves the caller holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from watchword.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TokenExpired,
+    TokenMalformed,
+    TokenRevoked,
+    TokenUnknown,
+)
+from watchword.ids import new_id
+from watchword.runtime import Runtime
+from watchword.secret import Secret, constant_time_equal, sha256_hex
+from watchword.storage.optimistic import update_versioned
+from watchword.tokens import store
+from watchword.tokens.cache import VerifyCache
+from watchword.tokens.format import TokenKind, display_prefix, parse
+from watchword.tokens.metrics import TokenMetrics
+from watchword.tokens.mint import new_token, token_hash
+from watchword.tokens.model import Owner, TokenRecord, TokenState
+from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
+from watchword.tokens.scope import Permission, normalize_scopes
+from watchword.tokens.tables import api_tokens
+
+__all__ = [
+    "LAST_USED_INTERVAL",
+    "IssuedToken",
+    "NewToken",
+    "TokenPage",
+    "TokenService",
+    "token_service",
+]
+
+LAST_USED_INTERVAL: Final = timedelta(minutes=1)
+MAX_PAGE: Final = 200
+_UNKNOWN_DETAIL: Final = "credentials are not valid"
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    kind: TokenKind
+    name: str
+    owner: Owner
+    scopes: frozenset[str]
+    permission: Permission = Permission.READ_ONLY
+    organization_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token just minted: the only moment its plaintext exists outside the caller."""
+
+    record: TokenRecord
+    token: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPage:
+    items: tuple[TokenRecord, ...]
+    next_cursor: str | None
+
+
+class TokenService:
+    __slots__ = ("cache", "metrics", "runtime")
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.metrics = TokenMetrics(runtime.registry)
+        self.cache = VerifyCache(
+            runtime.clock,
+            ttl_s=settings.token_verify_cache_ttl.total_seconds(),
+            redis=runtime.redis,
+            redis_prefix=settings.redis_prefix,
+        )
+
+    # --- verification --------------------------------------------------------------------
+
+    async def verify(self, presented: Secret) -> TokenRecord:
+        """The active token ``presented`` is, or an :class:`AuthenticationError` subclass."""
+        value = presented.reveal()
+        try:
+            parse(value)
+        except TokenMalformed:
+            self.metrics.verifications.labels("malformed", "none").inc()
+            raise
+        digest = sha256_hex(value)
+        record, source = await self._lookup(digest)
+        if record is None:
+            self.metrics.verifications.labels("unknown", source).inc()
+            raise TokenUnknown(_UNKNOWN_DETAIL)
+        state = record.state_at(self.runtime.clock.now())
+        self.metrics.verifications.labels(
+            state.value if state is not TokenState.ACTIVE else "ok", source
+        ).inc()
+        if state is TokenState.REVOKED:
+            raise TokenRevoked("the token has been revoked")
+        if state is TokenState.EXPIRED:
+            raise TokenExpired("the token has expired")
+        return record
+
+    async def _lookup(self, digest: str) -> tuple[TokenRecord | None, str]:
+        cached = self.cache.local.get(digest)
+        if cached is not None:
+            return cached, "local"
+        if self.cache.negative.get(digest):
+            return None, "negative"
+        shared = await self.cache.get_shared(digest)
+        if shared is not None:
+            return shared, "redis"
+        now = self.runtime.clock.now()
+        async with self.runtime.engine.connect() as conn:
+            record = await store.load_by_hash(conn, digest)
+            if record is None or not constant_time_equal(record.token_hash, digest):
+                self.cache.negative.put(digest, True)
+                return None, "database"
+            if record.state_at(now) is TokenState.ACTIVE and (
+                record.last_used_at is None or record.last_used_at < now - LAST_USED_INTERVAL
+            ):
+                await store.touch_last_used(conn, record.id, now, now - LAST_USED_INTERVAL)
+                await conn.commit()
+        await self.cache.put(record)
+        return record, "database"
+
+    # --- management ----------------------------------------------------------------------
+
+    async def create(self, spec: NewToken) -> IssuedToken:
+        now = self.runtime.clock.now()
+        name = spec.name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("a token name is 1 to 200 characters", pointer="/name")
+        if spec.expires_at is not None and spec.expires_at <= now:
+            raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
+        expires_at = spec.expires_at
+        if expires_at is None and spec.kind is TokenKind.INTEGRATION:
+            expires_at = self._successor_expiry(spec.kind, None, now)
+        token = new_token(spec.kind)
+        record = TokenRecord(
+            id=new_id("tok"),
+            kind=spec.kind,
+            name=name,
+            owner=spec.owner,
+            organization_id=spec.organization_id,
+            scopes=normalize_scopes(spec.scopes),
+            permission=spec.permission,
+            display_prefix=display_prefix(token.reveal()),
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires_at,
+            last_used_at=None,
+            revoked_at=None,
+            rotated_from=None,
+            version=1,
+        )
+        async with self.runtime.engine.begin() as conn:
+            await store.insert_token(conn, record)
+        return IssuedToken(record=record, token=token)
+
+    async def get(self, token_id: str) -> TokenRecord:
+        async with self.runtime.engine.connect() as conn:
+            record = await store.load_by_id(conn, token_id)
+        if record is None:
+            raise NotFound(f"no token {token_id!r}")
+        return record
+
+    async def list(
+        self, *, owner: Owner | None, cursor: str | None = None, limit: int = 50
+    ) -> TokenPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
+        async with self.runtime.engine.connect() as conn:
+            items = await store.list_tokens(conn, owner=owner, after_id=cursor, limit=limit + 1)
+        more = len(items) > limit
+        page = tuple(items[:limit])
+        return TokenPage(items=page, next_cursor=page[-1].id if more and page else None)
+
+    async def revoke(self, token_id: str) -> TokenRecord:
+        """Revoke now; the row stays (for audit) until the janitor's retention ends."""
+        now = self.runtime.clock.now()
+        async with self.runtime.engine.begin() as conn:
+            record = await store.load_by_id(conn, token_id)
+            if record is None:
+                raise NotFound(f"no token {token_id!r}")
+            if await store.revoke_token(conn, token_id, now):
+                record = replace(record, revoked_at=now, version=record.version + 1)
+        await self.cache.invalidate(record.token_hash)
+        return record
+
+    async def find_presented(self, presented: Secret) -> TokenRecord | None:
+        """The stored token ``presented`` is, whatever its state; ``None`` if none."""
+        try:
+            parse(presented.reveal())
+        except TokenMalformed:
+            return None
+        async with self.runtime.engine.connect() as conn:
+            return await store.load_by_hash(conn, token_hash(presented))
+
+    async def rotate(self, token_id: str) -> IssuedToken:
+        """Mint a successor with the same owner, scopes and name; the old token stays
+        valid for ``token_grace_period``. A token is rotated once: a second rotation of
+        it (or a concurrent one) is a :class:`Conflict`."""
+        now = self.runtime.clock.now()
+        grace = self.runtime.settings.token_grace_period
+        async with self.runtime.engine.begin() as conn:
+            old = await store.load_by_id(conn, token_id)
+            if old is None:
+                raise NotFound(f"no token {token_id!r}")
+            state = old.state_at(now)
+            if state is not TokenState.ACTIVE:
+                raise Conflict(f"token {token_id!r} is {state.value} and cannot be rotated")
+            if await store.successor_of(conn, token_id) is not None:
+                raise Conflict(f"token {token_id!r} was already rotated")
+            await update_versioned(
+                conn,
+                api_tokens,
+                api_tokens.c.id == token_id,
+                read_version=old.version,
+                values={"expires_at": retiring_expires_at(old.expires_at, now, grace)},
+            )
+            lifetime = Lifetime(old.id, old.created_at, old.expires_at, old.revoked_at)
+            issued = self._successor(old, now, self._successor_expiry(old.kind, lifetime, now))
+            await store.insert_token(conn, issued.record)
+        await self.cache.invalidate(old.token_hash)
+        return issued
+
+    def _successor_expiry(
+        self, kind: TokenKind, replaced: Lifetime | None, now: datetime
+    ) -> datetime | None:
+        settings = self.runtime.settings
+        return successor_expires_at(
+            kind,
+            replaced,
+            now,
+            cache_ttl=settings.token_rotation_cache_ttl,
+            grace=settings.token_grace_period,
+        )
+
+    def _successor(
+        self, old: TokenRecord, now: datetime, expires_at: datetime | None
+    ) -> IssuedToken:
+        token = new_token(old.kind)
+        record = TokenRecord(
+            id=new_id("tok"),
+            kind=old.kind,
+            name=old.name,
+            owner=old.owner,
+            organization_id=old.organization_id,
+            scopes=old.scopes,
+            permission=old.permission,
+            display_prefix=display_prefix(token.reveal()),
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires_at,
+            last_used_at=None,
+            revoked_at=None,
+            rotated_from=old.id,
+            version=1,
+        )
+        return IssuedToken(record=record, token=token)
+
+
+def token_service(runtime: Runtime) -> TokenService:
+    """The runtime's token service (use ``runtime.service(token_service)``)."""
+    return TokenService(runtime)

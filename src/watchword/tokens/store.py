@@ -1,0 +1,233 @@
+"""SQL access to ``api_tokens``: each function is one or two statements on a connection
+the caller owns (so the rotation transaction can run several under one lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword.clock import utc
+from watchword.tokens.format import TokenKind
+from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.rotation import ROTATED_KINDS, Lifetime
+from watchword.tokens.scope import Permission
+from watchword.tokens.tables import api_tokens
+
+__all__ = [
+    "JanitorCandidate",
+    "delete_tokens",
+    "find_janitor_candidates",
+    "insert_token",
+    "list_tokens",
+    "load_by_hash",
+    "load_by_id",
+    "load_lifetimes",
+    "record_from_row",
+    "revoke_token",
+    "set_expiry",
+    "successor_of",
+    "touch_last_used",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class JanitorCandidate:
+    id: str
+    kind: TokenKind
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return utc(value) if value is not None else None
+
+
+def record_from_row(row: Row[tuple[object, ...]]) -> TokenRecord:
+    m = row._mapping
+    scopes: str = m["scopes"]
+    return TokenRecord(
+        id=m["id"],
+        kind=TokenKind(m["kind"]),
+        name=m["name"],
+        owner=Owner(issuer=m["owner_issuer"], subject=m["owner_subject"]),
+        organization_id=m["organization_id"],
+        scopes=frozenset(scopes.split()) if scopes else frozenset(),
+        permission=Permission(m["permission"]),
+        display_prefix=m["display_prefix"],
+        token_hash=m["token_hash"],
+        created_at=utc(m["created_at"]),
+        expires_at=_aware(m["expires_at"]),
+        last_used_at=_aware(m["last_used_at"]),
+        revoked_at=_aware(m["revoked_at"]),
+        rotated_from=m["rotated_from"],
+        version=m["version"],
+    )
+
+
+async def insert_token(conn: AsyncConnection, record: TokenRecord) -> None:
+    await conn.execute(
+        insert(api_tokens).values(
+            id=record.id,
+            kind=record.kind.value,
+            name=record.name,
+            owner_issuer=record.owner.issuer,
+            owner_subject=record.owner.subject,
+            organization_id=record.organization_id,
+            scopes=" ".join(sorted(record.scopes)),
+            permission=record.permission.value,
+            display_prefix=record.display_prefix,
+            token_hash=record.token_hash,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            last_used_at=record.last_used_at,
+            revoked_at=record.revoked_at,
+            rotated_from=record.rotated_from,
+            version=record.version,
+        )
+    )
+
+
+async def load_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRecord | None:
+    row = (
+        await conn.execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash))
+    ).first()
+    return record_from_row(row) if row is not None else None
+
+
+async def load_by_id(conn: AsyncConnection, token_id: str) -> TokenRecord | None:
+    row = (await conn.execute(select(api_tokens).where(api_tokens.c.id == token_id))).first()
+    return record_from_row(row) if row is not None else None
+
+
+async def successor_of(conn: AsyncConnection, token_id: str) -> str | None:
+    return (
+        await conn.execute(
+            select(api_tokens.c.id).where(api_tokens.c.rotated_from == token_id).limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def list_tokens(
+    conn: AsyncConnection,
+    *,
+    owner: Owner | None,
+    after_id: str | None,
+    limit: int,
+) -> list[TokenRecord]:
+    """Tokens ordered by id (ids sort by creation time), from after ``after_id``."""
+    stmt = select(api_tokens).order_by(api_tokens.c.id).limit(limit)
+    if owner is not None:
+        stmt = stmt.where(
+            api_tokens.c.owner_issuer == owner.issuer,
+            api_tokens.c.owner_subject == owner.subject,
+        )
+    if after_id is not None:
+        stmt = stmt.where(api_tokens.c.id > after_id)
+    return [record_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def load_lifetimes(
+    conn: AsyncConnection, owner: Owner, name: str, kind: TokenKind
+) -> list[Lifetime]:
+    rows = (
+        await conn.execute(
+            select(
+                api_tokens.c.id,
+                api_tokens.c.created_at,
+                api_tokens.c.expires_at,
+                api_tokens.c.revoked_at,
+            ).where(
+                api_tokens.c.owner_issuer == owner.issuer,
+                api_tokens.c.owner_subject == owner.subject,
+                api_tokens.c.name == name,
+                api_tokens.c.kind == kind.value,
+            )
+        )
+    ).all()
+    return [
+        Lifetime(
+            id=r.id,
+            created_at=utc(r.created_at),
+            expires_at=_aware(r.expires_at),
+            revoked_at=_aware(r.revoked_at),
+        )
+        for r in rows
+    ]
+
+
+async def set_expiry(conn: AsyncConnection, token_id: str, expires_at: datetime) -> None:
+    await conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id)
+        .values(expires_at=expires_at, version=api_tokens.c.version + 1)
+    )
+
+
+async def revoke_token(conn: AsyncConnection, token_id: str, now: datetime) -> bool:
+    """Set ``revoked_at`` unless already revoked; ``False`` when nothing changed."""
+    result = await conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now, version=api_tokens.c.version + 1)
+    )
+    return result.rowcount == 1
+
+
+async def touch_last_used(
+    conn: AsyncConnection, token_id: str, now: datetime, not_since: datetime
+) -> None:
+    """Write ``last_used_at`` only if it is older than ``not_since`` (a replica that
+    races another writes nothing), so the row is written at most once per interval."""
+    await conn.execute(
+        update(api_tokens)
+        .where(
+            api_tokens.c.id == token_id,
+            or_(api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at < not_since),
+        )
+        .values(last_used_at=now)
+    )
+
+
+async def find_janitor_candidates(
+    conn: AsyncConnection, cutoff: datetime, *, limit: int, after_id: str | None = None
+) -> list[JanitorCandidate]:
+    """Rows that may be due for deletion (the pure rule decides): expired or revoked
+    before ``cutoff``, or of a rotated kind without expiry."""
+    cols = (api_tokens.c.id, api_tokens.c.kind, api_tokens.c.expires_at, api_tokens.c.revoked_at)
+    stmt = (
+        select(*cols)
+        .where(
+            or_(
+                api_tokens.c.expires_at < cutoff,
+                api_tokens.c.revoked_at < cutoff,
+                and_(
+                    api_tokens.c.expires_at.is_(None),
+                    api_tokens.c.kind.in_([k.value for k in ROTATED_KINDS]),
+                ),
+            )
+        )
+        .order_by(api_tokens.c.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        stmt = stmt.where(api_tokens.c.id > after_id)
+    return [
+        JanitorCandidate(
+            id=r.id,
+            kind=TokenKind(r.kind),
+            expires_at=_aware(r.expires_at),
+            revoked_at=_aware(r.revoked_at),
+        )
+        for r in (await conn.execute(stmt)).all()
+    ]
+
+
+async def delete_tokens(conn: AsyncConnection, ids: Sequence[str]) -> int:
+    if not ids:
+        return 0
+    result = await conn.execute(delete(api_tokens).where(api_tokens.c.id.in_(list(ids))))
+    return int(result.rowcount)

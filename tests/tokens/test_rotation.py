@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watchword.tokens.format import TokenKind
+from watchword.tokens.rotation import (
+    DeletionReason,
+    Lifetime,
+    cached_value_fresh,
+    deletion_reason,
+    is_current,
+    plan_rotation,
+    retiring_expires_at,
+    successor_expires_at,
+)
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+GRACE = timedelta(days=1)
+TTL = timedelta(hours=1)
+RETENTION = timedelta(days=7)
+
+
+def test_plan_rotation_cold_start_mints_one_without_expiring_anything() -> None:
+    plan = plan_rotation(TokenKind.INTEGRATION, [], NOW, cache_ttl=TTL, grace=GRACE)
+    assert plan.expire == () and plan.rotated_from is None
+    assert plan.successor_expires_at == NOW + TTL + GRACE
+
+
+def test_plan_rotation_retires_current_and_legacy_but_not_retiring_or_revoked() -> None:
+    tokens = [
+        Lifetime("cur", NOW - TTL, NOW + GRACE + timedelta(minutes=5), None),
+        Lifetime("legacy", NOW - timedelta(days=90), None, None),
+        Lifetime("retiring", NOW - 2 * TTL, NOW + timedelta(hours=3), None),
+        Lifetime("revoked", NOW - TTL, NOW + 2 * GRACE, NOW - timedelta(minutes=1)),
+    ]
+    plan = plan_rotation(TokenKind.INTEGRATION, tokens, NOW, cache_ttl=TTL, grace=GRACE)
+    assert dict(plan.expire) == {"cur": NOW + GRACE, "legacy": NOW + GRACE}
+    assert plan.rotated_from == "cur"
+
+
+def test_retiring_expires_at_never_extends_a_token() -> None:
+    assert retiring_expires_at(NOW + timedelta(hours=1), NOW, GRACE) == NOW + timedelta(hours=1)
+    assert retiring_expires_at(None, NOW, GRACE) == NOW + GRACE
+
+
+def test_successor_expires_at_keeps_lifetime_length_for_personal_tokens() -> None:
+    old = Lifetime("a", NOW - timedelta(days=10), NOW + timedelta(days=20), None)
+    assert successor_expires_at(
+        TokenKind.PERSONAL, old, NOW, cache_ttl=TTL, grace=GRACE
+    ) == NOW + timedelta(days=30)
+    forever = Lifetime("b", NOW, None, None)
+    assert (
+        successor_expires_at(TokenKind.SERVICE_ACCOUNT, forever, NOW, cache_ttl=TTL, grace=GRACE)
+        is None
+    )
+
+
+lifetimes = st.builds(
+    Lifetime,
+    id=st.uuids().map(str),
+    created_at=st.integers(-10_000, 0).map(lambda m: NOW + timedelta(minutes=m)),
+    expires_at=st.none() | st.integers(-5_000, 5_000).map(lambda m: NOW + timedelta(minutes=m)),
+    revoked_at=st.none() | st.integers(-5_000, 0).map(lambda m: NOW + timedelta(minutes=m)),
+)
+
+
+@given(st.lists(lifetimes, max_size=8), st.integers(0, 3_000))
+def test_plan_rotation_leaves_exactly_one_current_token(
+    existing: list[Lifetime], grace_minutes: int
+) -> None:
+    grace = timedelta(minutes=grace_minutes)
+    plan = plan_rotation(TokenKind.INTEGRATION, existing, NOW, cache_ttl=TTL, grace=grace)
+    expired = dict(plan.expire)
+    after = [
+        Lifetime(t.id, t.created_at, expired.get(t.id, t.expires_at), t.revoked_at)
+        for t in existing
+    ]
+    after.append(Lifetime("new", NOW, plan.successor_expires_at, None))
+    assert [t.id for t in after if is_current(t, NOW, grace)] == ["new"]
+    # nothing is shortened below the grace window, nothing is extended
+    for t in existing:
+        if t.id in expired:
+            new = expired[t.id]
+            assert t.expires_at is None or new <= t.expires_at
+            assert new == NOW + grace or new == t.expires_at
+
+
+@pytest.mark.parametrize(
+    ("age", "fresh"),
+    [(timedelta(0), True), (TTL - timedelta(seconds=1), True), (TTL, False), (-TTL, False)],
+)
+def test_cached_value_fresh_by_age(age: timedelta, fresh: bool) -> None:
+    assert cached_value_fresh(NOW - age, NOW, TTL) is fresh
+
+
+DAY = timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "expires_at", "revoked_at", "reason"),
+    [
+        (
+            "legacy integration, no expiry",
+            TokenKind.INTEGRATION,
+            None,
+            None,
+            DeletionReason.LEGACY_NO_EXPIRY,
+        ),
+        ("personal, no expiry", TokenKind.PERSONAL, None, None, None),
+        ("expired within retention", TokenKind.INTEGRATION, NOW - DAY, None, None),
+        (
+            "expired beyond retention",
+            TokenKind.PERSONAL,
+            NOW - 8 * DAY,
+            None,
+            DeletionReason.EXPIRED,
+        ),
+        (
+            "revoked beyond retention",
+            TokenKind.PERSONAL,
+            None,
+            NOW - 8 * DAY,
+            DeletionReason.REVOKED,
+        ),
+        ("revoked within retention", TokenKind.SERVICE_ACCOUNT, NOW + DAY, NOW - DAY, None),
+        ("live", TokenKind.INTEGRATION, NOW + DAY, None, None),
+    ],
+)
+def test_deletion_reason_table(
+    case: str,
+    kind: TokenKind,
+    expires_at: datetime | None,
+    revoked_at: datetime | None,
+    reason: DeletionReason | None,
+) -> None:
+    assert deletion_reason(kind, expires_at, revoked_at, NOW, RETENTION) is reason, case
