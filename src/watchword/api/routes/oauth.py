@@ -1,0 +1,102 @@
+"""OAuth 2.0 endpoints for resource servers: token introspection and revocation.
+
+- Introspection, RFC 7662 (https://www.rfc-editor.org/rfc/rfc7662#section-2):
+  ``POST /v1/oauth/introspect`` with a form-encoded ``token``; the caller authenticates
+  (any watchword credential: a resource server typically uses a service-account token).
+  An active token answers its claims; a malformed, unknown, expired or revoked one
+  answers ``{"active": false}`` and nothing else (section 2.2), so the answer never says
+  why. Introspection goes through the verification cache.
+- Revocation, RFC 7009 (https://www.rfc-editor.org/rfc/rfc7009#section-2.1):
+  ``POST /v1/oauth/revoke`` with a form-encoded ``token``; 200 whether or not the token
+  existed (section 2.2). Holding the token is the authority to revoke it, so any
+  authenticated caller may revoke a token it presents (as GitHub's credential
+  revocation API does); revoking someone else's token needs its plaintext.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from watchword.api.deps import PrincipalDep, RuntimeDep
+from watchword.errors import AuthenticationError, InvalidInput
+from watchword.secret import Secret
+from watchword.tokens import token_service
+
+__all__ = ["BEARER", "IntrospectionResponse", "router"]
+
+router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
+
+BEARER: Final = "bearer"
+_FORM = "application/x-www-form-urlencoded"
+_MAX_FORM_BYTES: Final = 4096
+_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class IntrospectionResponse(BaseModel):
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    token_type: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    sub: str | None = None
+    iss: str | None = None
+    organization_id: str | None = None
+    permission: str | None = None
+    kind: str | None = None
+
+
+async def _token_param(request: Request) -> Secret:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != _FORM:
+        raise InvalidInput(f"the request body must be {_FORM}", pointer="/token")
+    raw = await request.body()
+    if len(raw) > _MAX_FORM_BYTES:
+        raise InvalidInput("the request body is too large", pointer="/token")
+    values = parse_qs(raw.decode("latin-1"), keep_blank_values=True).get("token", [])
+    if len(values) != 1 or not values[0]:
+        raise InvalidInput("exactly one token parameter is required", pointer="/token")
+    return Secret(values[0])
+
+
+@router.post(
+    "/introspect",
+    summary="RFC 7662 token introspection",
+    response_model=IntrospectionResponse,
+    response_model_exclude_none=True,
+)
+async def introspect(request: Request, _caller: PrincipalDep, runtime: RuntimeDep) -> Response:
+    presented = await _token_param(request)
+    try:
+        record = await runtime.service(token_service).verify(presented)
+    except AuthenticationError:
+        return JSONResponse({"active": False}, headers=_NO_STORE)
+    body = IntrospectionResponse(
+        active=True,
+        scope=" ".join(sorted(record.scopes)),
+        client_id=record.id,
+        token_type=BEARER,
+        exp=int(record.expires_at.timestamp()) if record.expires_at else None,
+        iat=int(record.created_at.timestamp()),
+        sub=record.owner.subject,
+        iss=record.owner.issuer,
+        organization_id=record.organization_id,
+        permission=record.permission.value,
+        kind=record.kind.label,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), headers=_NO_STORE)
+
+
+@router.post("/revoke", summary="RFC 7009 token revocation (200 even for unknown tokens)")
+async def revoke(request: Request, _caller: PrincipalDep, runtime: RuntimeDep) -> Response:
+    presented = await _token_param(request)
+    service = runtime.service(token_service)
+    record = await service.find_presented(presented)
+    if record is not None and record.revoked_at is None:
+        await service.revoke(record.id)
+    return Response(status_code=200, headers=_NO_STORE)

@@ -1,0 +1,210 @@
+"""API tokens over HTTP (``/v1/tokens``): create, list, get, rotate, revoke.
+
+Who may do what:
+
+- a superuser (bootstrap admin key) may do everything, for any owner;
+- a token principal may list, get, rotate and revoke the tokens of its own owner
+  (issuer, subject), and create **personal** tokens for that owner whose scopes and
+  permission are within its own (a token cannot mint a stronger one);
+- anything else on a token that is not the caller's own answers 404, not 403, so a
+  caller learns nothing about other owners' tokens.
+
+The plaintext is in the 201 response of create and rotate, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
+from watchword.errors import InvalidInput, NotFound, PermissionDenied
+from watchword.runtime import Runtime
+from watchword.tokens import (
+    IssuedToken,
+    NewToken,
+    Owner,
+    Permission,
+    TokenKind,
+    TokenRecord,
+    token_service,
+)
+from watchword.tokens.scope import covers
+
+__all__ = ["TokenCreate", "TokenCreated", "TokenList", "TokenOut", "router"]
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+
+KindName = Literal["personal", "service_account", "integration"]
+
+
+class TokenCreate(BaseModel):
+    kind: KindName = "personal"
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(default_factory=list, max_length=100)
+    permission: Literal["ro", "rw"] = "ro"
+    expires_at: datetime | None = None
+    owner_subject: str | None = Field(default=None, max_length=255)
+    owner_issuer: str | None = Field(default=None, max_length=500)
+    organization_id: str | None = Field(default=None, max_length=64)
+
+
+class TokenOut(BaseModel):
+    id: str
+    kind: KindName
+    name: str
+    owner_issuer: str
+    owner_subject: str
+    organization_id: str | None
+    scopes: list[str]
+    permission: Literal["ro", "rw"]
+    prefix: str = Field(description="The first characters of the token, for recognizing it.")
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    rotated_from: str | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself. Shown once: store it now.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None
+
+
+def _out(record: TokenRecord, now: datetime) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "kind": record.kind.label,
+        "name": record.name,
+        "owner_issuer": record.owner.issuer,
+        "owner_subject": record.owner.subject,
+        "organization_id": record.organization_id,
+        "scopes": sorted(record.scopes),
+        "permission": record.permission.value,
+        "prefix": record.display_prefix,
+        "state": record.state_at(now).value,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+        "rotated_from": record.rotated_from,
+    }
+
+
+def _created(issued: IssuedToken, now: datetime) -> TokenCreated:
+    return TokenCreated.model_validate({**_out(issued.record, now), "token": issued.token.reveal()})
+
+
+def _owner_of(principal: Principal) -> Owner:
+    if principal.issuer is None or principal.subject is None:
+        raise PermissionDenied("this credential does not act for a subject")
+    return Owner(issuer=principal.issuer, subject=principal.subject)
+
+
+async def _visible(runtime: Runtime, principal: Principal, token_id: str) -> TokenRecord:
+    record = await runtime.service(token_service).get(token_id)
+    if not principal.superuser and record.owner != _owner_of(principal):
+        raise NotFound(f"no token {token_id!r}")
+    return record
+
+
+async def _spec_for(runtime: Runtime, principal: Principal, body: TokenCreate) -> NewToken:
+    kind = TokenKind.from_label(body.kind)
+    permission = Permission(body.permission)
+    scopes = frozenset(body.scopes)
+    if principal.superuser:
+        if body.owner_subject is None:
+            raise InvalidInput("owner_subject is required", pointer="/owner_subject")
+        owner = Owner(body.owner_issuer or runtime.settings.issuer_url, body.owner_subject)
+        organization_id = body.organization_id
+    else:
+        owner = _owner_of(principal)
+        if (body.owner_subject or owner.subject) != owner.subject or (
+            body.owner_issuer or owner.issuer
+        ) != owner.issuer:
+            raise PermissionDenied("a token may only create tokens for its own owner")
+        if kind is not TokenKind.PERSONAL:
+            raise PermissionDenied("a token may only create personal tokens")
+        if body.organization_id not in (None, principal.organization_id):
+            raise PermissionDenied("a token may only create tokens for its own organization")
+        organization_id = principal.organization_id
+        mine = await runtime.service(token_service).get(principal.id)
+        if not covers(mine.scopes, mine.permission, scopes, permission):
+            raise PermissionDenied("the new token's scopes must be within the caller's own")
+    return NewToken(
+        kind=kind,
+        name=body.name,
+        owner=owner,
+        scopes=scopes,
+        permission=permission,
+        organization_id=organization_id,
+        expires_at=body.expires_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a token (shown once)")
+async def create_token(
+    body: TokenCreate, principal: PrincipalDep, runtime: RuntimeDep
+) -> TokenCreated:
+    spec = await _spec_for(runtime, principal, body)
+    issued = await runtime.service(token_service).create(spec)
+    return _created(issued, runtime.clock.now())
+
+
+@router.get("", summary="List tokens (never their secrets), oldest first")
+async def list_tokens(
+    *,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    owner_subject: Annotated[str | None, Query(max_length=255)] = None,
+    owner_issuer: Annotated[str | None, Query(max_length=500)] = None,
+) -> TokenList:
+    owner: Owner | None
+    if principal.superuser:
+        owner = (
+            Owner(owner_issuer or runtime.settings.issuer_url, owner_subject)
+            if owner_subject is not None
+            else None
+        )
+    else:
+        owner = _owner_of(principal)
+    page = await runtime.service(token_service).list(owner=owner, cursor=cursor, limit=limit)
+    now = runtime.clock.now()
+    return TokenList(
+        items=[TokenOut.model_validate(_out(r, now)) for r in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{token_id}", summary="One token (never its secret)")
+async def get_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenOut:
+    record = await _visible(runtime, principal, token_id)
+    return TokenOut.model_validate(_out(record, runtime.clock.now()))
+
+
+@router.post(
+    "/{token_id}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    summary="Replace a token; the old one stays valid for the grace period",
+)
+async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenCreated:
+    await _visible(runtime, principal, token_id)
+    issued = await runtime.service(token_service).rotate(token_id)
+    return _created(issued, runtime.clock.now())
+
+
+@router.post("/{token_id}/revoke", summary="Revoke a token now (idempotent)")
+async def revoke_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenOut:
+    await _visible(runtime, principal, token_id)
+    record = await runtime.service(token_service).revoke(token_id)
+    return TokenOut.model_validate(_out(record, runtime.clock.now()))

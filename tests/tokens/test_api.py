@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from watchword.bootstrap import create_admin_key
+from watchword.clock import FakeClock
+from watchword.runtime import Runtime
+from watchword.tokens.format import BODY_LENGTH, TokenKind, compose
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+async def admin(runtime: Runtime) -> Headers:
+    _, secret = await create_admin_key(runtime.engine, runtime.clock)
+    return {"Authorization": f"Bearer {secret.reveal()}"}
+
+
+def _bearer(token: str) -> Headers:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _create(client: httpx.AsyncClient, headers: Headers, **body: object) -> dict[str, object]:
+    payload: dict[str, object] = {"name": "ci", "owner_subject": "alice", "scopes": ["projects:*"]}
+    payload.update(body)
+    r = await client.post("/v1/tokens", json=payload, headers=headers)
+    assert r.status_code == 201, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+async def test_tokens_create_shows_plaintext_once_and_never_again(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await _create(client, admin, permission="rw", organization_id="org-1")
+    token = str(created["token"])
+    assert token.startswith("wwp_") and created["prefix"] == token[:8]
+    assert created["state"] == "active" and created["owner_issuer"] == "http://127.0.0.1:8000"
+    listed = await client.get("/v1/tokens", headers=admin)
+    one = await client.get(f"/v1/tokens/{created['id']}", headers=admin)
+    for r in (listed, one):
+        assert r.status_code == 200 and token not in r.text and "token_hash" not in r.text
+    assert one.json()["scopes"] == ["projects:*"]
+
+
+async def test_tokens_token_principal_sees_and_manages_only_its_own(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    alice = await _create(client, admin, permission="rw")
+    bob = await _create(client, admin, owner_subject="bob")
+    a = _bearer(str(alice["token"]))
+    ids = [t["id"] for t in (await client.get("/v1/tokens", headers=a)).json()["items"]]
+    assert ids == [alice["id"]]
+    for method, path in [
+        ("GET", f"/v1/tokens/{bob['id']}"),
+        ("POST", f"/v1/tokens/{bob['id']}/revoke"),
+        ("POST", f"/v1/tokens/{bob['id']}/rotate"),
+    ]:
+        r = await client.request(method, path, headers=a)
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+    # bob's token still works
+    r = await client.get("/v1/tokens", headers=_bearer(str(bob["token"])))
+    assert r.status_code == 200
+
+
+async def test_tokens_token_principal_creates_personal_tokens_within_its_scopes(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    parent = await _create(client, admin, scopes=["projects:*"], permission="ro")
+    h = _bearer(str(parent["token"]))
+    ok = await client.post(
+        "/v1/tokens", json={"name": "child", "scopes": ["projects:read"]}, headers=h
+    )
+    assert ok.status_code == 201 and ok.json()["owner_subject"] == "alice"
+    for body in (
+        {"name": "x", "scopes": ["orgs:read"]},
+        {"name": "x", "scopes": ["projects:read"], "permission": "rw"},
+        {"name": "x", "scopes": [], "kind": "integration"},
+        {"name": "x", "scopes": [], "owner_subject": "bob"},
+        {"name": "x", "scopes": [], "organization_id": "other"},
+    ):
+        r = await client.post("/v1/tokens", json=body, headers=h)
+        assert r.status_code == 403 and r.json()["code"] == "forbidden", body
+
+
+async def test_tokens_admin_create_without_owner_is_400_with_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    r = await client.post("/v1/tokens", json={"name": "x"}, headers=admin)
+    assert r.status_code == 400 and r.json()["pointer"] == "/owner_subject"
+    bad = await client.post(
+        "/v1/tokens", json={"name": "x", "owner_subject": "a", "scopes": ["no"]}, headers=admin
+    )
+    assert bad.status_code == 400 and bad.json()["pointer"] == "/scopes"
+
+
+async def test_tokens_list_paginates_with_a_cursor(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    made = [str((await _create(client, admin, name=f"t{i}"))["id"]) for i in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2, "owner_subject": "alice"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/v1/tokens", params=params, headers=admin)).json()
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made
+
+
+async def test_tokens_rotate_then_revoke(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    old = await _create(client, admin)
+    h = _bearer(str(old["token"]))
+    rotated = await client.post(f"/v1/tokens/{old['id']}/rotate", headers=h)
+    assert rotated.status_code == 201 and rotated.json()["rotated_from"] == old["id"]
+    again = await client.post(f"/v1/tokens/{old['id']}/rotate", headers=h)
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    new = _bearer(rotated.json()["token"])
+    r = await client.post(f"/v1/tokens/{old['id']}/revoke", headers=new)
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    assert (await client.get("/v1/tokens", headers=h)).json()["code"] == "token_revoked"
+
+
+@pytest.mark.parametrize("case", ["malformed", "unknown", "expired", "revoked"])
+async def test_tokens_bad_bearer_is_401_with_its_code_and_a_generic_detail(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime, case: str
+) -> None:
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    if case == "malformed":
+        token = "wwp_" + "x" * 36
+    elif case == "unknown":
+        token = compose(TokenKind.PERSONAL, "Z" * BODY_LENGTH)
+    else:
+        expires = (clock.now() + timedelta(minutes=1)).isoformat()
+        created = await _create(client, admin, expires_at=expires)
+        token = str(created["token"])
+        if case == "expired":
+            clock.advance(timedelta(minutes=1))
+        else:
+            await client.post(f"/v1/tokens/{created['id']}/revoke", headers=admin)
+    r = await client.get("/v1/tokens", headers=_bearer(token))
+    assert r.status_code == 401
+    body = r.json()
+    assert body["code"] == f"token_{case}"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert "alice" not in r.text and "tok_" not in r.text
+
+
+async def test_oauth_introspect_active_and_inactive(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    created = await _create(client, admin, organization_id="org-9")
+    r = await client.post("/v1/oauth/introspect", data={"token": created["token"]}, headers=admin)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert body["active"] is True and body["sub"] == "alice"
+    assert body["iss"] == runtime.settings.issuer_url and body["scope"] == "projects:*"
+    assert body["client_id"] == created["id"] and body["organization_id"] == "org-9"
+    for token in ("nonsense", compose(TokenKind.SERVICE_ACCOUNT, "Q" * BODY_LENGTH)):
+        r = await client.post("/v1/oauth/introspect", data={"token": token}, headers=admin)
+        assert r.json() == {"active": False}
+    await client.post(f"/v1/tokens/{created['id']}/revoke", headers=admin)
+    r = await client.post("/v1/oauth/introspect", data={"token": created["token"]}, headers=admin)
+    assert r.json() == {"active": False}
+
+
+async def test_oauth_introspect_needs_a_caller_and_a_token_parameter(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    r = await client.post("/v1/oauth/introspect", data={"token": "x"})
+    assert r.status_code == 401
+    r = await client.post("/v1/oauth/introspect", data={}, headers=admin)
+    assert r.status_code == 400 and r.json()["pointer"] == "/token"
+    r = await client.post("/v1/oauth/introspect", json={"token": "x"}, headers=admin)
+    assert r.status_code == 400
+
+
+async def test_oauth_revoke_is_200_for_unknown_and_revokes_a_presented_token(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await _create(client, admin)
+    caller = await _create(client, admin, owner_subject="resource-server")
+    h = _bearer(str(caller["token"]))
+    for token in ("garbage", compose(TokenKind.PERSONAL, "N" * BODY_LENGTH)):
+        r = await client.post("/v1/oauth/revoke", data={"token": token}, headers=h)
+        assert r.status_code == 200
+    r = await client.post("/v1/oauth/revoke", data={"token": created["token"]}, headers=h)
+    assert r.status_code == 200
+    r = await client.get("/v1/tokens", headers=_bearer(str(created["token"])))
+    assert r.json()["code"] == "token_revoked"
+    r = await client.post("/v1/oauth/revoke", data={"token": created["token"]}, headers=h)
+    assert r.status_code == 200
