@@ -15,11 +15,11 @@ looks free. That is short polling, on purpose: it is the embedded, one-host depl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, DateTime, literal
+from sqlalchemy import ColumnElement, DateTime, bindparam
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock, SystemClock
@@ -32,7 +32,7 @@ __all__ = ["ClockTime", "SQLiteBackend"]
 
 
 class ClockTime:
-    """ "now" is the injected clock, bound as a parameter."""
+    """ "now" is the injected clock, bound as a parameter at each call."""
 
     __slots__ = ("_clock",)
 
@@ -40,10 +40,14 @@ class ClockTime:
         self._clock = clock
 
     def now(self) -> ColumnElement[datetime]:
-        return literal(self._clock.now(), DateTime(timezone=True))
+        return bindparam("p_now", type_=DateTime(timezone=True))
 
-    def after(self, ttl: timedelta) -> ColumnElement[datetime]:
-        return literal(self._clock.now() + ttl, DateTime(timezone=True))
+    def after(self) -> ColumnElement[datetime]:
+        return bindparam("p_expires_at", type_=DateTime(timezone=True))
+
+    def params(self, ttl: timedelta) -> Mapping[str, object]:
+        now = self._clock.now()
+        return {"p_now": now, "p_expires_at": now + ttl}
 
 
 class _PollingSignal:
