@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         default=timedelta(seconds=30),
         description="How long a verified token is trusted from cache: the revocation bound.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="At least 32 random characters; encrypts rotated token plaintexts cached in "
+        "Redis (AES-GCM). Required only when redis_url is set and integration tokens rotate.",
+    )
     token_retention: Duration = Field(
         default=timedelta(days=7),
         description="How long the janitor keeps expired tokens before deleting them.",

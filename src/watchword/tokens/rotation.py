@@ -111,10 +111,18 @@ def plan_rotation(
     grace: timedelta,
 ) -> RotationPlan:
     """Retire every current token of one (owner, name) and mint one successor."""
-    current = sorted(
-        (t for t in existing if is_current(t, now, grace)), key=lambda t: (t.created_at, t.id)
+    current = [t for t in existing if is_current(t, now, grace)]
+    # The successor names the newest token still valid, current or already retiring
+    # (an integration token reaches its grace window on its own after one cache period).
+    valid = sorted(
+        (
+            t
+            for t in existing
+            if t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
+        ),
+        key=lambda t: (t.created_at, t.id),
     )
-    newest = current[-1] if current else None
+    newest = valid[-1] if valid else None
     return RotationPlan(
         expire=tuple((t.id, retiring_expires_at(t.expires_at, now, grace)) for t in current),
         successor_expires_at=successor_expires_at(

@@ -1,0 +1,221 @@
+"""Rotation of integration tokens, as in seed 001 (3scale's OIDC sync token).
+
+``rotate_integration(runtime, owner)`` returns the plaintext an integration should use
+now, minting a new token at most once per ``token_rotation_cache_ttl`` per (owner, name)
+however many workers and replicas ask at once::
+
+    cached = cache.load(key)                     # hot path: no SQL at all
+    if fresh(cached): return cached
+    BEGIN
+      lock the (owner, name) anchor row          # PostgreSQL: INSERT … ON CONFLICT DO
+                                                 # NOTHING, then SELECT … FOR UPDATE;
+                                                 # SQLite: BEGIN IMMEDIATE (write lock)
+      cached = cache.load(key)                   # a worker ahead of us may have rotated
+      if fresh(cached): COMMIT; return cached
+      expire current tokens at now + grace       # not deleted: holders keep working
+      insert the successor
+      cache.save(key, successor)                 # before COMMIT, while still locked
+    COMMIT
+
+The anchor row exists for the cold start: ``SELECT … FOR UPDATE`` over zero token rows
+locks nothing, so without it the very first concurrent misses would each mint a token.
+The cache is written before the commit so that the next worker to get the lock finds it;
+if the commit fails the entry is removed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword.ids import new_id
+from watchword.runtime import Runtime
+from watchword.secret import Secret
+from watchword.tokens import store
+from watchword.tokens.format import TokenKind, display_prefix
+from watchword.tokens.metrics import TokenMetrics
+from watchword.tokens.mint import new_token, token_hash
+from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.plaintext_cache import (
+    CachedPlaintext,
+    LocalPlaintextCache,
+    PlaintextCache,
+    RedisPlaintextCache,
+    cache_key,
+    derive_key,
+)
+from watchword.tokens.rotation import RotationPlan, cached_value_fresh, plan_rotation
+from watchword.tokens.scope import Permission, normalize_scopes
+from watchword.tokens.service import token_service
+from watchword.tokens.tables import token_rotation_anchors
+
+__all__ = [
+    "DEFAULT_NAME",
+    "IntegrationRotator",
+    "IntegrationSpec",
+    "integration_rotator",
+    "rotate_integration",
+]
+
+DEFAULT_NAME = "integration"
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSpec:
+    """Which integration token: its owner and name, and what a new one is minted with."""
+
+    owner: Owner
+    name: str = DEFAULT_NAME
+    scopes: frozenset[str] = frozenset()
+    permission: Permission = Permission.READ_ONLY
+    organization_id: str | None = None
+
+
+class IntegrationRotator:
+    __slots__ = ("_cache", "_metrics", "_runtime")
+
+    def __init__(self, runtime: Runtime, cache: PlaintextCache | None = None) -> None:
+        self._runtime = runtime
+        self._metrics: TokenMetrics = runtime.service(token_service).metrics
+        if cache is None:
+            if runtime.redis is not None:
+                cache = RedisPlaintextCache(
+                    runtime.redis,
+                    prefix=runtime.settings.redis_prefix,
+                    key=derive_key(runtime.settings.secret_key),
+                )
+            else:
+                cache = LocalPlaintextCache()
+        self._cache = cache
+
+    async def _fresh(self, key: str) -> Secret | None:
+        cached = await self._cache.load(key)
+        ttl = self._runtime.settings.token_rotation_cache_ttl
+        if cached is not None and cached_value_fresh(
+            cached.cached_at, self._runtime.clock.now(), ttl
+        ):
+            return cached.token
+        return None
+
+    async def current(self, spec: IntegrationSpec) -> Secret:
+        key = cache_key(spec.owner, spec.name)
+        hit = await self._fresh(key)
+        if hit is not None:
+            self._metrics.rotations.labels("cached").inc()
+            return hit
+        async with self._runtime.engine.connect() as conn:
+            await _lock_anchor(conn, spec.owner, spec.name)
+            hit = await self._fresh(key)
+            if hit is not None:
+                await conn.commit()
+                self._metrics.rotations.labels("cached_after_lock").inc()
+                return hit
+            token = await self._rotate(conn, spec)
+            now = self._runtime.clock.now()
+            await self._cache.save(
+                key, CachedPlaintext(token, now), self._runtime.settings.token_rotation_cache_ttl
+            )
+            try:
+                await conn.commit()
+            except BaseException:
+                await self._cache.forget(key)
+                raise
+        self._metrics.rotations.labels("rotated").inc()
+        return token
+
+    async def _rotate(self, conn: AsyncConnection, spec: IntegrationSpec) -> Secret:
+        settings = self._runtime.settings
+        now = self._runtime.clock.now()
+        existing = await store.load_lifetimes(conn, spec.owner, spec.name, TokenKind.INTEGRATION)
+        plan = plan_rotation(
+            TokenKind.INTEGRATION,
+            existing,
+            now,
+            cache_ttl=settings.token_rotation_cache_ttl,
+            grace=settings.token_grace_period,
+        )
+        for token_id, expires_at in plan.expire:
+            await store.set_expiry(conn, token_id, expires_at)
+        token = new_token(TokenKind.INTEGRATION)
+        await store.insert_token(conn, _record(token, spec, now, plan))
+        await conn.execute(
+            update(token_rotation_anchors)
+            .where(*_anchor_where(spec.owner, spec.name))
+            .values(rotated_at=now)
+        )
+        return token
+
+
+def _record(token: Secret, spec: IntegrationSpec, now: datetime, plan: RotationPlan) -> TokenRecord:
+    return TokenRecord(
+        id=new_id("tok"),
+        kind=TokenKind.INTEGRATION,
+        name=spec.name,
+        owner=spec.owner,
+        organization_id=spec.organization_id,
+        scopes=spec.scopes,
+        permission=spec.permission,
+        display_prefix=display_prefix(token.reveal()),
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=plan.successor_expires_at,
+        last_used_at=None,
+        revoked_at=None,
+        rotated_from=plan.rotated_from,
+        version=1,
+    )
+
+
+def _anchor_where(owner: Owner, name: str) -> tuple[ColumnElement[bool], ...]:
+    t = token_rotation_anchors.c
+    return (t.owner_issuer == owner.issuer, t.owner_subject == owner.subject, t.name == name)
+
+
+async def _lock_anchor(conn: AsyncConnection, owner: Owner, name: str) -> None:
+    """Begin the transaction holding the (owner, name) lock until commit or rollback."""
+    values = {"owner_issuer": owner.issuer, "owner_subject": owner.subject, "name": name}
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            postgresql.insert(token_rotation_anchors).values(values).on_conflict_do_nothing()
+        )
+        await conn.execute(
+            select(token_rotation_anchors.c.name)
+            .where(*_anchor_where(owner, name))
+            .with_for_update()
+        )
+        return
+    # SQLite has one writer at a time: taking the write lock up front serializes every
+    # rotation in the database file (busy_timeout queues the others).
+    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    await conn.execute(
+        sqlite.insert(token_rotation_anchors).values(values).on_conflict_do_nothing()
+    )
+
+
+def integration_rotator(runtime: Runtime) -> IntegrationRotator:
+    """The runtime's rotator (use ``runtime.service(integration_rotator)``)."""
+    return IntegrationRotator(runtime)
+
+
+async def rotate_integration(
+    runtime: Runtime,
+    owner: Owner,
+    *,
+    name: str = DEFAULT_NAME,
+    scopes: frozenset[str] = frozenset(),
+    permission: Permission = Permission.READ_ONLY,
+    organization_id: str | None = None,
+) -> Secret:
+    """The plaintext the integration ``(owner, name)`` should use now (seed 001)."""
+    spec = IntegrationSpec(
+        owner=owner,
+        name=name,
+        scopes=normalize_scopes(scopes),
+        permission=permission,
+        organization_id=organization_id,
+    )
+    return await runtime.service(integration_rotator).current(spec)

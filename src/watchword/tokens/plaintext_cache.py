@@ -1,0 +1,138 @@
+"""Where the current plaintext of a rotated integration token is cached.
+
+The rotation cache *is* a secret store (seed 001's caveat): whoever reads it can act as
+the integration. In-process it stays in memory; in Redis it is sealed with AES-GCM under
+a key derived (HKDF-SHA256) from the ``secret_key`` setting, with the Redis key as
+associated data, so a value copied to another key or owner does not open.
+
+Each value carries ``cached_at`` from the runtime's clock; freshness is decided by the
+pure rule :func:`watchword.tokens.rotation.cached_value_fresh`, and Redis also expires
+the key after the TTL in real time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, Protocol
+
+import redis.asyncio as aioredis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from watchword.errors import ConfigurationError
+from watchword.observability.logging import get_logger
+from watchword.secret import Secret
+from watchword.tokens.model import Owner
+
+__all__ = [
+    "MIN_SECRET_KEY_LENGTH",
+    "CachedPlaintext",
+    "LocalPlaintextCache",
+    "PlaintextCache",
+    "RedisPlaintextCache",
+    "cache_key",
+    "derive_key",
+]
+
+MIN_SECRET_KEY_LENGTH: Final = 32
+_HKDF_INFO: Final = b"watchword/tokens/rotation-cache/v1"
+_NONCE_BYTES: Final = 12
+log = get_logger("watchword.tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedPlaintext:
+    token: Secret
+    cached_at: datetime
+
+
+class PlaintextCache(Protocol):
+    async def load(self, key: str) -> CachedPlaintext | None: ...
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None: ...
+
+    async def forget(self, key: str) -> None: ...
+
+
+def cache_key(owner: Owner, name: str) -> str:
+    """A stable key for (owner, name) that does not put subject ids in Redis key names."""
+    raw = "\x1f".join((owner.issuer, owner.subject, name)).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+class LocalPlaintextCache:
+    """One process's cache (no Redis): a dict; stale values are ignored by the caller."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data: dict[str, CachedPlaintext] = {}
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        return self._data.get(key)
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        self._data[key] = value
+
+    async def forget(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
+def derive_key(secret_key: str | None) -> bytes:
+    """The AES-256 key for Redis values; :class:`ConfigurationError` if the setting is
+    missing or too short."""
+    if secret_key is None or len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            "WATCHWORD_SECRET_KEY must be set to at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters when WATCHWORD_REDIS_URL is set: "
+            "rotated integration tokens are cached in Redis encrypted under it"
+        )
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
+    return hkdf.derive(secret_key.encode())
+
+
+class RedisPlaintextCache:
+    """Shared by every replica; values sealed with AES-GCM."""
+
+    __slots__ = ("_aead", "_prefix", "_redis")
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, key: bytes) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._aead = AESGCM(key)
+
+    def _name(self, key: str) -> str:
+        return f"{self._prefix}tokens:rot:{key}"
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        name = self._name(key)
+        raw = await self._redis.get(name)
+        if raw is None:
+            return None
+        sealed: bytes = raw if isinstance(raw, bytes) else raw.encode()
+        try:
+            plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], name.encode())
+        except (InvalidTag, ValueError):
+            # Sealed under another secret_key (rotated setting) or tampered: a miss.
+            log.warning("token_rotation_cache_undecryptable")
+            return None
+        data = json.loads(plain)
+        return CachedPlaintext(
+            token=Secret(data["t"]), cached_at=datetime.fromisoformat(data["at"])
+        )
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        name = self._name(key)
+        nonce = os.urandom(_NONCE_BYTES)
+        plain = json.dumps({"t": value.token.reveal(), "at": value.cached_at.isoformat()})
+        sealed = nonce + self._aead.encrypt(nonce, plain.encode(), name.encode())
+        await self._redis.set(name, sealed, px=max(1, int(ttl.total_seconds() * 1000)))
+
+    async def forget(self, key: str) -> None:
+        await self._redis.delete(self._name(key))

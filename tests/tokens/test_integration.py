@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from watchword.clock import FakeClock
+from watchword.config import load_settings
+from watchword.errors import TokenExpired
+from watchword.runtime import Runtime
+from watchword.storage.db import create_engine_for_url
+from watchword.storage.migrate import upgrade_engine
+from watchword.tokens import Owner, TokenKind, token_service
+from watchword.tokens.integration import IntegrationRotator, IntegrationSpec, rotate_integration
+from watchword.tokens.plaintext_cache import LocalPlaintextCache
+from watchword.tokens.tables import api_tokens
+
+
+async def _count(runtime: Runtime) -> int:
+    async with runtime.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(api_tokens))).scalar_one())
+
+
+async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping_grace(
+    runtime: Runtime, owner: Owner
+) -> None:
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    settings = runtime.settings
+    first = await rotate_integration(runtime, owner, scopes=frozenset({"accounts:read"}))
+    assert (await rotate_integration(runtime, owner)).reveal() == first.reveal()
+    assert await _count(runtime) == 1
+    record = await runtime.service(token_service).verify(first)
+    assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
+
+    clock.advance(settings.token_rotation_cache_ttl)
+    rotated_at = clock.now()
+    second = await rotate_integration(runtime, owner)
+    assert second.reveal() != first.reveal()
+    assert await _count(runtime) == 2
+    new = await runtime.service(token_service).verify(second)
+    assert new.rotated_from == record.id
+
+    clock.set(rotated_at + settings.token_grace_period - timedelta(seconds=1))
+    fresh = Runtime(settings=settings, engine=runtime.engine, clock=clock)
+    assert (await fresh.service(token_service).verify(first)).id == record.id
+    clock.set(rotated_at + settings.token_grace_period)
+    with pytest.raises(TokenExpired):
+        await fresh.service(token_service).verify(first)
+
+
+async def test_rotate_integration_names_are_independent(runtime: Runtime, owner: Owner) -> None:
+    a = await rotate_integration(runtime, owner, name="sync")
+    b = await rotate_integration(runtime, owner, name="billing")
+    c = await rotate_integration(runtime, Owner(owner.issuer, "other"), name="sync")
+    assert len({a.reveal(), b.reveal(), c.reveal()}) == 3
+
+
+async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'rot.sqlite3'}")
+    await upgrade_engine(engine)
+    clock = FakeClock()
+    shared = LocalPlaintextCache()  # stands in for Redis: one cache, two replicas
+    try:
+        rotators = [
+            IntegrationRotator(
+                Runtime(settings=load_settings(environ={}), engine=engine, clock=clock), shared
+            )
+            for _ in range(2)
+        ]
+        spec = IntegrationSpec(owner=Owner("https://idp.test", "svc"))
+        results = await asyncio.gather(*(rotators[i % 2].current(spec) for i in range(30)))
+        assert len({r.reveal() for r in results}) == 1
+        async with engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(api_tokens))).scalar()
+        assert count == 1
+    finally:
+        await engine.dispose()
