@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 import watchword.locks
 from watchword.clock import FakeClock
 from watchword.errors import LockTimeout
-from watchword.locks import Lease, LockLost, LockMetrics, Locks, MemoryBackend
+from watchword.locks import Attempt, Lease, LockLost, LockMetrics, Locks, MemoryBackend
 
 TTL = timedelta(seconds=10)
 
@@ -131,3 +131,36 @@ def test_lock_metrics_on_two_registries_do_not_clash() -> None:
     labels = {"backend": "memory"}
     assert first.get_sample_value("watchword_lock_broken_leases_total", labels) == 1.0
     assert second.get_sample_value("watchword_lock_broken_leases_total", labels) is None
+
+
+class CountingBackend(MemoryBackend):
+    """The real memory backend, counting the compare-and-swap attempts it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def try_acquire(self, key: str, holder: str, ttl: timedelta) -> Attempt:
+        self.attempts += 1
+        return await super().try_acquire(key, holder, ttl)
+
+
+async def test_locks_local_waiters_queue_so_one_release_costs_one_attempt() -> None:
+    backend = CountingBackend()
+    locks = Locks(backend)
+    lease = await locks.acquire("k", ttl=TTL, wait=timedelta(0))
+    waiters = [
+        asyncio.create_task(locks.acquire("k", ttl=TTL, wait=timedelta(seconds=30)))
+        for _ in range(20)
+    ]
+    await asyncio.sleep(0.05)
+    # Only the head of the local queue has tried; the other 19 wait in-process.
+    assert backend.attempts == 2
+    await locks.release(lease)
+    await asyncio.sleep(0.05)
+    assert backend.attempts == 4  # the head won; the next in line tried once and waits
+    done = [task for task in waiters if task.done()]
+    assert len(done) == 1
+    for task in waiters:
+        task.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
