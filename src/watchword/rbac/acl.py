@@ -1,0 +1,236 @@
+"""The ACL document: what a subject may do, by level, from its compiled subject.
+
+Pure. The document is a superset of uni-identity's (``docs/rbac.md`` has the shape):
+``global`` endpoints, ``organizations[]`` each with ``endpoints``, ``owner`` and
+``projects[]``, plus for a scoped request ``organization`` and ``projects``.
+
+Rules (the document agrees with :func:`watchword.authz.evaluate.check`):
+
+- It is computed from the same :class:`~watchword.authz.compile.CompiledSubject` that checks
+  use; a client reads it as a fall-through, like uni-identity's: an operation is allowed
+  on an object in organization O and project P when it is listed in ``global``, or in O's
+  ``endpoints``, or in P's ``endpoints``. For every (type, action, O, P) that answer equals
+  ``check`` on an object with that org and project and no owner or object ACL.
+- Each level lists only what that level *decides* as allowed: a deny at a level removes the
+  operation there and at every level below, an allow above makes the lower levels silent.
+  Effective allows only: no deny is ever listed.
+- ``owner`` lists what the subject may do on objects it owns in that organization (when no
+  higher level decided).
+- The token scope intersects everything: an operation is listed only when the scope's names
+  allow it and its allow-list admits any id of the type (an allow-list of specific ids is
+  reported in ``scope`` for the client to apply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from watchword.authz.compile import CompiledSubject, level_vote
+from watchword.authz.model import Effect, Level, Policy
+from watchword.errors import NotAMember
+from watchword.rbac.subject import Resolution
+
+__all__ = [
+    "AclDocument",
+    "Endpoint",
+    "OrganizationAcl",
+    "ProjectAcl",
+    "acl_document",
+    "endpoints_to_dict",
+]
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Operations allowed on one resource type (``name``)."""
+
+    name: str
+    operations: tuple[str, ...]
+
+
+Endpoints = tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectAcl:
+    id: str
+    endpoints: Endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationAcl:
+    id: str
+    endpoints: Endpoints
+    owner: Endpoints
+    projects: tuple[ProjectAcl, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AclDocument:
+    issuer: str
+    subject_id: str
+    account_type: str
+    global_endpoints: Endpoints
+    organizations: tuple[OrganizationAcl, ...]
+    organization: OrganizationAcl | None
+    groups: tuple[tuple[str, str], ...]  # (group id, organization id)
+    scope: Mapping[str, object] | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The wire shape (camelCase keys, as in uni-identity)."""
+        return {
+            "subject": {"id": self.subject_id, "issuer": self.issuer, "type": self.account_type},
+            "global": endpoints_to_dict(self.global_endpoints),
+            "organizations": [_org_to_dict(o) for o in self.organizations],
+            "organization": None if self.organization is None else _org_to_dict(self.organization),
+            "projects": []
+            if self.organization is None
+            else [_project_to_dict(p) for p in self.organization.projects],
+            "groups": [{"id": g, "organizationId": o} for g, o in self.groups],
+            "scope": self.scope,
+        }
+
+
+def endpoints_to_dict(endpoints: Endpoints) -> list[dict[str, object]]:
+    return [{"name": e.name, "operations": list(e.operations)} for e in endpoints]
+
+
+def _project_to_dict(project: ProjectAcl) -> dict[str, object]:
+    return {"id": project.id, "endpoints": endpoints_to_dict(project.endpoints)}
+
+
+def _org_to_dict(org: OrganizationAcl) -> dict[str, object]:
+    return {
+        "id": org.id,
+        "endpoints": endpoints_to_dict(org.endpoints),
+        "owner": endpoints_to_dict(org.owner),
+        "projects": [_project_to_dict(p) for p in org.projects],
+    }
+
+
+def _group(pairs: Iterable[Pair]) -> Endpoints:
+    by_type: dict[str, list[str]] = {}
+    for type_name, action in pairs:
+        by_type.setdefault(type_name, []).append(action)
+    return tuple(Endpoint(t, tuple(actions)) for t, actions in by_type.items())
+
+
+class _Levels:
+    """Per role set memo of what a level decides, over the pairs the higher levels left open."""
+
+    __slots__ = ("_memo", "level", "policy")
+
+    def __init__(self, policy: Policy, level: Level) -> None:
+        self.policy = policy
+        self.level = level
+        self._memo: dict[
+            tuple[frozenset[str], tuple[Pair, ...]], tuple[Endpoints, tuple[Pair, ...]]
+        ] = {}
+
+    def decide(
+        self, roles: frozenset[str], open_pairs: tuple[Pair, ...]
+    ) -> tuple[Endpoints, tuple[Pair, ...]]:
+        """(allowed endpoints, pairs still undecided) for ``roles`` at this level."""
+        key = (roles, open_pairs)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        allowed: list[Pair] = []
+        still_open: list[Pair] = []
+        for pair in open_pairs:
+            vote = level_vote(self.policy, roles, self.level, pair[0], pair[1]) if roles else None
+            if vote is None:
+                still_open.append(pair)
+            elif vote.effect is Effect.ALLOW:
+                allowed.append(pair)
+        result = (_group(allowed), tuple(still_open))
+        self._memo[key] = result
+        return result
+
+
+def _owner(
+    policy: Policy,
+    global_roles: frozenset[str],
+    org_roles: frozenset[str],
+    open_pairs: tuple[Pair, ...],
+) -> Endpoints:
+    allowed: list[Pair] = []
+    for type_name, action in open_pairs:
+        votes = [
+            level_vote(policy, roles, Level.OWNER, type_name, action)
+            for roles in (global_roles, org_roles)
+            if roles
+        ]
+        effects = {v.effect for v in votes if v is not None}
+        if Effect.ALLOW in effects and Effect.DENY not in effects:
+            allowed.append((type_name, action))
+    return _group(allowed)
+
+
+def _scoped_pairs(compiled: CompiledSubject) -> tuple[Pair, ...]:
+    registry = compiled.policy.registry
+    scope = compiled.subject.scope
+    pairs: list[Pair] = []
+    for type_name in sorted(registry.types):
+        if scope is not None and not scope.allows_any_id(type_name):
+            continue
+        for action in sorted(registry.types[type_name].actions):
+            if scope is None or scope.allows_name(type_name, action):
+                pairs.append((type_name, action))
+    return tuple(pairs)
+
+
+def acl_document(
+    compiled: CompiledSubject, resolution: Resolution, *, organization_id: str | None = None
+) -> AclDocument:
+    """The ACL of ``resolution``'s subject; scoped to ``organization_id`` when given.
+
+    A scoped request for an organization the subject is not a member of raises
+    :class:`~watchword.errors.NotAMember`, for users and service accounts alike.
+    """
+    if organization_id is not None and organization_id not in resolution.member_orgs:
+        raise NotAMember(f"the subject is not a member of organization {organization_id!r}")
+    policy = compiled.policy
+    subject = compiled.subject
+    pairs = _scoped_pairs(compiled)
+    global_endpoints, open_pairs = _Levels(policy, Level.GLOBAL).decide(subject.global_roles, pairs)
+    org_level = _Levels(policy, Level.ORGANIZATION)
+    project_level = _Levels(policy, Level.PROJECT)
+    owner_memo: dict[tuple[frozenset[str], tuple[Pair, ...]], Endpoints] = {}
+    empty: frozenset[str] = frozenset()
+    organizations: list[OrganizationAcl] = []
+    scoped: OrganizationAcl | None = None
+    for org in sorted(resolution.member_orgs):
+        roles = subject.org_roles.get(org, empty)
+        org_endpoints, org_open = org_level.decide(roles, open_pairs)
+        owner_key = (roles, org_open)
+        owner = owner_memo.get(owner_key)
+        if owner is None:
+            owner = owner_memo[owner_key] = _owner(policy, subject.global_roles, roles, org_open)
+        projects = tuple(
+            ProjectAcl(p, project_level.decide(subject.project_roles[p], org_open)[0])
+            for p in resolution.projects_by_org.get(org, ())
+        )
+        entry = OrganizationAcl(org, org_endpoints, owner, projects)
+        organizations.append(entry)
+        if org == organization_id:
+            scoped = entry
+    scope = subject.scope
+    return AclDocument(
+        issuer=subject.issuer,
+        subject_id=subject.id,
+        account_type=subject.account_type.value,
+        global_endpoints=global_endpoints,
+        organizations=tuple(organizations),
+        organization=scoped,
+        groups=tuple(sorted(resolution.group_orgs.items())),
+        scope=None
+        if scope is None
+        else {
+            "names": sorted(scope.names),
+            "allowList": [{"type": t, "id": i} for t, i in sorted(scope.allow_list)],
+        },
+    )

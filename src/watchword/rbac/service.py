@@ -1,0 +1,229 @@
+"""The RBAC service of one runtime: current policy, subjects and ACLs, cached.
+
+Invariants this module owns:
+
+- The policy (resource types + roles) is loaded from storage and installed in an authz
+  :class:`~watchword.authz.engine.Engine` with the RBAC generation as its version; it is
+  reloaded when the generation read for a request differs. A policy that fails to build
+  (rows edited behind watchword's back) is logged and the active one stays active.
+- ACL/subject cache entries are keyed by (issuer, subject, claims digest, scope) and hold
+  the generation they were computed at. Every lookup first reads the current generation
+  (one primary-key read per request), so any write through watchword, on any replica,
+  invalidates every entry at once. Entries also expire after ``settings.acl_cache_ttl``:
+  the bound on staleness for changes that bypass the generation (rows edited by hand).
+- The compiled subject in an entry is the one checks, filters and the ACL document use.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from watchword.authz.compile import CompiledSubject
+from watchword.authz.engine import Engine
+from watchword.authz.model import Policy, Registry, TokenScope
+from watchword.clock import Clock
+from watchword.errors import InvalidInput
+from watchword.observability.logging import get_logger
+from watchword.rbac.acl import acl_document
+from watchword.rbac.claims import claims_digest, identity_from_claims
+from watchword.rbac.store.context import StoreContext
+from watchword.rbac.store.facts import issuer_trust, load_facts
+from watchword.rbac.store.generation import read_generation
+from watchword.rbac.store.roles import load_policy
+from watchword.rbac.subject import Resolution, resolve_subject
+from watchword.runtime import Runtime
+
+__all__ = [
+    "CACHE_SIZE",
+    "RbacService",
+    "Resolved",
+    "rbac_service",
+    "scope_key",
+    "store_context",
+]
+
+CACHE_SIZE = 65_536
+log = get_logger("watchword.rbac")
+
+CacheKey = tuple[str, str, str, tuple[object, ...] | None]
+
+
+def scope_key(scope: TokenScope | None) -> tuple[object, ...] | None:
+    if scope is None:
+        return None
+    return (tuple(sorted(scope.names)), tuple(sorted(scope.allow_list)))
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A cached subject: its resolution, compiled subject and ACL documents by org scope."""
+
+    generation: int
+    stored_at: float
+    resolution: Resolution
+    compiled: CompiledSubject
+    documents: dict[str | None, dict[str, object]] = field(default_factory=dict)
+
+    def document(self, organization_id: str | None) -> dict[str, object]:
+        doc = self.documents.get(organization_id)
+        if doc is None:
+            doc = acl_document(
+                self.compiled, self.resolution, organization_id=organization_id
+            ).to_dict()
+            self.documents[organization_id] = doc
+        return doc
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lookups = Counter(
+            "watchword_rbac_subject_cache_lookups",
+            "Subject/ACL cache lookups by result (hit, miss, stale).",
+            ["result"],
+            registry=registry,
+        )
+        self.resolve_seconds = Histogram(
+            "watchword_rbac_resolve_seconds",
+            "Time to load facts and compile one subject (cache misses).",
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.policy_reloads = Counter(
+            "watchword_rbac_policy_reloads",
+            "Policy reloads by outcome (ok, rejected).",
+            ["outcome"],
+            registry=registry,
+        )
+
+
+class RbacService:
+    def __init__(
+        self,
+        ctx: StoreContext,
+        *,
+        authz_claim: str,
+        ttl: timedelta,
+        clock: Clock,
+        registry: CollectorRegistry | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.ctx = ctx
+        self.authz_claim = authz_claim
+        self.ttl = ttl.total_seconds()
+        self.clock = clock
+        self.engine = Engine(Policy(Registry(), {}, version=0))
+        self._generation = -1
+        self._cache: OrderedDict[CacheKey, Resolved] = OrderedDict()
+        self._cache_size = cache_size
+        self._metrics = _Metrics(registry) if registry is not None else None
+
+    # Policy ------------------------------------------------------------------------------
+
+    async def generation(self) -> int:
+        """Read the generation and make sure the engine holds the policy of it."""
+        async with self.ctx.engine.connect() as conn:
+            current = await read_generation(conn)
+            if current != self._generation:
+                try:
+                    policy = await load_policy(conn)
+                except InvalidInput as exc:
+                    log.error("rbac_policy_rejected", code=exc.code, detail=exc.detail)
+                    if self._metrics is not None:
+                        self._metrics.policy_reloads.labels(outcome="rejected").inc()
+                    if self._generation < 0:
+                        raise
+                    return current
+                if policy.version > self.engine.version:
+                    self.engine.replace_policy(policy)
+                self._generation = current
+                if self._metrics is not None:
+                    self._metrics.policy_reloads.labels(outcome="ok").inc()
+        return current
+
+    @property
+    def policy(self) -> Policy:
+        return self.engine.policy
+
+    # Subjects ----------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        issuer: str,
+        subject: str | None,
+        claims: Mapping[str, object] | None = None,
+        *,
+        scope: TokenScope | None = None,
+    ) -> Resolved:
+        """The resolved, compiled subject (cached; see the module invariants)."""
+        claims = claims or {}
+        generation = await self.generation()
+        async with self.ctx.engine.connect() as conn:
+            trust = await issuer_trust(
+                conn, issuer, local_issuer=self.ctx.issuer_url, default_authz_claim=self.authz_claim
+            )
+            key: CacheKey = (
+                issuer,
+                subject or "",
+                claims_digest(claims, trust),
+                scope_key(scope),
+            )
+            now = self.clock.monotonic()
+            hit = self._cache.get(key)
+            if hit is not None:
+                if hit.generation == generation and now - hit.stored_at < self.ttl:
+                    self._cache.move_to_end(key)
+                    self._count("hit")
+                    return hit
+                self._count("stale")
+            else:
+                self._count("miss")
+            start = self.clock.monotonic()
+            identity = identity_from_claims(claims, trust, subject=subject)
+            facts = await load_facts(conn, identity, local_issuer=self.ctx.issuer_url)
+        resolution = resolve_subject(identity, facts, scope=scope, authz_claim=trust.authz_claim)
+        compiled = self.engine.compile(resolution.subject)
+        if self._metrics is not None:
+            self._metrics.resolve_seconds.observe(self.clock.monotonic() - start)
+        entry = Resolved(generation, now, resolution, compiled)
+        self._cache[key] = entry
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.lookups.labels(result=result).inc()
+
+    async def acl(
+        self,
+        issuer: str,
+        subject: str | None,
+        claims: Mapping[str, object] | None = None,
+        *,
+        scope: TokenScope | None = None,
+        organization_id: str | None = None,
+    ) -> dict[str, object]:
+        resolved = await self.resolve(issuer, subject, claims, scope=scope)
+        return resolved.document(organization_id)
+
+
+def rbac_service(runtime: Runtime) -> RbacService:
+    """The runtime's RBAC service (``runtime.service(rbac_service)``)."""
+    settings = runtime.settings
+    return RbacService(
+        StoreContext(runtime.engine, runtime.clock, settings.issuer_url),
+        authz_claim=settings.authz_claim,
+        ttl=settings.acl_cache_ttl,
+        clock=runtime.clock,
+        registry=runtime.registry,
+    )
+
+
+def store_context(runtime: Runtime) -> StoreContext:
+    return StoreContext(runtime.engine, runtime.clock, runtime.settings.issuer_url)

@@ -1,0 +1,486 @@
+"""Service accounts, system accounts, role bindings and trusted issuers.
+
+- A service account belongs to exactly one organization, fixed at creation; moving it is
+  refused (``service_account_foreign_organization``), and deleting it removes it from its
+  groups.
+- System accounts and role bindings hold catalogue roles only (global grants).
+- An issuer is matched exactly on its URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Row, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword.errors import AlreadyExists, InvalidInput, NotFound
+from watchword.ids import new_id
+from watchword.rbac.claims import service_account_subject
+from watchword.rbac.errors import ServiceAccountForeignOrg, UnknownRoleReference
+from watchword.rbac.model import IssuerRecord, RoleBinding, ServiceAccount, SystemAccount
+from watchword.rbac.store.context import StoreContext
+from watchword.rbac.store.organizations import require_organization
+from watchword.rbac.store.record import (
+    Page,
+    delete_row,
+    fetch_row,
+    page_rows,
+    stamp_of,
+    update_row,
+    writing,
+)
+from watchword.rbac.tables import (
+    group_members,
+    issuers,
+    role_bindings,
+    roles,
+    service_accounts,
+    system_accounts,
+)
+
+__all__ = [
+    "create_binding",
+    "create_issuer",
+    "create_service_account",
+    "create_system_account",
+    "delete_binding",
+    "delete_issuer",
+    "delete_service_account",
+    "delete_system_account",
+    "get_binding",
+    "get_issuer",
+    "get_issuer_by_url",
+    "get_service_account",
+    "get_system_account",
+    "list_bindings",
+    "list_issuers",
+    "list_service_accounts",
+    "list_system_accounts",
+    "update_binding",
+    "update_issuer",
+    "update_service_account",
+    "update_system_account",
+]
+
+
+def _sa(row: Row[tuple[object, ...]]) -> ServiceAccount:
+    m = row._mapping
+    return ServiceAccount(m["id"], m["organization_id"], m["name"], m["description"], stamp_of(row))
+
+
+def _sys(row: Row[tuple[object, ...]]) -> SystemAccount:
+    m = row._mapping
+    return SystemAccount(
+        m["id"], m["issuer"], m["subject_id"], tuple(m["role_ids"]), m["description"], stamp_of(row)
+    )
+
+
+def _binding(row: Row[tuple[object, ...]]) -> RoleBinding:
+    m = row._mapping
+    return RoleBinding(
+        m["id"],
+        m["issuer"],
+        m["subject_id"],
+        m["idp_group"],
+        tuple(m["role_ids"]),
+        m["description"],
+        stamp_of(row),
+    )
+
+
+def _issuer(row: Row[tuple[object, ...]]) -> IssuerRecord:
+    m = row._mapping
+    return IssuerRecord(
+        m["id"],
+        m["url"],
+        tuple(m["audiences"]),
+        m["subject_claim"],
+        m["groups_claim"],
+        m["authz_claim"],
+        bool(m["membership_from_claims"]),
+        stamp_of(row),
+    )
+
+
+async def _check_global_roles(conn: AsyncConnection, role_ids: Sequence[str]) -> None:
+    if not role_ids:
+        raise InvalidInput("at least one role is needed", pointer="/role_ids")
+    found = {
+        r.id: r.organization_id
+        for r in await conn.execute(
+            select(roles.c.id, roles.c.organization_id).where(roles.c.id.in_(list(role_ids)))
+        )
+    }
+    for i, role_id in enumerate(role_ids):
+        if role_id not in found or found[role_id] is not None:
+            raise UnknownRoleReference(
+                f"role {role_id!r} is not a catalogue role (global grants take catalogue roles)",
+                pointer=f"/role_ids/{i}",
+            )
+
+
+# Service accounts --------------------------------------------------------------------------
+
+
+async def create_service_account(
+    ctx: StoreContext, *, organization_id: str, name: str, description: str = ""
+) -> ServiceAccount:
+    now = ctx.clock.now()
+    sid = new_id("sa")
+    async with writing(ctx.engine) as conn:
+        await require_organization(conn, organization_id)
+        await conn.execute(
+            insert(service_accounts).values(
+                id=sid,
+                organization_id=organization_id,
+                name=name,
+                description=description,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return _sa(await fetch_row(conn, service_accounts, sid, what="service account"))
+
+
+async def get_service_account(
+    ctx: StoreContext, sa_id: str, *, organization_id: str | None = None
+) -> ServiceAccount:
+    async with ctx.engine.connect() as conn:
+        sa = _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
+    if organization_id is not None and sa.organization_id != organization_id:
+        raise NotFound(f"service account {sa_id!r} does not exist")
+    return sa
+
+
+async def list_service_accounts(
+    ctx: StoreContext,
+    *,
+    organization_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    name: str | None = None,
+) -> Page[ServiceAccount]:
+    where = []
+    if organization_id is not None:
+        where.append(service_accounts.c.organization_id == organization_id)
+    if name is not None:
+        where.append(service_accounts.c.name == name)
+    async with ctx.engine.connect() as conn:
+        rows, nxt = await page_rows(
+            conn,
+            select(service_accounts),
+            service_accounts,
+            limit=limit,
+            cursor=cursor,
+            where=where,
+        )
+    return Page(tuple(_sa(r) for r in rows), nxt)
+
+
+async def update_service_account(
+    ctx: StoreContext,
+    sa_id: str,
+    *,
+    if_match: int,
+    name: str | None = None,
+    description: str | None = None,
+    organization_id: str | None = None,
+) -> ServiceAccount:
+    async with writing(ctx.engine) as conn:
+        current = _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
+        if organization_id is not None and organization_id != current.organization_id:
+            raise ServiceAccountForeignOrg(
+                f"service account {sa_id!r} belongs to {current.organization_id!r}; "
+                "it cannot move to another organization",
+                pointer="/organization_id",
+            )
+        values = {
+            k: v for k, v in {"name": name, "description": description}.items() if v is not None
+        }
+        await update_row(
+            conn,
+            service_accounts,
+            sa_id,
+            if_match=if_match,
+            values=values,
+            now=ctx.clock.now(),
+            what="service account",
+        )
+        return _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
+
+
+async def delete_service_account(ctx: StoreContext, sa_id: str, *, if_match: int | None) -> None:
+    async with writing(ctx.engine) as conn:
+        await delete_row(conn, service_accounts, sa_id, if_match=if_match, what="service account")
+        issuer, subject = service_account_subject(ctx.issuer_url, sa_id)
+        await conn.execute(
+            delete(group_members).where(
+                group_members.c.issuer == issuer, group_members.c.subject_id == subject
+            )
+        )
+
+
+# System accounts ---------------------------------------------------------------------------
+
+
+async def create_system_account(
+    ctx: StoreContext,
+    *,
+    subject_id: str,
+    role_ids: Sequence[str],
+    issuer: str | None = None,
+    description: str = "",
+) -> SystemAccount:
+    now = ctx.clock.now()
+    sid = new_id("sys")
+    async with writing(ctx.engine) as conn:
+        await _check_global_roles(conn, role_ids)
+        await conn.execute(
+            insert(system_accounts).values(
+                id=sid,
+                issuer=issuer or ctx.issuer_url,
+                subject_id=subject_id,
+                role_ids=sorted(set(role_ids)),
+                description=description,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return _sys(await fetch_row(conn, system_accounts, sid, what="system account"))
+
+
+async def get_system_account(ctx: StoreContext, sys_id: str) -> SystemAccount:
+    async with ctx.engine.connect() as conn:
+        return _sys(await fetch_row(conn, system_accounts, sys_id, what="system account"))
+
+
+async def list_system_accounts(
+    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None
+) -> Page[SystemAccount]:
+    async with ctx.engine.connect() as conn:
+        rows, nxt = await page_rows(
+            conn, select(system_accounts), system_accounts, limit=limit, cursor=cursor
+        )
+    return Page(tuple(_sys(r) for r in rows), nxt)
+
+
+async def update_system_account(
+    ctx: StoreContext,
+    sys_id: str,
+    *,
+    if_match: int,
+    role_ids: Sequence[str] | None = None,
+    description: str | None = None,
+) -> SystemAccount:
+    async with writing(ctx.engine) as conn:
+        values: dict[str, object] = {}
+        if role_ids is not None:
+            await _check_global_roles(conn, role_ids)
+            values["role_ids"] = sorted(set(role_ids))
+        if description is not None:
+            values["description"] = description
+        await update_row(
+            conn,
+            system_accounts,
+            sys_id,
+            if_match=if_match,
+            values=values,
+            now=ctx.clock.now(),
+            what="system account",
+        )
+        return _sys(await fetch_row(conn, system_accounts, sys_id, what="system account"))
+
+
+async def delete_system_account(ctx: StoreContext, sys_id: str, *, if_match: int | None) -> None:
+    async with writing(ctx.engine) as conn:
+        await delete_row(conn, system_accounts, sys_id, if_match=if_match, what="system account")
+
+
+# Role bindings -----------------------------------------------------------------------------
+
+
+def _check_selector(subject_id: str | None, idp_group: str | None) -> None:
+    if (subject_id is None) == (idp_group is None):
+        raise InvalidInput(
+            "a binding selects either a subject (or '*') or an IdP group, not both or neither",
+            pointer="/subject_id",
+        )
+
+
+async def create_binding(
+    ctx: StoreContext,
+    *,
+    issuer: str,
+    role_ids: Sequence[str],
+    subject_id: str | None = None,
+    idp_group: str | None = None,
+    description: str = "",
+) -> RoleBinding:
+    _check_selector(subject_id, idp_group)
+    now = ctx.clock.now()
+    bid = new_id("rb")
+    async with writing(ctx.engine) as conn:
+        await _check_global_roles(conn, role_ids)
+        await conn.execute(
+            insert(role_bindings).values(
+                id=bid,
+                issuer=issuer,
+                subject_id=subject_id,
+                idp_group=idp_group,
+                role_ids=sorted(set(role_ids)),
+                description=description,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return _binding(await fetch_row(conn, role_bindings, bid, what="role binding"))
+
+
+async def get_binding(ctx: StoreContext, binding_id: str) -> RoleBinding:
+    async with ctx.engine.connect() as conn:
+        return _binding(await fetch_row(conn, role_bindings, binding_id, what="role binding"))
+
+
+async def list_bindings(
+    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None, issuer: str | None = None
+) -> Page[RoleBinding]:
+    where = [] if issuer is None else [role_bindings.c.issuer == issuer]
+    async with ctx.engine.connect() as conn:
+        rows, nxt = await page_rows(
+            conn, select(role_bindings), role_bindings, limit=limit, cursor=cursor, where=where
+        )
+    return Page(tuple(_binding(r) for r in rows), nxt)
+
+
+async def update_binding(
+    ctx: StoreContext,
+    binding_id: str,
+    *,
+    if_match: int,
+    role_ids: Sequence[str] | None = None,
+    description: str | None = None,
+) -> RoleBinding:
+    async with writing(ctx.engine) as conn:
+        values: dict[str, object] = {}
+        if role_ids is not None:
+            await _check_global_roles(conn, role_ids)
+            values["role_ids"] = sorted(set(role_ids))
+        if description is not None:
+            values["description"] = description
+        await update_row(
+            conn,
+            role_bindings,
+            binding_id,
+            if_match=if_match,
+            values=values,
+            now=ctx.clock.now(),
+            what="role binding",
+        )
+        return _binding(await fetch_row(conn, role_bindings, binding_id, what="role binding"))
+
+
+async def delete_binding(ctx: StoreContext, binding_id: str, *, if_match: int | None) -> None:
+    async with writing(ctx.engine) as conn:
+        await delete_row(conn, role_bindings, binding_id, if_match=if_match, what="role binding")
+
+
+# Issuers -----------------------------------------------------------------------------------
+
+
+async def create_issuer(
+    ctx: StoreContext,
+    *,
+    url: str,
+    authz_claim: str,
+    audiences: Sequence[str] = (),
+    subject_claim: str = "sub",
+    groups_claim: str | None = None,
+    membership_from_claims: bool = False,
+) -> IssuerRecord:
+    if "|" in url or not url.startswith(("https://", "http://")):
+        raise InvalidInput("an issuer is an http(s) URL without '|'", pointer="/url")
+    now = ctx.clock.now()
+    iid = new_id("iss")
+    async with writing(ctx.engine) as conn:
+        if (await conn.execute(select(issuers.c.id).where(issuers.c.url == url))).first():
+            raise AlreadyExists(f"issuer {url!r} is already configured", pointer="/url")
+        await conn.execute(
+            insert(issuers).values(
+                id=iid,
+                url=url,
+                audiences=list(audiences),
+                subject_claim=subject_claim,
+                groups_claim=groups_claim,
+                authz_claim=authz_claim,
+                membership_from_claims=membership_from_claims,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return _issuer(await fetch_row(conn, issuers, iid, what="issuer"))
+
+
+async def get_issuer(ctx: StoreContext, issuer_id: str) -> IssuerRecord:
+    async with ctx.engine.connect() as conn:
+        return _issuer(await fetch_row(conn, issuers, issuer_id, what="issuer"))
+
+
+async def get_issuer_by_url(conn: AsyncConnection, url: str) -> IssuerRecord | None:
+    row = (await conn.execute(select(issuers).where(issuers.c.url == url))).first()
+    return None if row is None else _issuer(row)
+
+
+async def list_issuers(
+    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None, url: str | None = None
+) -> Page[IssuerRecord]:
+    where = [] if url is None else [issuers.c.url == url]
+    async with ctx.engine.connect() as conn:
+        rows, nxt = await page_rows(
+            conn, select(issuers), issuers, limit=limit, cursor=cursor, where=where
+        )
+    return Page(tuple(_issuer(r) for r in rows), nxt)
+
+
+async def update_issuer(
+    ctx: StoreContext,
+    issuer_id: str,
+    *,
+    if_match: int,
+    audiences: Sequence[str] | None = None,
+    subject_claim: str | None = None,
+    groups_claim: str | None = None,
+    authz_claim: str | None = None,
+    membership_from_claims: bool | None = None,
+) -> IssuerRecord:
+    values: dict[str, object] = {
+        k: v
+        for k, v in {
+            "audiences": None if audiences is None else list(audiences),
+            "subject_claim": subject_claim,
+            "groups_claim": groups_claim,
+            "authz_claim": authz_claim,
+            "membership_from_claims": membership_from_claims,
+        }.items()
+        if v is not None
+    }
+    async with writing(ctx.engine) as conn:
+        await update_row(
+            conn,
+            issuers,
+            issuer_id,
+            if_match=if_match,
+            values=values,
+            now=ctx.clock.now(),
+            what="issuer",
+        )
+        return _issuer(await fetch_row(conn, issuers, issuer_id, what="issuer"))
+
+
+async def delete_issuer(ctx: StoreContext, issuer_id: str, *, if_match: int | None) -> None:
+    async with writing(ctx.engine) as conn:
+        await delete_row(conn, issuers, issuer_id, if_match=if_match, what="issuer")

@@ -1,0 +1,155 @@
+"""What every RBAC repository shares: write transactions, versions, cursors, pages.
+
+- :func:`writing` opens a transaction, yields it, then bumps the generation in the same
+  transaction (last, so PostgreSQL holds the counter row's lock only until commit);
+  integrity errors become :class:`~watchword.errors.Conflict`.
+- Updates are conditional on the version the caller read (``If-Match``); a missing record
+  is :class:`~watchword.errors.NotFound`, a changed one
+  :class:`~watchword.errors.VersionConflict`.
+- Lists are keyset-paginated by primary key; the cursor is opaque (base64url JSON of the
+  last key) and a tampered one is :class:`~watchword.errors.InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Row, Select, Table, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from watchword.clock import utc
+from watchword.errors import Conflict, InvalidInput, NotFound
+from watchword.rbac.model import Stamp
+from watchword.rbac.store.generation import bump_generation
+from watchword.storage.optimistic import update_versioned
+
+__all__ = [
+    "MAX_LIMIT",
+    "Page",
+    "decode_cursor",
+    "delete_row",
+    "encode_cursor",
+    "fetch_row",
+    "page_rows",
+    "stamp_of",
+    "update_row",
+    "writing",
+]
+
+MAX_LIMIT = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+
+def encode_cursor(last_key: str) -> str:
+    raw = json.dumps({"after": last_key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("the cursor is not one this API returned", pointer="/cursor") from exc
+    after = data.get("after") if isinstance(data, dict) else None
+    if not isinstance(after, str):
+        raise InvalidInput("the cursor is not one this API returned", pointer="/cursor")
+    return after
+
+
+def stamp_of(row: Row[tuple[object, ...]]) -> Stamp:
+    m = row._mapping
+    created: datetime = m["created_at"]
+    updated: datetime = m["updated_at"]
+    return Stamp(version=int(m["version"]), created_at=utc(created), updated_at=utc(updated))
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction that bumps the RBAC generation before it commits."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+            await bump_generation(conn)
+    except IntegrityError as exc:
+        raise Conflict(
+            "the change conflicts with existing records (a duplicate name, or a record "
+            "that is still referenced)"
+        ) from exc
+
+
+async def fetch_row(
+    conn: AsyncConnection, table: Table, key: str, *, what: str
+) -> Row[tuple[object, ...]]:
+    pk = next(iter(table.primary_key.columns))
+    row = (await conn.execute(select(table).where(pk == key))).first()
+    if row is None:
+        raise NotFound(f"{what} {key!r} does not exist")
+    return row
+
+
+async def update_row(
+    conn: AsyncConnection,
+    table: Table,
+    key: str,
+    *,
+    if_match: int,
+    values: Mapping[str, object],
+    now: datetime,
+    what: str,
+) -> int:
+    """Apply ``values`` if the record is still at version ``if_match``; the new version."""
+    pk = next(iter(table.primary_key.columns))
+    await fetch_row(conn, table, key, what=what)
+    return await update_versioned(
+        conn, table, pk == key, read_version=if_match, values={**values, "updated_at": now}
+    )
+
+
+async def delete_row(
+    conn: AsyncConnection, table: Table, key: str, *, if_match: int | None, what: str
+) -> None:
+    pk = next(iter(table.primary_key.columns))
+    row = await fetch_row(conn, table, key, what=what)
+    if if_match is not None and row._mapping["version"] != if_match:
+        from watchword.errors import VersionConflict
+
+        raise VersionConflict(f"{what} {key!r} changed since version {if_match} was read")
+    await conn.execute(delete(table).where(pk == key))
+
+
+async def page_rows(
+    conn: AsyncConnection,
+    stmt: Select[tuple[object, ...]],
+    table: Table,
+    *,
+    limit: int,
+    cursor: str | None,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> tuple[list[Row[tuple[object, ...]]], str | None]:
+    """One page of ``stmt`` ordered by primary key, and the cursor of the next one."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", pointer="/limit")
+    pk = next(iter(table.primary_key.columns))
+    stmt = stmt.where(*where)
+    if cursor is not None:
+        stmt = stmt.where(pk > decode_cursor(cursor))
+    rows = list((await conn.execute(stmt.order_by(pk).limit(limit + 1))).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(str(rows[-1]._mapping[pk.name]))
