@@ -99,11 +99,6 @@ async def run_janitor(
         for reason, n in counts.items():
             metrics.janitor_deleted.labels(reason.value).inc(n)
     metrics.janitor_runs.labels("dry_run" if dry_run else "done").inc()
-    log.info(
-        "token_janitor_done",
-        dry_run=dry_run,
-        **{reason.value: counts.get(reason, 0) for reason in DeletionReason},
-    )
     return JanitorReport(ran=True, dry_run=dry_run, deleted=dict(counts))
 
 
@@ -155,7 +150,8 @@ async def run_janitor_forever(
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
-            await run_janitor(runtime)
+            report = await run_janitor(runtime)
+            log.info("token_janitor_done", **report.as_dict())
         except WatchwordError as exc:
             log.warning("token_janitor_failed", code=exc.code, detail=exc.detail)
         try:
