@@ -1,0 +1,269 @@
+"""Authorization questions over HTTP (``/v1/authz``) for services that are not in Python.
+
+The subject is either given inline (an authz subject document: roles per level, groups,
+scope) or referenced by identity (``subject_ref``: issuer, id and optionally verified claims),
+in which case watchword resolves it from its RBAC data exactly as ``/v1/acl`` does. The
+policy (resource types and roles) is always the stored, active one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import column, table
+from sqlalchemy.sql.expression import ColumnClause, TableClause
+
+from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
+from watchword.authz import (
+    NO_ACL,
+    AclTable,
+    ColumnMapping,
+    CompiledSubject,
+    JsonAcl,
+    node_count,
+    parse_object,
+    parse_subject,
+    render_sql,
+    residual_to_dict,
+)
+from watchword.authz.sql import NoAcl
+from watchword.errors import InvalidInput, PermissionDenied
+from watchword.rbac.service import rbac_service
+from watchword.runtime import Runtime
+
+router = APIRouter(prefix="/v1/authz", tags=["authz"])
+
+MAX_BATCH = 1000
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+AUTHZ_RESOURCE = "watchword:authz"
+
+
+class SubjectRef(BaseModel):
+    """A subject watchword resolves itself from its RBAC data."""
+
+    issuer: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    claims: dict[str, Any] | None = Field(
+        default=None, description="Verified userinfo/token claims (for the namespaced authz claim)."
+    )
+
+
+class Question(BaseModel):
+    action: str = Field(min_length=1)
+    object: dict[str, Any] = Field(description="{type, id, org_id?, project_id?, owner?, acl?}")
+
+
+class SubjectPart(BaseModel):
+    subject: dict[str, Any] | None = Field(
+        default=None, description="An inline authz subject document (see docs/authz.md)."
+    )
+    subject_ref: SubjectRef | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> SubjectPart:
+        if (self.subject is None) == (self.subject_ref is None):
+            raise ValueError("give exactly one of 'subject' and 'subject_ref'")
+        return self
+
+
+class CheckRequest(SubjectPart):
+    action: str | None = Field(default=None, min_length=1)
+    object: dict[str, Any] | None = None
+    batch: list[Question] | None = Field(
+        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions."
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> CheckRequest:
+        single = self.action is not None or self.object is not None
+        if single == (self.batch is not None):
+            raise ValueError("give either 'action' and 'object', or 'batch'")
+        if single and (self.action is None or self.object is None):
+            raise ValueError("'action' and 'object' go together")
+        return self
+
+
+class ExplainRequest(SubjectPart):
+    action: str = Field(min_length=1)
+    object: dict[str, Any]
+
+
+class JsonAclColumns(BaseModel):
+    kind: Literal["json"] = "json"
+    users: str | None = None
+    groups: str | None = None
+
+
+class AclTableColumns(BaseModel):
+    kind: Literal["table"] = "table"
+    table: str
+    object_id: str = "object_id"
+    key_kind: str = Field(default="kind", description="Column holding 'user' or 'group'.")
+    key: str = "key"
+    action: str = "action"
+
+
+class NoAclColumns(BaseModel):
+    kind: Literal["none"] = "none"
+
+
+class SqlTarget(BaseModel):
+    """Where the object fields live in the caller's table."""
+
+    dialect: Literal["postgresql", "sqlite"]
+    table: str
+    columns: dict[Literal["id", "org_id", "project_id", "owner"], str] = Field(
+        default_factory=lambda: {"id": "id"}  # type: ignore[arg-type]
+    )
+    acl: JsonAclColumns | AclTableColumns | NoAclColumns = Field(
+        default_factory=NoAclColumns, discriminator="kind"
+    )
+    paramstyle: Literal["named", "pyformat", "qmark", "numeric_dollar"] = "named"
+
+
+class FilterRequest(SubjectPart):
+    action: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    objects: list[dict[str, Any]] | None = Field(
+        default=None, max_length=10_000, description="Objects to filter (optional)."
+    )
+    sql: SqlTarget | None = None
+
+
+async def _may_ask(runtime: Runtime, principal: Principal) -> None:
+    """Asking questions about arbitrary subjects is an administrative power."""
+    if principal.superuser:
+        return
+    service = runtime.service(rbac_service)
+    await service.generation()
+    if principal.issuer is None or principal.subject is None:
+        raise PermissionDenied("this credential may not ask authorization questions")
+    resolved = await service.resolve(principal.issuer, principal.subject)
+    from watchword.authz import Object
+
+    decision = service.engine.check(resolved.compiled, "check", Object(type=AUTHZ_RESOURCE, id="*"))
+    if not decision.allowed:
+        raise PermissionDenied(f"asking authorization questions needs {AUTHZ_RESOURCE}:check")
+
+
+async def asker(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
+    await _may_ask(runtime, principal)
+    return principal
+
+
+AskerDep = Annotated[Principal, Depends(asker)]
+
+
+async def _compile(runtime: Runtime, part: SubjectPart) -> CompiledSubject:
+    service = runtime.service(rbac_service)
+    await service.generation()
+    if part.subject is not None:
+        return service.engine.compile(parse_subject(part.subject, "/subject"))
+    ref = part.subject_ref
+    assert ref is not None  # noqa: S101 - guaranteed by SubjectPart's validator
+    return (await service.resolve(ref.issuer, ref.id, ref.claims)).compiled
+
+
+@router.post("/check", summary="Is the subject allowed? One question or a batch of up to 1,000")
+async def check(body: CheckRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(runtime, body)
+    engine = runtime.service(rbac_service).engine
+    if body.batch is None:
+        assert body.action is not None  # noqa: S101 - guaranteed by CheckRequest's validator
+        assert body.object is not None  # noqa: S101
+        return engine.check(compiled, body.action, parse_object(body.object, "/object")).to_dict()
+    results = [
+        engine.check(compiled, q.action, parse_object(q.object, f"/batch/{i}/object")).to_dict()
+        for i, q in enumerate(body.batch)
+    ]
+    return {"results": results}
+
+
+@router.post("/explain", summary="Why was this allowed or denied? Every level's verdict")
+async def explain(body: ExplainRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(runtime, body)
+    engine = runtime.service(rbac_service).engine
+    explanation = engine.explain(compiled, body.action, parse_object(body.object, "/object"))
+    return {**explanation.to_dict(), "text": str(explanation)}
+
+
+def _ident(name: str, pointer: str) -> str:
+    if not _IDENT.match(name):
+        raise InvalidInput(f"{name!r} is not a plain SQL identifier", pointer=pointer)
+    return name
+
+
+def _mapping(target: SqlTarget) -> tuple[TableClause, ColumnMapping]:
+    cols: dict[str, ColumnClause[Any]] = {
+        field: column(_ident(name, f"/sql/columns/{field}"))
+        for field, name in target.columns.items()
+    }
+    acl: JsonAcl | AclTable | NoAcl
+    extra: list[ColumnClause[Any]] = []
+    if isinstance(target.acl, JsonAclColumns):
+        users: ColumnClause[Any] | None = None
+        groups: ColumnClause[Any] | None = None
+        if target.acl.users:
+            users = column(_ident(target.acl.users, "/sql/acl/users"))
+        if target.acl.groups:
+            groups = column(_ident(target.acl.groups, "/sql/acl/groups"))
+        extra = [c for c in (users, groups) if c is not None]
+        acl = JsonAcl(users=users, groups=groups)
+    elif isinstance(target.acl, AclTableColumns):
+        a = target.acl
+        acl_cols: dict[str, ColumnClause[Any]] = {
+            n: column(_ident(getattr(a, n), f"/sql/acl/{n}"))
+            for n in ("object_id", "key_kind", "key", "action")
+        }
+        acl_table = table(_ident(a.table, "/sql/acl/table"), *acl_cols.values())
+        acl = AclTable(
+            table=acl_table,
+            object_id=acl_table.c[a.object_id],
+            kind=acl_table.c[a.key_kind],
+            key=acl_table.c[a.key],
+            action=acl_table.c[a.action],
+        )
+    else:
+        acl = NO_ACL
+    main = table(_ident(target.table, "/sql/table"), *cols.values(), *extra)
+    mapping = ColumnMapping(
+        id=main.c[cols["id"].name] if "id" in cols else None,
+        org_id=main.c[cols["org_id"].name] if "org_id" in cols else None,
+        project_id=main.c[cols["project_id"].name] if "project_id" in cols else None,
+        owner=main.c[cols["owner"].name] if "owner" in cols else None,
+        acl=acl,
+    )
+    return main, mapping
+
+
+@router.post(
+    "/filter",
+    summary="Which objects of a type may the subject act on? A residual predicate, and SQL",
+)
+async def filter_(body: FilterRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(runtime, body)
+    engine = runtime.service(rbac_service).engine
+    prepared = engine.prepare(compiled, body.action, body.type)
+    out: dict[str, Any] = {
+        "type": body.type,
+        "action": body.action,
+        "residual": residual_to_dict(prepared.residual),
+        "node_count": node_count(prepared.residual),
+    }
+    if body.objects is not None:
+        objects = [parse_object(o, f"/objects/{i}") for i, o in enumerate(body.objects)]
+        for i, obj in enumerate(objects):
+            if obj.type != body.type:
+                raise InvalidInput(
+                    f"object type {obj.type!r} is not the filtered type {body.type!r}",
+                    pointer=f"/objects/{i}/type",
+                )
+        out["allowed_ids"] = [o.id for o in prepared.filter(objects)]
+    if body.sql is not None:
+        mapping = _mapping(body.sql)[1]
+        rendered = render_sql(prepared.to_sql(mapping), body.sql.dialect, body.sql.paramstyle)
+        out["sql"] = {"dialect": body.sql.dialect, **rendered.to_dict()}
+    return out
