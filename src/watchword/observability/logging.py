@@ -14,6 +14,16 @@ from watchword.observability.redaction import redact_event
 __all__ = ["configure_logging", "get_logger"]
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.JSON) -> None:
     """Configure structlog and route the standard library's logging through it."""
     shared: list[Any] = [
@@ -32,11 +42,11 @@ def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.JSON) -> N
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=False,
     )
     # Library logs (uvicorn, alembic, sqlalchemy) go through the same pipeline.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
