@@ -67,6 +67,9 @@ class LocalTTLCache(Generic[V]):
     def pop(self, key: str) -> None:
         self._data.pop(key, None)
 
+    def clear(self) -> None:
+        self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -199,3 +202,8 @@ class VerifyCache:
     def drop_local(self, token_hash: str) -> None:
         self.local.pop(token_hash)
         self.negative.pop(token_hash)
+
+    def clear_local(self) -> None:
+        """Forget everything held in-process (after missing invalidation messages)."""
+        self.local.clear()
+        self.negative.clear()
