@@ -112,7 +112,7 @@ async def test_tokens_list_paginates_with_a_cursor(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == made
+    assert seen == sorted(made)
 
 
 async def test_tokens_rotate_then_revoke(

@@ -118,7 +118,7 @@ async def list_tokens(
     after_id: str | None,
     limit: int,
 ) -> list[TokenRecord]:
-    """Tokens ordered by id (ids sort by creation time), from after ``after_id``."""
+    """Tokens ordered by id (creation order to the millisecond), after ``after_id``."""
     stmt = select(api_tokens).order_by(api_tokens.c.id).limit(limit)
     if owner is not None:
         stmt = stmt.where(
