@@ -3,9 +3,10 @@
 A :class:`ColumnMapping` says where each object field lives. The ACL is either
 
 - :class:`JsonAcl`: JSON columns holding ``{"<subject key or group id>": ["read", ...]}``.
-  PostgreSQL (JSONB, or JSON cast to JSONB) uses containment ``acl @> '{"k": ["read"]}'``
-  for one key and ``EXISTS (SELECT 1 FROM jsonb_each(acl) ...)`` for several; SQLite uses
-  ``EXISTS (SELECT 1 FROM json_each(acl) AS k, json_each(k.value) AS a ...)``;
+  PostgreSQL (JSONB, or JSON cast to JSONB) uses containment, one pair per key:
+  ``acl @> jsonb_build_object(:key, jsonb_build_array(:action)) OR acl @> ... '*'``, which
+  a GIN index (``jsonb_path_ops``) serves; SQLite uses
+  ``EXISTS (SELECT 1 FROM json_each(acl) AS k, json_each(k.value) AS a WHERE ...)``;
 - :class:`AclTable`: a join table (object id, kind, key, action), one row per grant, tested
   with a correlated ``EXISTS`` (works on any dialect);
 - :data:`NO_ACL`: the table has no ACL, so ACL terms are FALSE.
@@ -32,7 +33,6 @@ from typing import Literal, TypeAlias, assert_never, cast
 
 from sqlalchemy import (
     ARRAY,
-    BindParameter,
     ClauseElement,
     ColumnElement,
     FromClause,
@@ -141,62 +141,46 @@ class ColumnMapping:
 
 
 class _JsonAclHas(ColumnElement[bool]):
-    """``acl`` (a JSON object of key → action list) grants ``action`` or ``*`` to a key."""
+    """``acl`` (a JSON object of key → action list) grants ``action`` or ``*`` to ``key``."""
 
     __visit_name__ = "watchword_json_acl_has"
     inherit_cache = True
     type = Boolean()
     _traverse_internals = [  # noqa: RUF012  (SQLAlchemy's own class attribute)
         ("column", InternalTraversal.dp_clauseelement),
-        ("keys", InternalTraversal.dp_clauseelement),
+        ("grantee", InternalTraversal.dp_clauseelement),
         ("action", InternalTraversal.dp_clauseelement),
-        ("single", InternalTraversal.dp_boolean),
     ]
 
-    def __init__(self, column: SqlColumn, keys: frozenset[str], action: str) -> None:
+    def __init__(self, column: SqlColumn, key: str, action: str) -> None:
         self.column: ClauseElement = column  # type: ignore[assignment]
-        self.single = len(keys) == 1
-        ordered = sorted(keys)
-        self.keys: BindParameter[object]
-        if self.single:
-            # Containment documents for PostgreSQL; SQLite binds the key itself.
-            self.keys = bindparam("acl_key", ordered[0], type_=String(), unique=True)
-        else:
-            self.keys = bindparam("acl_keys", ordered, type_=String(), expanding=True, unique=True)
+        self.grantee = bindparam("acl_key", key, type_=String(), unique=True)
         self.action = bindparam("acl_action", action, type_=String(), unique=True)
 
 
 @compiles(_JsonAclHas, "sqlite")
 def _json_acl_sqlite(element: _JsonAclHas, compiler: SQLCompiler, **kw: object) -> str:
     col = compiler.process(element.column, **kw)
-    keys = compiler.process(element.keys, **kw)
+    key = compiler.process(element.grantee, **kw)
     action = compiler.process(element.action, **kw)
-    # An expanding parameter renders its own parentheses.
-    key_test = f"acl_k.key = {keys}" if element.single else f"acl_k.key IN {keys}"
-    # Only fixed text and compiled sub-clauses (bound parameters) go into these strings.
+    # Only fixed text and compiled sub-clauses (bound parameters) go into this string.
     return (
         f"EXISTS (SELECT 1 FROM json_each({col}) AS acl_k, json_each(acl_k.value) AS acl_a "  # noqa: S608
-        f"WHERE {key_test} AND acl_a.value IN ({action}, '{WILDCARD}'))"
+        f"WHERE acl_k.key = {key} AND acl_a.value IN ({action}, '{WILDCARD}'))"
     )
 
 
 @compiles(_JsonAclHas, "postgresql")
 def _json_acl_postgresql(element: _JsonAclHas, compiler: SQLCompiler, **kw: object) -> str:
     col = compiler.process(element.column, **kw)
-    col_type = getattr(element.column, "type", None)
-    if not isinstance(col_type, postgresql.JSONB):
+    if not isinstance(getattr(element.column, "type", None), postgresql.JSONB):
         col = f"CAST({col} AS JSONB)"
+    key = compiler.process(element.grantee, **kw)
     action = compiler.process(element.action, **kw)
-    keys = compiler.process(element.keys, **kw)
-    if element.single:
-        # jsonb_build_object keeps the key a bound value; @> can use a GIN index.
-        return (
-            f"({col} @> jsonb_build_object({keys}, jsonb_build_array({action})) "
-            f"OR {col} @> jsonb_build_object({keys}, jsonb_build_array('{WILDCARD}')))"
-        )
+    # Containment keeps the key and action bound values and can use a GIN index.
     return (
-        f"EXISTS (SELECT 1 FROM jsonb_each({col}) AS acl_k WHERE acl_k.key IN {keys} "  # noqa: S608
-        f"AND (acl_k.value ? {action} OR acl_k.value ? '{WILDCARD}'))"
+        f"({col} @> jsonb_build_object({key}, jsonb_build_array({action})) "
+        f"OR {col} @> jsonb_build_object({key}, jsonb_build_array('{WILDCARD}')))"
     )
 
 
@@ -243,7 +227,8 @@ def _acl(node: AclHas, mapping: ColumnMapping) -> SqlCondition:
         col = acl.users if node.kind is AclKind.USERS else acl.groups
         if col is None:
             return false()
-        return _JsonAclHas(col, node.keys, node.action)
+        # One containment per key (keys are the subject's groups, not its organizations).
+        return or_(*(_JsonAclHas(col, key, node.action) for key in sorted(node.keys)))
     if isinstance(acl, AclTable):
         id_col = mapping.column(Field.ID)
         kind = acl.user_kind if node.kind is AclKind.USERS else acl.group_kind
