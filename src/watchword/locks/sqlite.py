@@ -6,10 +6,15 @@ one writer at a time, so the upsert is atomic; ``busy_timeout`` queues the other
 Time is the injected :class:`~watchword.clock.Clock`: every process is on the same
 host, so they share its clock.
 
-Wake-up: SQLite has no cross-process notification. Waiters in the same process (same
-backend object) are woken at once by a release; waiters in other processes poll with a
-cheap read every ``poll_interval`` (default 5 ms) and only retry the write when the key
-looks free. That is short polling, on purpose: it is the embedded, one-host deployment.
+Wake-up: SQLite has no notification of its own. Waiters in the same process (same
+backend object) are woken at once by a release; other processes on the host are rung
+through a Unix datagram :class:`~watchword.locks.doorbell.Doorbell`. Behind both, a
+waiter polls with a cheap read every ``poll_interval`` (default 20 ms) and retries the
+write only when the key looks free, so a lost datagram costs latency, never safety.
+
+SQLite's own settings decide the cost of each write: with the default rollback journal
+every grant and release waits for an fsync; ``journal_mode=WAL`` with
+``synchronous=NORMAL`` makes them several times cheaper (see ``benchmarks/locks``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock, SystemClock
 from watchword.locks.backend import ReleaseSignal
+from watchword.locks.doorbell import Doorbell
 from watchword.locks.lease import Attempt, Lease
 from watchword.locks.signal import EventSignal, SignalHub
 from watchword.locks.sql import LeaseTable
@@ -51,7 +57,8 @@ class ClockTime:
 
 
 class _PollingSignal:
-    """Woken by a local release at once, or by seeing the key free on a poll."""
+    """Woken by a release announced in-process or by the doorbell, or by seeing the key
+    free on a poll."""
 
     __slots__ = ("_interval", "_key", "_local", "_table")
 
@@ -83,8 +90,9 @@ class SQLiteBackend:
         engine: AsyncEngine,
         *,
         clock: Clock | None = None,
-        poll_interval: timedelta = timedelta(milliseconds=5),
+        poll_interval: timedelta = timedelta(milliseconds=20),
         owns_engine: bool = False,
+        doorbell: bool = True,
     ) -> None:
         if engine.dialect.name != "sqlite":
             raise ValueError("SQLiteBackend needs a SQLite engine")
@@ -97,6 +105,12 @@ class SQLiteBackend:
         )
         self._hub = SignalHub()
         self._poll = poll_interval.total_seconds()
+        database = engine.url.database
+        self._doorbell = (
+            Doorbell(database, self._hub)
+            if doorbell and database not in (None, "", ":memory:")
+            else None
+        )
 
     @property
     def name(self) -> str:
@@ -112,6 +126,8 @@ class SQLiteBackend:
         released = await self._table.release(lease)
         if released:
             self._hub.notify(lease.key)
+            if self._doorbell is not None:
+                self._doorbell.ring(lease.key)
         return released
 
     def watch(self, key: str) -> AbstractAsyncContextManager[ReleaseSignal]:
@@ -119,9 +135,13 @@ class SQLiteBackend:
 
     @asynccontextmanager
     async def _watch(self, key: str) -> AsyncIterator[ReleaseSignal]:
+        if self._doorbell is not None:
+            await self._doorbell.listen()
         async with self._hub.watch(key) as local:
             yield _PollingSignal(local, self._table, key, self._poll)
 
     async def aclose(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.close()
         if self._owns_engine:
             await self._engine.dispose()
