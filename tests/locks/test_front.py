@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 import watchword.locks
 from watchword.clock import FakeClock
-from watchword.errors import LockTimeout
+from watchword.errors import LockTimeout, RedisUnavailable
 from watchword.locks import Attempt, Lease, LockLost, LockMetrics, Locks, MemoryBackend
 
 TTL = timedelta(seconds=10)
@@ -164,3 +164,23 @@ async def test_locks_local_waiters_queue_so_one_release_costs_one_attempt() -> N
     for task in waiters:
         task.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class ReleaseOutage(MemoryBackend):
+    """The memory backend whose releases fail as an unreachable server's would."""
+
+    async def release(self, lease: Lease) -> bool:
+        raise RedisUnavailable("Redis lock backend failed (ConnectionError)")
+
+
+async def test_locks_hold_unreachable_backend_at_release_keeps_body_result() -> None:
+    registry = CollectorRegistry()
+    backend = ReleaseOutage()
+    locks = Locks(backend, metrics=LockMetrics(registry))
+    async with locks.hold("k", ttl=TTL, wait=timedelta(0)) as lease:
+        result = lease.fence
+    assert result == 1
+    labels = {"backend": "memory", "outcome": "error"}
+    assert registry.get_sample_value("watchword_lock_releases_total", labels) == 1.0
+    # The lease was not released: it stays until it expires.
+    assert backend.holder_of("k") == lease

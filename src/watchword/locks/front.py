@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from watchword.errors import LockTimeout, WatchwordError
+from watchword.errors import LockTimeout, Unavailable, WatchwordError
 from watchword.locks.backend import LockBackend
 from watchword.locks.errors import LockLost
 from watchword.locks.lease import Lease, new_holder_id
@@ -64,13 +64,20 @@ class Locks:
         """Hold ``key`` for the body; released on exit, also on error or cancellation.
 
         The body should finish within ``ttl`` (or :meth:`renew`); past it the lease may
-        be broken by a waiter, and writes must then be refused by their fence.
+        be broken by a waiter, and writes must then be refused by their fence. If the
+        backend is unreachable at release, the body's outcome stands and the lease is
+        left to expire (counted as a release with outcome ``error``).
         """
         lease = await self.acquire(key, ttl=ttl, wait=wait)
         try:
             yield lease
         finally:
-            await self.release(lease)
+            try:
+                await self.release(lease)
+            except Unavailable:
+                self._acquired.pop((key, lease.fence), None)
+                if self._metrics is not None:
+                    self._metrics.releases.labels(self._backend.name, "error").inc()
 
     async def acquire(self, key: str, *, ttl: timedelta, wait: timedelta) -> Lease:
         """Take ``key``, waiting up to ``wait``; raises :class:`LockTimeout` past it."""

@@ -62,7 +62,8 @@ class LockMetrics:
         )
         self.releases = Counter(
             "lock_releases",
-            "Releases by backend and outcome (released, not_held: the lease had been lost).",
+            "Releases by backend and outcome (released; not_held: the lease had been lost; "
+            "error: the backend was unreachable and the lease is left to expire).",
             ["backend", "outcome"],
             namespace=namespace,
             registry=registry,

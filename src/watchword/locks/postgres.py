@@ -120,6 +120,8 @@ class _Pool:
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo, autocommit=True, connect_timeout=5, row_factory=dict_row
         )
+        # The statements are tiny; one that runs for seconds means trouble, not work.
+        await conn.execute("SET statement_timeout TO 5000")
         if self._setup is not None:
             await conn.execute(self._setup)
         return conn

@@ -117,12 +117,12 @@ class RedisBackend:
         self._release = client.register_script(_RELEASE)
         self._hub = SignalHub()
         self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
         self._start_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisBackend:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        # A hung server must not hang a lock call past any wait limit.
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
         return cls(client, prefix=prefix, owns_client=True)
 
     @property
