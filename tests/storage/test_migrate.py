@@ -41,8 +41,8 @@ def test_migrate_sqlite_upgrade_downgrade_roundtrip(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_migrate_postgres_upgrade_downgrade_roundtrip(pg_url: str) -> None:
-    _roundtrip(pg_url)
+def test_migrate_postgres_upgrade_downgrade_roundtrip(pg_empty_url: str) -> None:
+    _roundtrip(pg_empty_url)
 
 
 async def test_ensure_current_refuses_empty_schema_naming_the_fix(tmp_path: Path) -> None:
