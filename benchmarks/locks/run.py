@@ -194,6 +194,7 @@ def main() -> None:
     results: dict[str, object] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
+        "load_average_at_start": os.getloadavg()[0],
         "reps": opts.reps,
         "samples_per_rep": opts.samples,
         "backends": {},
@@ -225,6 +226,7 @@ def main() -> None:
         if name not in backends:
             backends[name] = "skipped: server not reachable"
     results["backends"] = backends
+    results["load_average_at_end"] = os.getloadavg()[0]
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (opts.out / "results.md").write_text(render(results))
@@ -234,6 +236,9 @@ def main() -> None:
 def render(results: dict[str, object]) -> str:
     lines = [
         f"# Lock benchmark results ({results['when']}, {results['machine']})",
+        "",
+        f"1-minute load average {results['load_average_at_start']:.1f} at the start, "
+        f"{results['load_average_at_end']:.1f} at the end (2 cores, shared).",
         "",
         f"{results['reps']} rounds x {results['samples_per_rep']} hand-offs (uncontended: 5x as "
         "many); figures are the median over rounds; ratio = poll p50 / event p50.",
