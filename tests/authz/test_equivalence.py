@@ -104,7 +104,9 @@ def ref_decide(world: World, a: str, o: ObjectSpec) -> tuple[bool, str]:
     s = world.subject
     t = o.type
     org_roles = s.org_roles.get(o.org, frozenset()) if o.org is not None else frozenset()
-    prj_roles = s.project_roles.get(o.project, frozenset()) if o.project is not None else frozenset()
+    prj_roles = (
+        s.project_roles.get(o.project, frozenset()) if o.project is not None else frozenset()
+    )
     stages: list[tuple[str, str | None]] = [
         ("global", ref_block(world, s.global_roles, "global", t, a)),
         ("organization", ref_block(world, org_roles, "organization", t, a)),
@@ -268,9 +270,7 @@ def test_check_prepared_explain_when_random_world_agree_with_reference(world: Wo
                 assert evaluate_residual(prepared.residual, obj) == allowed
                 why = explain(compiled, action, obj)
                 assert why.decision == decision
-                first = next(
-                    (s for s in why.stages if s.verdict not in (Verdict.ABSTAIN,)), None
-                )
+                first = next((s for s in why.stages if s.verdict not in (Verdict.ABSTAIN,)), None)
                 assert (first.stage.value if first else "nothing") == stage
                 if allowed:
                     expected_kept.append(obj)
@@ -392,4 +392,3 @@ async def test_sql_when_random_world_on_postgres_selects_reference_rows(pg_url: 
             await conn.run_sync(lambda c: run_sql_property(c, array_params=True))
     finally:
         await engine.dispose()
-

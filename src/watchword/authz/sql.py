@@ -38,7 +38,6 @@ from sqlalchemy import (
     FromClause,
     Select,
     SQLColumnExpression,
-    all_,
     and_,
     any_,
     bindparam,
@@ -173,7 +172,10 @@ def _json_acl_sqlite(element: _JsonAclHas, compiler: SQLCompiler, **kw: object) 
 @compiles(_JsonAclHas, "postgresql")
 def _json_acl_postgresql(element: _JsonAclHas, compiler: SQLCompiler, **kw: object) -> str:
     col = compiler.process(element.column, **kw)
-    if not isinstance(getattr(element.column, "type", None), postgresql.JSONB):
+    col_type = getattr(element.column, "type", None)
+    # Resolve with_variant() types for this dialect; plain JSON is cast (no GIN index then).
+    impl = col_type.dialect_impl(compiler.dialect) if col_type is not None else None
+    if not isinstance(impl, postgresql.JSONB):
         col = f"CAST({col} AS JSONB)"
     key = compiler.process(element.grantee, **kw)
     action = compiler.process(element.action, **kw)
@@ -210,7 +212,8 @@ def _not_in_list(col: SqlColumn, values: frozenset[str], mapping: ColumnMapping)
         array = bindparam(
             None, ordered, type_=ARRAY(col_type if col_type is not None else Boolean())
         )
-        return or_(col.is_(None), col != all_(array))
+        # NOT (= ANY) rather than <> ALL: the form PostgreSQL plans like a hand-written NOT IN.
+        return or_(col.is_(None), not_(col == any_(array)))
     return or_(col.is_(None), col.not_in(ordered))
 
 

@@ -1,0 +1,153 @@
+"""Model values, policy validation and parsing (pointers on errors, round trips)."""
+
+from __future__ import annotations
+
+import pytest
+
+from watchword.authz import (
+    Effect,
+    Level,
+    Permission,
+    Policy,
+    Role,
+    UnknownRole,
+    compile_subject,
+    parse_object,
+    parse_policy,
+    parse_role,
+    parse_subject,
+)
+from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType
+
+BASE = {
+    "resource_types": [{"name": "compute:clusters", "actions": ["read", "delete"]}],
+    "roles": [
+        {
+            "name": "reader",
+            "permissions": {"organization": [{"resource_type": "*", "actions": ["read"]}]},
+        }
+    ],
+}
+
+
+def with_role(role: object) -> dict[str, object]:
+    return {**BASE, "roles": [*BASE["roles"], role]}  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("role", "error", "pointer"),
+    [
+        (
+            {"name": "x", "permissions": {"organization": [{"resource_type": "nope", "actions": ["read"]}]}},
+            UnknownResourceType,
+            "/roles/1/permissions/organization/0/resource_type",
+        ),
+        (
+            {"name": "x", "permissions": {"owner": [{"resource_type": "compute:clusters", "actions": ["fly"]}]}},
+            UnknownAction,
+            "/roles/1/permissions/owner/0/actions",
+        ),
+        (
+            {"name": "x", "permissions": {"galaxy": []}},
+            InvalidInput,
+            "/roles/1/permissions/galaxy",
+        ),
+        (
+            {"name": "x", "permissions": {"global": [{"resource_type": "*", "actions": ["read"], "effect": "maybe"}]}},
+            InvalidInput,
+            "/roles/1/permissions/global/0/effect",
+        ),
+        ({"name": "reader"}, InvalidInput, "/roles/1/name"),
+        ({"permissions": {}}, InvalidInput, "/roles/1/name"),
+    ],
+)  # fmt: skip
+def test_parse_policy_when_role_is_malformed_points_at_field(
+    role: object, error: type[InvalidInput], pointer: str
+) -> None:
+    with pytest.raises(error) as info:
+        parse_policy(with_role(role))
+    assert info.value.pointer == pointer
+
+
+def test_policy_when_change_is_invalid_keeps_previous_policy() -> None:
+    policy = parse_policy(BASE)
+    bad = parse_role(
+        {"name": "bad", "permissions": {"global": [{"resource_type": "nope", "actions": ["read"]}]}}
+    )
+    with pytest.raises(UnknownResourceType):
+        policy.with_role(bad)
+    assert set(policy.roles) == {"reader"}
+    good = Role("deleter", {Level.GLOBAL: (Permission("compute:clusters", frozenset({"delete"})),)})
+    newer = policy.with_role(good)
+    assert (newer.version, policy.version) == (2, 1)
+    assert set(newer.roles) == {"reader", "deleter"}
+    assert newer.without_role("deleter").version == 3
+
+
+def test_policy_when_resource_type_loses_used_action_refuses() -> None:
+    from watchword.authz import ResourceType
+
+    policy = parse_policy(BASE)
+    with pytest.raises(UnknownAction):
+        # "read" is used by the reader role through "*"; no type would define it any more
+        Policy.build(
+            policy.registry.with_type(ResourceType("compute:clusters", frozenset({"delete"}))),
+            policy.roles.values(),
+        )
+
+
+def test_compile_when_subject_names_unknown_role_raises() -> None:
+    policy = parse_policy(BASE)
+    subject = parse_subject({"issuer": "https://i", "id": "a", "organizations": {"o": ["ghost"]}})
+    with pytest.raises(UnknownRole):
+        compile_subject(policy, subject)
+
+
+def test_parse_subject_when_round_tripped_is_equal() -> None:
+    doc = {
+        "issuer": "https://id.example.com",
+        "id": "svc-1",
+        "account_type": "service",
+        "global_roles": ["reader"],
+        "organizations": {"acme": ["reader"]},
+        "projects": {"p1": {"organization": "acme", "roles": ["reader"]}},
+        "groups": ["sre"],
+        "scope": {"names": ["compute:clusters:read"], "allow_list": [{"type": "*", "id": "*"}]},
+    }
+    subject = parse_subject(doc)
+    assert subject.key == "https://id.example.com|svc-1"
+    assert parse_subject(subject.to_dict()) == subject
+    assert subject.to_dict() == doc
+
+
+def test_parse_subject_when_issuer_has_separator_refuses() -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_subject({"issuer": "a|b", "id": "x"})
+    assert info.value.pointer == "/issuer"
+
+
+def test_parse_object_when_round_tripped_is_equal() -> None:
+    doc = {
+        "type": "compute:clusters",
+        "id": "c1",
+        "org_id": "acme",
+        "project_id": None,
+        "owner": "https://i|a",
+        "acl": {"users": {"https://i|b": ["read"]}, "groups": {"sre": ["*"]}},
+    }
+    obj = parse_object(doc)
+    assert obj.to_dict() == doc
+    with pytest.raises(InvalidInput) as info:
+        parse_object({**doc, "acl": {"users": {"k": "read"}}}, "/objects/x")
+    assert info.value.pointer == "/objects/x/acl/users/k"
+
+
+def test_role_when_round_tripped_through_dict_is_equal() -> None:
+    role = Role(
+        "r",
+        {
+            Level.ORGANIZATION: (Permission("*", frozenset({"*"})),),
+            Level.OWNER: (Permission("compute:clusters", frozenset({"delete"}), Effect.DENY),),
+        },
+    )
+    assert parse_role(role.to_dict()) == role

@@ -1,0 +1,178 @@
+"""Residual predicates: size, simplification, JSON form, generated Python, filter."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchword.authz import (
+    FALSE,
+    TRUE,
+    AclHas,
+    AclKind,
+    And,
+    Eq,
+    Field,
+    In,
+    IsNull,
+    Node,
+    Not,
+    Object,
+    Or,
+    Subject,
+    compile_subject,
+    filter_objects,
+    node_count,
+    parse_policy,
+    prepare,
+    residual_from_dict,
+    residual_to_dict,
+)
+from watchword.authz.residual import (
+    all_of,
+    any_of,
+    compile_predicate,
+    evaluate_residual,
+    is_in,
+    negate,
+)
+from watchword.errors import InvalidInput, UnsupportedPredicate
+
+POLICY = parse_policy(
+    {
+        "resource_types": [{"name": "t", "actions": ["read", "delete"]}],
+        "roles": [
+            {"name": "admin", "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]}},
+            {"name": "member", "permissions": {
+                "organization": [{"resource_type": "t", "actions": ["read"]}],
+                "owner": [{"resource_type": "t", "actions": ["*"]}]}},
+            {"name": "no-delete", "permissions": {"organization": [
+                {"resource_type": "t", "actions": ["delete"], "effect": "deny"}]}},
+        ],
+    }
+)  # fmt: skip
+CYCLE = (frozenset({"member"}), frozenset({"admin"}), frozenset({"member", "no-delete"}))
+
+
+def subject_in(n: int) -> Subject:
+    orgs = {f"o{i}": CYCLE[i % 3] for i in range(max(n, 3))}
+    if n < 3:  # same role mix, fewer organizations
+        orgs = {"o0": frozenset({"member", "no-delete"}), "o1": frozenset({"admin"})}
+    return Subject("https://i", "me", org_roles=orgs, groups=frozenset({"g"}))
+
+
+@pytest.mark.parametrize("action", ["read", "delete"])
+def test_prepare_when_orgs_grow_from_2_to_1000_node_count_is_equal(action: str) -> None:
+    small = prepare(compile_subject(POLICY, subject_in(2)), action, "t")
+    large = prepare(compile_subject(POLICY, subject_in(1000)), action, "t")
+    assert small.node_count == large.node_count
+    assert residual_to_dict(small.residual).keys() == residual_to_dict(large.residual).keys()
+    in_nodes = [n for n in _walk(large.residual) if isinstance(n, In)]
+    assert max(len(n.values) for n in in_nodes) >= 300  # the orgs live in the leaves
+
+
+def _walk(node: Node) -> list[Node]:
+    if isinstance(node, And | Or):
+        return [node, *(m for n in node.items for m in _walk(n))]
+    if isinstance(node, Not):
+        return [node, *_walk(node.item)]
+    return [node]
+
+
+def test_constructors_when_given_constants_fold_them_away() -> None:
+    leaf = Eq(Field.OWNER, "x")
+    assert all_of(TRUE, leaf, TRUE) == leaf
+    assert all_of(leaf, FALSE) == FALSE
+    assert any_of(FALSE, leaf) == leaf
+    assert any_of(leaf, TRUE) == TRUE
+    assert negate(negate(leaf)) == leaf
+    assert is_in(Field.ORG_ID, []) == FALSE
+    assert all_of(all_of(leaf, IsNull(Field.ID)), leaf) == And((leaf, IsNull(Field.ID), leaf))
+    assert node_count(any_of(leaf, all_of(leaf, negate(leaf)))) == 6
+
+
+def test_residual_from_dict_when_operator_or_field_unknown_raises_with_pointer() -> None:
+    with pytest.raises(UnsupportedPredicate) as info:
+        residual_from_dict({"op": "and", "args": [{"op": "regex", "field": "id"}]})
+    assert info.value.pointer == "/args/0/op"
+    with pytest.raises(UnsupportedPredicate) as info:
+        residual_from_dict({"op": "in", "field": "email", "values": ["a"]})
+    assert info.value.pointer == "/field"
+    with pytest.raises(InvalidInput):
+        residual_from_dict(["not", "an", "object"])
+
+
+FIELDS = st.sampled_from(list(Field))
+TEXT = st.text(min_size=1, max_size=6)
+LEAVES: st.SearchStrategy[Node] = st.one_of(
+    st.builds(In, FIELDS, st.frozensets(TEXT, min_size=1, max_size=3)),
+    st.builds(Eq, FIELDS, TEXT),
+    st.builds(IsNull, FIELDS),
+    st.builds(
+        AclHas, st.sampled_from(list(AclKind)), st.frozensets(TEXT, min_size=1, max_size=2), TEXT
+    ),
+)
+TREES: st.SearchStrategy[Node] = st.recursive(
+    LEAVES,
+    lambda kids: st.one_of(
+        st.builds(lambda xs: all_of(*xs), st.lists(kids, min_size=2, max_size=3)),
+        st.builds(lambda xs: any_of(*xs), st.lists(kids, min_size=2, max_size=3)),
+        st.builds(negate, kids),
+    ),
+    max_leaves=8,
+)
+OBJECTS = st.builds(
+    Object,
+    type=st.just("t"),
+    id=TEXT,
+    org_id=st.none() | TEXT,
+    project_id=st.none() | TEXT,
+    owner=st.none() | TEXT,
+    acl_users=st.dictionaries(TEXT, st.frozensets(TEXT | st.just("*"), max_size=2), max_size=2),
+    acl_groups=st.dictionaries(TEXT, st.frozensets(TEXT | st.just("*"), max_size=2), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TREES, st.lists(OBJECTS, max_size=5))
+def test_compile_predicate_when_random_tree_agrees_with_interpreter_and_json(
+    tree: Node, objects: list[Object]
+) -> None:
+    # Values are arbitrary text (quotes, newlines, code-like strings): they are bound by
+    # name in the generated function, never pasted into its source.
+    assert residual_from_dict(residual_to_dict(tree)) == tree
+    predicate = compile_predicate(tree)
+    for obj in objects:
+        assert predicate(obj) == evaluate_residual(tree, obj)
+
+
+def test_compile_predicate_when_values_look_like_code_treats_them_as_data() -> None:
+    hostile = "x') or True or ('"
+    predicate = compile_predicate(Eq(Field.ID, hostile))
+    assert predicate(Object("t", hostile))
+    assert not predicate(Object("t", "x"))
+
+
+def test_filter_when_types_mixed_raises_for_small_and_large_lists() -> None:
+    c = compile_subject(POLICY, subject_in(3))
+    for n in (3, 30):
+        objs = [Object("t", f"x{i}", "o1") for i in range(n)] + [Object("u", "y")]
+        with pytest.raises(InvalidInput, match="type"):
+            filter_objects(c, "read", objs)
+    p = prepare(c, "read", "t")
+    with pytest.raises(InvalidInput):
+        p.matches(Object("u", "y"))
+
+
+def test_filter_when_list_is_small_or_large_keeps_the_same_objects() -> None:
+    c = compile_subject(POLICY, subject_in(3))
+    objs = [
+        Object("t", f"x{i}", f"o{i % 5}", owner="https://i|me" if i % 2 else None)
+        for i in range(40)
+    ]
+    expected = [o for o in objs if prepare(c, "delete", "t").matches(o)]
+    assert filter_objects(c, "delete", objs) == expected
+    assert filter_objects(c, "delete", objs[:5]) == [o for o in expected if o in objs[:5]]
+    assert filter_objects(c, "delete", []) == []
+    assert {o.org_id for o in expected} == {"o0", "o1"}
