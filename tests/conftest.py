@@ -67,11 +67,29 @@ def pg_dsn() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _sqlalchemy_url(dsn: str) -> str:
+    parts = dict(item.split("=", 1) for item in dsn.split())
+    return f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+
 @pytest.fixture(scope="session")
 def pg_url(pg_dsn: str) -> str:
-    """SQLAlchemy URL (psycopg 3 driver) of the per-run PostgreSQL database."""
-    parts = dict(item.split("=", 1) for item in pg_dsn.split())
-    return f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    """SQLAlchemy URL (psycopg 3 driver) of the per-run PostgreSQL database (shared by the
+    whole run: other tests migrate it and leave rows in it)."""
+    return _sqlalchemy_url(pg_dsn)
+
+
+@pytest.fixture
+def pg_empty_url(pg_dsn: str) -> Iterator[str]:
+    """SQLAlchemy URL of a database created empty for one test and dropped after it."""
+    name = f"ww_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _sqlalchemy_url(PG_ADMIN_DSN.replace("dbname=test", f"dbname={name}"))
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
