@@ -51,6 +51,7 @@ from watchword.locks.signal import SignalHub
 __all__ = ["DEFAULT_CHANNEL", "PostgresBackend"]
 
 DEFAULT_CHANNEL = "watchword_lock_released"
+LISTENER_APPLICATION_NAME = "watchword-locks-listen"  # visible in pg_stat_activity
 _RECONNECT_DELAY_S = 0.5
 _Conn = psycopg.AsyncConnection[DictRow]
 
@@ -118,7 +119,11 @@ class _Pool:
 
     async def _connect(self) -> _Conn:
         conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=5, row_factory=dict_row
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            row_factory=dict_row,
+            application_name="watchword-locks",
         )
         # The statements are tiny; one that runs for seconds means trouble, not work.
         await conn.execute("SET statement_timeout TO 5000")
@@ -218,7 +223,10 @@ class PostgresBackend:
 
     async def _connect_listener(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=5
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=LISTENER_APPLICATION_NAME,
         )
         try:
             await conn.execute(f"LISTEN {self._channel}")

@@ -1,0 +1,48 @@
+"""PostgreSQL backend specifics: the LISTEN connection dies and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from watchword.locks import Locks, PostgresBackend
+from watchword.locks.postgres import LISTENER_APPLICATION_NAME, conninfo_for
+from watchword.storage.db import create_engine_for_url
+
+pytestmark = pytest.mark.postgres
+TTL = timedelta(seconds=30)
+
+
+async def test_postgres_waiter_recovers_after_listen_connection_terminated(
+    locks_pg_url: str,
+) -> None:
+    engine = create_engine_for_url(locks_pg_url)
+    backend = PostgresBackend(engine, owns_engine=True)
+    locks = Locks(backend, fallback_poll=timedelta(seconds=60))
+    try:
+        lease = await locks.acquire("listen-dies", ttl=TTL, wait=timedelta(0))
+        waiter = asyncio.create_task(
+            locks.acquire("listen-dies", ttl=TTL, wait=timedelta(seconds=30))
+        )
+        await asyncio.sleep(0.1)
+        async with await psycopg.AsyncConnection.connect(
+            conninfo_for(engine.url), autocommit=True
+        ) as admin:
+            cursor = await admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s AND datname = current_database()",
+                (LISTENER_APPLICATION_NAME,),
+            )
+            row = await cursor.fetchone()
+        assert row is not None and row[0] == 1
+        await asyncio.sleep(1.5)  # the listener reconnects after 0.5 s
+        assert not waiter.done()
+        assert await locks.release(lease)
+        async with asyncio.timeout(10):
+            second = await waiter
+        assert second.fence > lease.fence
+    finally:
+        await locks.aclose()
