@@ -1,14 +1,19 @@
-"""An RBAC runtime on SQLite (in memory) and on PostgreSQL (the per-run database).
+"""An RBAC runtime on SQLite (in memory) and on PostgreSQL.
 
-The PostgreSQL database is shared by the whole run: tests use unique names and issuers.
+PostgreSQL: a database of its own for the RBAC tests of this run (created next to the
+per-run one, so other suites that expect an unmigrated database are not disturbed); it is
+shared by the RBAC tests, which therefore use unique names, subjects and issuers.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import psycopg
 import pytest
+from fastapi import FastAPI
 
 from watchword.api.app import create_app
 from watchword.clock import FakeClock
@@ -18,6 +23,19 @@ from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
+
+
+@pytest.fixture(scope="session")
+def rbac_pg_url(pg_dsn: str) -> Iterator[str]:
+    name = f"ww_rbac_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = dict(item.split("=", 1) for item in pg_dsn.split())
+    try:
+        yield f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{name}"
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(
@@ -31,7 +49,7 @@ async def db_runtime(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
         engine = create_engine_for_url("sqlite+aiosqlite:///:memory:")
         await upgrade_engine(engine)
     else:
-        engine = create_engine_for_url(request.getfixturevalue("pg_url"))
+        engine = create_engine_for_url(request.getfixturevalue("rbac_pg_url"))
         await upgrade_engine(engine)  # to every head; a no-op after the first test
     runtime = Runtime(settings=load_settings(environ={}), engine=engine, clock=FakeClock())
     try:
@@ -51,8 +69,12 @@ def service(db_runtime: Runtime) -> RbacService:
 
 
 @pytest.fixture
-async def api(db_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=db_runtime)
+def app(db_runtime: Runtime) -> FastAPI:
+    return create_app(runtime=db_runtime)
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://watchword.test") as c:
         yield c

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import ColumnElement, Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.errors import AlreadyExists, InvalidInput, NotFound
@@ -160,6 +160,7 @@ async def list_service_accounts(
     organization_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[ServiceAccount]:
     where = []
@@ -174,7 +175,7 @@ async def list_service_accounts(
             service_accounts,
             limit=limit,
             cursor=cursor,
-            where=where,
+            where=[*where, *extra],
         )
     return Page(tuple(_sa(r) for r in rows), nxt)
 
@@ -258,11 +259,20 @@ async def get_system_account(ctx: StoreContext, sys_id: str) -> SystemAccount:
 
 
 async def list_system_accounts(
-    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None
+    ctx: StoreContext,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
 ) -> Page[SystemAccount]:
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(system_accounts), system_accounts, limit=limit, cursor=cursor
+            conn,
+            select(system_accounts),
+            system_accounts,
+            limit=limit,
+            cursor=cursor,
+            where=list(extra),
         )
     return Page(tuple(_sys(r) for r in rows), nxt)
 
@@ -346,12 +356,22 @@ async def get_binding(ctx: StoreContext, binding_id: str) -> RoleBinding:
 
 
 async def list_bindings(
-    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None, issuer: str | None = None
+    ctx: StoreContext,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
+    issuer: str | None = None,
 ) -> Page[RoleBinding]:
     where = [] if issuer is None else [role_bindings.c.issuer == issuer]
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(role_bindings), role_bindings, limit=limit, cursor=cursor, where=where
+            conn,
+            select(role_bindings),
+            role_bindings,
+            limit=limit,
+            cursor=cursor,
+            where=[*where, *extra],
         )
     return Page(tuple(_binding(r) for r in rows), nxt)
 
@@ -436,12 +456,17 @@ async def get_issuer_by_url(conn: AsyncConnection, url: str) -> IssuerRecord | N
 
 
 async def list_issuers(
-    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None, url: str | None = None
+    ctx: StoreContext,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
+    url: str | None = None,
 ) -> Page[IssuerRecord]:
     where = [] if url is None else [issuers.c.url == url]
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(issuers), issuers, limit=limit, cursor=cursor, where=where
+            conn, select(issuers), issuers, limit=limit, cursor=cursor, where=[*where, *extra]
         )
     return Page(tuple(_issuer(r) for r in rows), nxt)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.errors import NotFound, VersionConflict
@@ -255,6 +255,7 @@ async def list_groups(
     organization_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[Group]:
     where = []
@@ -264,7 +265,7 @@ async def list_groups(
         where.append(groups.c.name == name)
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(groups), groups, limit=limit, cursor=cursor, where=where
+            conn, select(groups), groups, limit=limit, cursor=cursor, where=[*where, *extra]
         )
         items = await _hydrate(conn, rows)
     return Page(tuple(items), nxt)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, func, insert, select
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.errors import NotFound
@@ -83,12 +85,22 @@ async def get_organization(ctx: StoreContext, organization_id: str) -> Organizat
 
 
 async def list_organizations(
-    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None, name: str | None = None
+    ctx: StoreContext,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
+    name: str | None = None,
 ) -> Page[Organization]:
     where = [] if name is None else [organizations.c.name == name]
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(organizations), organizations, limit=limit, cursor=cursor, where=where
+            conn,
+            select(organizations),
+            organizations,
+            limit=limit,
+            cursor=cursor,
+            where=[*where, *extra],
         )
     return Page(tuple(_org(r) for r in rows), nxt)
 
@@ -177,6 +189,7 @@ async def list_projects(
     organization_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[Project]:
     where = []
@@ -186,7 +199,7 @@ async def list_projects(
         where.append(projects.c.name == name)
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(projects), projects, limit=limit, cursor=cursor, where=where
+            conn, select(projects), projects, limit=limit, cursor=cursor, where=[*where, *extra]
         )
     return Page(tuple(_project(r) for r in rows), nxt)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Row, insert, or_, select
+from sqlalchemy import ColumnElement, Row, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.authz.model import Policy, Registry, ResourceType
@@ -150,6 +150,7 @@ async def list_roles(
     organization_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[RoleRecord]:
     """Roles; with ``organization_id``, the catalogue plus that organization's own roles."""
@@ -162,7 +163,7 @@ async def list_roles(
         where.append(roles.c.name == name)
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(roles), roles, limit=limit, cursor=cursor, where=where
+            conn, select(roles), roles, limit=limit, cursor=cursor, where=[*where, *extra]
         )
     return Page(tuple(_role(r) for r in rows), nxt)
 
@@ -256,11 +257,20 @@ async def get_resource_type(ctx: StoreContext, name: str) -> ResourceTypeRecord:
 
 
 async def list_resource_types(
-    ctx: StoreContext, *, limit: int = 50, cursor: str | None = None
+    ctx: StoreContext,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
 ) -> Page[ResourceTypeRecord]:
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
-            conn, select(resource_types), resource_types, limit=limit, cursor=cursor
+            conn,
+            select(resource_types),
+            resource_types,
+            limit=limit,
+            cursor=cursor,
+            where=list(extra),
         )
     return Page(tuple(_type(r) for r in rows), nxt)
 

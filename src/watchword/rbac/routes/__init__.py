@@ -1,0 +1,1 @@
+"""HTTP routers of the RBAC administration API (composed in ``watchword.api.routes``)."""

@@ -1,0 +1,66 @@
+"""``GET /v1/acl``, ``GET /v1/organizations/{id}/acl`` (the caller's), and
+``POST /v1/acl/query`` (an administrator computing someone else's).
+
+The document is computed only from claims, groups, roles and bindings, intersected with
+the token scope; a non-member (user or service account alike) asking about an
+organization gets 403 ``not_a_member``, never an empty document.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from watchword.api.deps import Principal
+from watchword.authz.model import TokenScope
+from watchword.rbac.errors import SubjectRequired
+from watchword.rbac.routes.access import AccessDep, principal_claims, principal_scope
+from watchword.rbac.routes.schemas import AclQuery
+
+router = APIRouter(tags=["acl"])
+
+
+def _subject(principal: Principal) -> tuple[str, str]:
+    if principal.issuer is None or principal.subject is None:
+        raise SubjectRequired(
+            "this credential (e.g. a bootstrap admin key) has no subject; "
+            "use POST /v1/acl/query to compute a subject's ACL"
+        )
+    return principal.issuer, principal.subject
+
+
+@router.get("/v1/acl", summary="The caller's ACL: global and every organization it belongs to")
+async def my_acl(access: AccessDep) -> dict[str, object]:
+    issuer, subject = _subject(access.principal)
+    return await access.service.acl(
+        issuer,
+        subject,
+        principal_claims(access.principal),
+        scope=principal_scope(access.principal),
+    )
+
+
+@router.get(
+    "/v1/organizations/{organization_id}/acl",
+    summary="The caller's ACL scoped to one organization (403 not_a_member otherwise)",
+)
+async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, object]:
+    issuer, subject = _subject(access.principal)
+    return await access.service.acl(
+        issuer,
+        subject,
+        principal_claims(access.principal),
+        scope=principal_scope(access.principal),
+        organization_id=organization_id,
+    )
+
+
+@router.post("/v1/acl/query", summary="Compute a subject's ACL (needs watchword:acl read)")
+async def query_acl(body: AclQuery, access: AccessDep) -> dict[str, object]:
+    await access.require("acl", "read", body.subject, org_id=body.organization_id, what="acl")
+    return await access.service.acl(
+        body.issuer,
+        body.subject,
+        body.claims,
+        scope=None if body.scope is None else TokenScope(frozenset(body.scope)),
+        organization_id=body.organization_id,
+    )

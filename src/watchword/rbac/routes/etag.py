@@ -1,0 +1,45 @@
+"""``ETag`` / ``If-Match`` for versioned records (RFC 9110 §13.1.1).
+
+The entity tag is the record's version, strong: ``"7"``. An update without ``If-Match``
+is refused with 428 (a blind write could overwrite someone's change); a stale one is
+412 (:class:`~watchword.errors.VersionConflict`). Deletes take ``If-Match`` optionally.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, HTTPException, Response
+
+from watchword.errors import InvalidInput
+
+__all__ = ["IfMatch", "optional_version", "required_version", "set_etag"]
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The ETag read ("<version>"); required on updates.'),
+]
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+def optional_version(value: str | None) -> int | None:
+    if value is None:
+        return None
+    raw = value.strip()
+    raw = raw.removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise InvalidInput("If-Match must be an ETag this API returned", pointer="/If-Match")
+    return int(raw)
+
+
+def required_version(value: str | None) -> int:
+    version = optional_version(value)
+    if version is None:
+        raise HTTPException(
+            status_code=428,
+            detail="this update needs If-Match with the ETag you read, so no change is lost",
+        )
+    return version

@@ -1,0 +1,196 @@
+"""``/v1/roles`` and ``/v1/resource-types``: the policy, administered.
+
+A malformed role is refused before anything changes, with a pointer to the bad field
+(``/permissions/organization/0/resource_type``); the active policy stays active.
+
+Catalogue roles and resource types belong to no organization. Read with
+``?organization_id=X``, they are checked as objects of X, so an organization's
+administrators can see the catalogue they assign from; without it, a global grant is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import ColumnElement, String, func, literal
+
+from watchword.rbac.routes.access import AccessDep
+from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, set_etag
+from watchword.rbac.routes.schemas import (
+    PageOut,
+    ResourceTypeIn,
+    ResourceTypeOut,
+    ResourceTypePatch,
+    RoleIn,
+    RoleOut,
+    RolePatch,
+)
+from watchword.rbac.store import roles as store
+from watchword.rbac.tables import resource_types, roles
+
+roles_router = APIRouter(prefix="/v1/roles", tags=["roles"])
+types_router = APIRouter(prefix="/v1/resource-types", tags=["resource-types"])
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+InOrg = Annotated[
+    str | None, Query(description="Read catalogue entries as seen from this organization.")
+]
+
+
+def _permissions(body: RoleIn | RolePatch) -> dict[str, object] | None:
+    if body.permissions is None:
+        return None
+    return {level: [p.model_dump() for p in entries] for level, entries in body.permissions.items()}
+
+
+@roles_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a role")
+async def create_role(body: RoleIn, access: AccessDep, response: Response) -> RoleOut:
+    await access.require_create("roles", org_id=body.organization_id)
+    role = await store.create_role(
+        access.ctx,
+        name=body.name,
+        organization_id=body.organization_id,
+        description=body.description,
+        permissions=_permissions(body),
+    )
+    set_etag(response, role.stamp.version)
+    return RoleOut.of(role)
+
+
+@roles_router.get("", summary="List roles (with organization_id: the catalogue and its own)")
+async def list_roles(
+    access: AccessDep,
+    organization_id: InOrg = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+    name: str | None = None,
+) -> PageOut[RoleOut]:
+    org_col: ColumnElement[str | None] = (
+        roles.c.organization_id
+        if organization_id is None
+        else func.coalesce(roles.c.organization_id, literal(organization_id, String()))
+    )
+    visible = await access.visible("roles", id=roles.c.id, org_id=org_col)
+    page = await store.list_roles(
+        access.ctx,
+        organization_id=organization_id,
+        limit=limit,
+        cursor=cursor,
+        name=name,
+        extra=visible,
+    )
+    return PageOut(items=[RoleOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@roles_router.get("/{role_id}", summary="Read a role")
+async def get_role(
+    role_id: str, access: AccessDep, response: Response, organization_id: InOrg = None
+) -> RoleOut:
+    role = await store.get_role(access.ctx, role_id)
+    org = role.organization_id or organization_id
+    await access.require("roles", "read", role_id, org_id=org, what="role")
+    set_etag(response, role.stamp.version)
+    return RoleOut.of(role)
+
+
+@roles_router.patch("/{role_id}", summary="Update a role (validated against the policy)")
+async def update_role(
+    role_id: str,
+    body: RolePatch,
+    access: AccessDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> RoleOut:
+    current = await store.get_role(access.ctx, role_id)
+    await access.require("roles", "update", role_id, org_id=current.organization_id, what="role")
+    role = await store.update_role(
+        access.ctx,
+        role_id,
+        if_match=required_version(if_match),
+        name=body.name,
+        description=body.description,
+        permissions=_permissions(body),
+    )
+    set_etag(response, role.stamp.version)
+    return RoleOut.of(role)
+
+
+@roles_router.delete("/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_role(role_id: str, access: AccessDep, if_match: IfMatch = None) -> None:
+    """Delete a role that nothing holds any more (409 in_use otherwise)."""
+    current = await store.get_role(access.ctx, role_id)
+    await access.require("roles", "delete", role_id, org_id=current.organization_id, what="role")
+    await store.delete_role(access.ctx, role_id, if_match=optional_version(if_match))
+
+
+# Resource types ----------------------------------------------------------------------------
+
+
+@types_router.post("", status_code=status.HTTP_201_CREATED, summary="Register a resource type")
+async def create_resource_type(
+    body: ResourceTypeIn, access: AccessDep, response: Response
+) -> ResourceTypeOut:
+    await access.require_create("resource-types")
+    rt = await store.create_resource_type(
+        access.ctx, name=body.name, actions=body.actions, description=body.description
+    )
+    set_etag(response, rt.stamp.version)
+    return ResourceTypeOut.of(rt)
+
+
+@types_router.get("", summary="List registered resource types")
+async def list_resource_types(
+    access: AccessDep,
+    organization_id: InOrg = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> PageOut[ResourceTypeOut]:
+    visible = await access.visible(
+        "resource-types",
+        id=resource_types.c.name,
+        org_id=None if organization_id is None else literal(organization_id, String()),
+    )
+    page = await store.list_resource_types(access.ctx, limit=limit, cursor=cursor, extra=visible)
+    return PageOut(items=[ResourceTypeOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+@types_router.get("/{name}", summary="Read a resource type")
+async def get_resource_type(
+    name: str, access: AccessDep, response: Response, organization_id: InOrg = None
+) -> ResourceTypeOut:
+    await access.require(
+        "resource-types", "read", name, org_id=organization_id, what="resource type"
+    )
+    rt = await store.get_resource_type(access.ctx, name)
+    set_etag(response, rt.stamp.version)
+    return ResourceTypeOut.of(rt)
+
+
+@types_router.patch("/{name}", summary="Change a resource type's actions or description")
+async def update_resource_type(
+    name: str,
+    body: ResourceTypePatch,
+    access: AccessDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ResourceTypeOut:
+    await store.get_resource_type(access.ctx, name)
+    await access.require("resource-types", "update", name, what="resource type")
+    rt = await store.update_resource_type(
+        access.ctx,
+        name,
+        if_match=required_version(if_match),
+        actions=body.actions,
+        description=body.description,
+    )
+    set_etag(response, rt.stamp.version)
+    return ResourceTypeOut.of(rt)
+
+
+@types_router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_resource_type(name: str, access: AccessDep, if_match: IfMatch = None) -> None:
+    """Delete a resource type no role uses (409 in_use otherwise)."""
+    await store.get_resource_type(access.ctx, name)
+    await access.require("resource-types", "delete", name, what="resource type")
+    await store.delete_resource_type(access.ctx, name, if_match=optional_version(if_match))

@@ -1,0 +1,391 @@
+"""Wire schemas of the RBAC administration API (apart from tables and entity values)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from watchword.rbac.model import (
+    Group,
+    IssuerRecord,
+    Organization,
+    Project,
+    ResourceTypeRecord,
+    RoleBinding,
+    RoleRecord,
+    ServiceAccount,
+    Stamp,
+    SystemAccount,
+)
+
+Name = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+OptionalName = Field(default=None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+T = TypeVar("T")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Versioned(BaseModel):
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def stamp(stamp: Stamp) -> dict[str, object]:
+        return {
+            "version": stamp.version,
+            "created_at": stamp.created_at,
+            "updated_at": stamp.updated_at,
+        }
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+# Organizations and projects ----------------------------------------------------------------
+
+
+class OrganizationIn(_In):
+    name: str = Name
+    description: str = ""
+
+
+class OrganizationPatch(_In):
+    name: str | None = OptionalName
+    description: str | None = None
+
+
+class OrganizationOut(Versioned):
+    id: str
+    name: str
+    description: str
+
+    @classmethod
+    def of(cls, o: Organization) -> OrganizationOut:
+        return cls(id=o.id, name=o.name, description=o.description, **cls.stamp(o.stamp))
+
+
+class ProjectIn(_In):
+    name: str = Name
+    description: str = ""
+
+
+ProjectPatch = OrganizationPatch
+
+
+class ProjectOut(Versioned):
+    id: str
+    organization_id: str
+    name: str
+    description: str
+
+    @classmethod
+    def of(cls, p: Project) -> ProjectOut:
+        return cls(
+            id=p.id,
+            organization_id=p.organization_id,
+            name=p.name,
+            description=p.description,
+            **cls.stamp(p.stamp),
+        )
+
+
+# Groups ------------------------------------------------------------------------------------
+
+
+class MemberIn(_In):
+    id: str = Field(min_length=1, max_length=500, description="The subject id (`sub`).")
+    issuer: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The subject's issuer, exact; omitted: watchword's own (from configuration).",
+    )
+    email: str | None = Field(default=None, max_length=500, description="Display only.")
+
+
+class MemberOut(BaseModel):
+    id: str
+    issuer: str
+    email: str | None
+
+
+class IdpGroupIn(_In):
+    issuer: str = Field(min_length=1, max_length=500)
+    name: str = Field(min_length=1, max_length=500)
+
+
+class GroupIn(_In):
+    name: str = Name
+    description: str = ""
+    members: list[MemberIn] = []
+    idp_groups: list[IdpGroupIn] = []
+    role_ids: list[str] = []
+    project_ids: list[str] = []
+
+
+class GroupPatch(_In):
+    name: str | None = OptionalName
+    description: str | None = None
+    members: list[MemberIn] | None = None
+    idp_groups: list[IdpGroupIn] | None = None
+    role_ids: list[str] | None = None
+    project_ids: list[str] | None = None
+
+
+class GroupOut(Versioned):
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    members: list[MemberOut]
+    idp_groups: list[IdpGroupIn]
+    role_ids: list[str]
+    project_ids: list[str]
+    legacy_user_ids: list[str] | None
+
+    @classmethod
+    def of(cls, g: Group) -> GroupOut:
+        return cls(
+            id=g.id,
+            organization_id=g.organization_id,
+            name=g.name,
+            description=g.description,
+            members=[MemberOut(id=m.id, issuer=m.issuer, email=m.email) for m in g.members],
+            idp_groups=[IdpGroupIn(issuer=i.issuer, name=i.name) for i in g.idp_groups],
+            role_ids=list(g.role_ids),
+            project_ids=list(g.project_ids),
+            legacy_user_ids=None if g.legacy_user_ids is None else list(g.legacy_user_ids),
+            **cls.stamp(g.stamp),
+        )
+
+
+# Roles and resource types ------------------------------------------------------------------
+
+
+class PermissionIn(_In):
+    resource_type: str = Field(min_length=1, description="A registered type, or `*`.")
+    actions: list[str] = Field(min_length=1, description="Actions of that type, or `*`.")
+    effect: Literal["allow", "deny"] = "allow"
+
+
+Level = Literal["global", "organization", "project", "owner"]
+
+
+class RoleIn(_In):
+    name: str = Name
+    organization_id: str | None = Field(
+        default=None, description="Null: a catalogue role; set: a role of that organization."
+    )
+    description: str = ""
+    permissions: dict[Level, list[PermissionIn]] = {}
+
+
+class RolePatch(_In):
+    name: str | None = OptionalName
+    description: str | None = None
+    permissions: dict[Level, list[PermissionIn]] | None = None
+
+
+class RoleOut(Versioned):
+    id: str
+    name: str
+    organization_id: str | None
+    description: str
+    permissions: dict[str, object]
+
+    @classmethod
+    def of(cls, r: RoleRecord) -> RoleOut:
+        return cls(
+            id=r.id,
+            name=r.name,
+            organization_id=r.organization_id,
+            description=r.description,
+            permissions=dict(r.permissions),
+            **cls.stamp(r.stamp),
+        )
+
+
+class ResourceTypeIn(_In):
+    name: str = Name
+    actions: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class ResourceTypePatch(_In):
+    actions: list[str] | None = Field(default=None, min_length=1)
+    description: str | None = None
+
+
+class ResourceTypeOut(Versioned):
+    name: str
+    actions: list[str]
+    description: str
+
+    @classmethod
+    def of(cls, t: ResourceTypeRecord) -> ResourceTypeOut:
+        return cls(
+            name=t.name,
+            actions=list(t.actions),
+            description=t.description,
+            **cls.stamp(t.stamp),
+        )
+
+
+# Accounts, bindings, issuers ---------------------------------------------------------------
+
+
+class ServiceAccountIn(_In):
+    name: str = Name
+    description: str = ""
+
+
+class ServiceAccountPatch(_In):
+    name: str | None = OptionalName
+    description: str | None = None
+    organization_id: str | None = Field(
+        default=None, description="Fixed at creation; any other value is refused."
+    )
+
+
+class ServiceAccountOut(Versioned):
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    subject: MemberOut
+
+    @classmethod
+    def of(cls, s: ServiceAccount, issuer_url: str) -> ServiceAccountOut:
+        issuer, subject = s.subject(issuer_url)
+        return cls(
+            id=s.id,
+            organization_id=s.organization_id,
+            name=s.name,
+            description=s.description,
+            subject=MemberOut(id=subject, issuer=issuer, email=None),
+            **cls.stamp(s.stamp),
+        )
+
+
+class SystemAccountIn(_In):
+    subject_id: str = Field(min_length=1, max_length=500, description="e.g. the mTLS CN.")
+    issuer: str | None = Field(default=None, description="Omitted: watchword's own issuer.")
+    role_ids: list[str] = Field(min_length=1, description="Catalogue roles (global grants).")
+    description: str = ""
+
+
+class SystemAccountPatch(_In):
+    role_ids: list[str] | None = None
+    description: str | None = None
+
+
+class SystemAccountOut(Versioned):
+    id: str
+    issuer: str
+    subject_id: str
+    role_ids: list[str]
+    description: str
+
+    @classmethod
+    def of(cls, s: SystemAccount) -> SystemAccountOut:
+        return cls(
+            id=s.id,
+            issuer=s.issuer,
+            subject_id=s.subject_id,
+            role_ids=list(s.role_ids),
+            description=s.description,
+            **cls.stamp(s.stamp),
+        )
+
+
+class BindingIn(_In):
+    issuer: str = Field(min_length=1, max_length=500)
+    subject_id: str | None = Field(default=None, description="A subject, or `*` for all.")
+    idp_group: str | None = Field(default=None, description="Or an IdP group of the issuer.")
+    role_ids: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+BindingPatch = SystemAccountPatch
+
+
+class BindingOut(Versioned):
+    id: str
+    issuer: str
+    subject_id: str | None
+    idp_group: str | None
+    role_ids: list[str]
+    description: str
+
+    @classmethod
+    def of(cls, b: RoleBinding) -> BindingOut:
+        return cls(
+            id=b.id,
+            issuer=b.issuer,
+            subject_id=b.subject_id,
+            idp_group=b.idp_group,
+            role_ids=list(b.role_ids),
+            description=b.description,
+            **cls.stamp(b.stamp),
+        )
+
+
+class IssuerIn(_In):
+    url: str = Field(min_length=1, max_length=500, description="The exact `iss` value.")
+    audiences: list[str] = []
+    subject_claim: str = "sub"
+    groups_claim: str | None = None
+    authz_claim: str | None = Field(default=None, description="Omitted: settings.authz_claim.")
+    membership_from_claims: bool = Field(
+        default=False, description="Honour `orgIds` of the authz claim from this issuer."
+    )
+
+
+class IssuerPatch(_In):
+    audiences: list[str] | None = None
+    subject_claim: str | None = None
+    groups_claim: str | None = None
+    authz_claim: str | None = None
+    membership_from_claims: bool | None = None
+
+
+class IssuerOut(Versioned):
+    id: str
+    url: str
+    audiences: list[str]
+    subject_claim: str
+    groups_claim: str | None
+    authz_claim: str
+    membership_from_claims: bool
+
+    @classmethod
+    def of(cls, i: IssuerRecord) -> IssuerOut:
+        return cls(
+            id=i.id,
+            url=i.url,
+            audiences=list(i.audiences),
+            subject_claim=i.subject_claim,
+            groups_claim=i.groups_claim,
+            authz_claim=i.authz_claim,
+            membership_from_claims=i.membership_from_claims,
+            **cls.stamp(i.stamp),
+        )
+
+
+# ACL ---------------------------------------------------------------------------------------
+
+
+class AclQuery(_In):
+    issuer: str = Field(min_length=1, description="The subject's issuer, exact.")
+    subject: str = Field(min_length=1)
+    claims: dict[str, object] = Field(default={}, description="Verified claims, if any.")
+    organization_id: str | None = None
+    scope: list[str] | None = Field(default=None, description="Token scope names, if narrowed.")
