@@ -505,7 +505,8 @@ def run_prepare_filter(w: Workload, reps: int) -> dict[str, Any]:
 
 def run_observability(w: Workload, overhead: float) -> dict[str, tuple[float, float]]:
     """Per-check cost of the engine wrapper at several sampling rates (same questions)."""
-    calls_pure = [(compile_subject(w.policy, w.subject), a, o) for a, o in w.questions]
+    pure = compile_subject(w.policy, w.subject)
+    calls_pure = [(pure, a, o) for a, o in w.questions]
     out: dict[str, tuple[float, float]] = {}
     configs: list[tuple[str, Engine | None]] = [
         ("check() (no engine)", None),

@@ -153,7 +153,7 @@ _NOTHING = Decision(allowed=False, decided_by=DecidedBy.NOTHING)
 class CompiledSubject:
     """A subject resolved against one :class:`Policy`; tables are filled in on first use."""
 
-    __slots__ = ("_tables", "key", "policy", "subject")
+    __slots__ = ("_tables", "key", "policy", "role_count", "subject")
 
     def __init__(self, policy: Policy, subject: Subject) -> None:
         # Resolve every role name now: an unknown one raises here, not at check time.
@@ -167,6 +167,7 @@ class CompiledSubject:
         self.policy = policy
         self.subject = subject
         self.key = subject.key
+        self.role_count = subject.role_count()  # a span attribute; O(orgs) to compute
         self._tables: dict[tuple[str, str], Table] = {}
 
     def table(self, type_name: str, action: str) -> Table:

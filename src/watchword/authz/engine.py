@@ -161,7 +161,7 @@ class Engine:
             with self._tracer.start_as_current_span("authz.check") as span:
                 span.set_attribute("authz.action", action)
                 span.set_attribute("authz.object_type", obj.type)
-                span.set_attribute("authz.subject_roles", compiled.subject.role_count())
+                span.set_attribute("authz.subject_roles", compiled.role_count)
                 span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
                 span.set_attribute("authz.object_acl_entries", obj.acl_entry_count())
                 try:
@@ -209,7 +209,7 @@ class Engine:
         with self._tracer.start_as_current_span("authz.prepare") as span:
             span.set_attribute("authz.action", action)
             span.set_attribute("authz.object_type", type_name)
-            span.set_attribute("authz.subject_roles", compiled.subject.role_count())
+            span.set_attribute("authz.subject_roles", compiled.role_count)
             span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
             try:
                 prepared = prepare(compiled, action, type_name)

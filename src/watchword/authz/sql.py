@@ -4,8 +4,9 @@ A :class:`ColumnMapping` says where each object field lives. The ACL is either
 
 - :class:`JsonAcl`: JSON columns holding ``{"<subject key or group id>": ["read", ...]}``.
   PostgreSQL (JSONB, or JSON cast to JSONB) uses containment, one pair per key:
-  ``acl @> jsonb_build_object(:key, jsonb_build_array(:action)) OR acl @> ... '*'``, which
-  a GIN index (``jsonb_path_ops``) serves; SQLite uses
+  ``acl @> CAST(:doc AS JSONB) OR acl @> CAST(:doc_any AS JSONB)`` with the bound documents
+  ``{"<key>": ["<action>"]}`` and ``{"<key>": ["*"]}``, which a GIN index
+  (``jsonb_path_ops``) serves; SQLite uses
   ``EXISTS (SELECT 1 FROM json_each(acl) AS k, json_each(k.value) AS a WHERE ...)``;
 - :class:`AclTable`: a join table (object id, kind, key, action), one row per grant, tested
   with a correlated ``EXISTS`` (works on any dialect);
@@ -27,6 +28,7 @@ whatever the list length, and still an index condition.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, assert_never, cast
@@ -149,12 +151,20 @@ class _JsonAclHas(ColumnElement[bool]):
         ("column", InternalTraversal.dp_clauseelement),
         ("grantee", InternalTraversal.dp_clauseelement),
         ("action", InternalTraversal.dp_clauseelement),
+        ("doc", InternalTraversal.dp_clauseelement),
+        ("doc_any", InternalTraversal.dp_clauseelement),
     ]
 
     def __init__(self, column: SqlColumn, key: str, action: str) -> None:
         self.column: ClauseElement = column  # type: ignore[assignment]
         self.grantee = bindparam("acl_key", key, type_=String(), unique=True)
         self.action = bindparam("acl_action", action, type_=String(), unique=True)
+        # PostgreSQL binds whole containment documents: constants to the planner, as in a
+        # hand-written ``acl @> '{"k": ["read"]}'`` (jsonb_build_object is not folded).
+        self.doc = bindparam("acl_doc", json.dumps({key: [action]}), type_=String(), unique=True)
+        self.doc_any = bindparam(
+            "acl_doc", json.dumps({key: [WILDCARD]}), type_=String(), unique=True
+        )
 
 
 @compiles(_JsonAclHas, "sqlite")
@@ -177,13 +187,10 @@ def _json_acl_postgresql(element: _JsonAclHas, compiler: SQLCompiler, **kw: obje
     impl = col_type.dialect_impl(compiler.dialect) if col_type is not None else None
     if not isinstance(impl, postgresql.JSONB):
         col = f"CAST({col} AS JSONB)"
-    key = compiler.process(element.grantee, **kw)
-    action = compiler.process(element.action, **kw)
-    # Containment keeps the key and action bound values and can use a GIN index.
-    return (
-        f"({col} @> jsonb_build_object({key}, jsonb_build_array({action})) "
-        f"OR {col} @> jsonb_build_object({key}, jsonb_build_array('{WILDCARD}')))"
-    )
+    doc = compiler.process(element.doc, **kw)
+    doc_any = compiler.process(element.doc_any, **kw)
+    # Containment with bound documents can use a GIN (jsonb_path_ops) index.
+    return f"({col} @> CAST({doc} AS JSONB) OR {col} @> CAST({doc_any} AS JSONB))"
 
 
 @compiles(_JsonAclHas)
