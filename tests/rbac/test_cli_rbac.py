@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,11 +23,10 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
 
 
-def run(*args: str) -> dict[str, object]:
+def run(*args: str) -> Any:
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    data: dict[str, object] = json.loads(result.stdout)
-    return data
+    return json.loads(result.stdout)
 
 
 def test_cli_org_project_group_acl_round_trip(db: None) -> None:
@@ -93,3 +93,44 @@ def test_cli_role_seed_is_idempotent(db: None) -> None:
     assert {"platform-admin", "org-admin", "org-reader", "project-member"} <= {
         r["id"] for r in roles
     }
+
+
+def test_cli_migrate_legacy_groups_dry_run_then_apply(db: None, tmp_path: Path) -> None:
+    org = run("org", "create", "legacy")["id"]
+    export = {
+        "format": "watchword-legacy-groups/1",
+        "users": [{"id": "u1", "email": "Dana@Example.com"}],
+        "groups": [
+            {
+                "id": "grp-l",
+                "organizationId": org,
+                "name": "l",
+                "userIds": ["u1"],
+                "roleIds": ["org-reader"],
+            }
+        ],
+    }
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    dry = run("migrate", "legacy-groups", str(path), "--dry-run")
+    assert dry["dry_run"] is True
+    assert dry["changes"] == [
+        {
+            "group": "grp-l",
+            "organization": org,
+            "action": "create",
+            "subjects": ["dana@example.com"],
+            "unresolved_user_ids": [],
+            "reason": "new group",
+        }
+    ]
+    assert run("group", "list", str(org))["items"] == []  # nothing written
+    run("migrate", "legacy-groups", str(path))
+    again = run("migrate", "legacy-groups", str(path))
+    assert [c["action"] for c in again["changes"]] == ["skip"]
+    acl = run("acl", "show", "--issuer", ISSUER, "--subject", "dana@example.com")
+    assert [o["id"] for o in acl["organizations"]] == [org]
+
+    path.write_text('{"format": "nope"}')
+    bad = runner.invoke(app, ["migrate", "legacy-groups", str(path)])
+    assert bad.exit_code == 2 and "/format" in bad.stderr
