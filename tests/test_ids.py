@@ -27,3 +27,8 @@ def test_new_id_rejects_bad_prefix() -> None:
 
 def test_new_ids_are_unique() -> None:
     assert len({new_id("x") for _ in range(2000)}) == 2000
+
+
+def test_new_ids_in_one_process_sort_in_creation_order_within_a_millisecond() -> None:
+    made = [new_id("tok") for _ in range(5000)]
+    assert made == sorted(made)

@@ -75,6 +75,10 @@ def root(
     ] = None,
 ) -> None:
     ctx.obj = CliState(config_file=config)
+    # Logs go to stderr from the first command on, so stdout stays clean for --json.
+    from watchword.observability.logging import configure_logging
+
+    configure_logging("warning")
 
 
 @app.command()
