@@ -16,6 +16,7 @@ Invariants this module owns:
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from watchword.clock import Clock
 from watchword.errors import InvalidInput
 from watchword.observability.logging import get_logger
 from watchword.rbac.acl import acl_document
-from watchword.rbac.claims import claims_digest, identity_from_claims
+from watchword.rbac.claims import IssuerTrust, claims_digest, identity_from_claims
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.facts import issuer_trust, load_facts
 from watchword.rbac.store.generation import read_generation
@@ -118,6 +119,7 @@ class RbacService:
         self.clock = clock
         self.engine = Engine(Policy(Registry(), {}, version=0))
         self._generation = -1
+        self._trust: dict[str, IssuerTrust] = {}  # by issuer URL, for self._generation
         self._cache: OrderedDict[CacheKey, Resolved] = OrderedDict()
         self._cache_size = cache_size
         self._metrics = _Metrics(registry) if registry is not None else None
@@ -141,6 +143,7 @@ class RbacService:
                 if policy.version > self.engine.version:
                     self.engine.replace_policy(policy)
                 self._generation = current
+                self._trust = {}
                 if self._metrics is not None:
                     self._metrics.policy_reloads.labels(outcome="ok").inc()
         return current
@@ -162,33 +165,36 @@ class RbacService:
         """The resolved, compiled subject (cached; see the module invariants)."""
         claims = claims or {}
         generation = await self.generation()
+        trust = self._trust.get(issuer) if generation == self._generation else None
+        if trust is None:
+            async with self.ctx.engine.connect() as conn:
+                trust = await issuer_trust(
+                    conn,
+                    issuer,
+                    local_issuer=self.ctx.issuer_url,
+                    default_authz_claim=self.authz_claim,
+                )
+            if generation == self._generation:
+                self._trust[issuer] = trust
+        key: CacheKey = (issuer, subject or "", claims_digest(claims, trust), scope_key(scope))
+        now = self.clock.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None:
+            if hit.generation == generation and now - hit.stored_at < self.ttl:
+                self._cache.move_to_end(key)
+                self._count("hit")
+                return hit
+            self._count("stale")
+        else:
+            self._count("miss")
+        start = time.perf_counter()
+        identity = identity_from_claims(claims, trust, subject=subject)
         async with self.ctx.engine.connect() as conn:
-            trust = await issuer_trust(
-                conn, issuer, local_issuer=self.ctx.issuer_url, default_authz_claim=self.authz_claim
-            )
-            key: CacheKey = (
-                issuer,
-                subject or "",
-                claims_digest(claims, trust),
-                scope_key(scope),
-            )
-            now = self.clock.monotonic()
-            hit = self._cache.get(key)
-            if hit is not None:
-                if hit.generation == generation and now - hit.stored_at < self.ttl:
-                    self._cache.move_to_end(key)
-                    self._count("hit")
-                    return hit
-                self._count("stale")
-            else:
-                self._count("miss")
-            start = self.clock.monotonic()
-            identity = identity_from_claims(claims, trust, subject=subject)
             facts = await load_facts(conn, identity, local_issuer=self.ctx.issuer_url)
         resolution = resolve_subject(identity, facts, scope=scope, authz_claim=trust.authz_claim)
         compiled = self.engine.compile(resolution.subject)
         if self._metrics is not None:
-            self._metrics.resolve_seconds.observe(self.clock.monotonic() - start)
+            self._metrics.resolve_seconds.observe(time.perf_counter() - start)
         entry = Resolved(generation, now, resolution, compiled)
         self._cache[key] = entry
         self._cache.move_to_end(key)

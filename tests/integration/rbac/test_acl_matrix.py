@@ -8,13 +8,18 @@ import secrets
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import update
 
+from watchword.clock import FakeClock
 from watchword.errors import NotAMember
 from watchword.rbac.errors import ServiceAccountForeignOrg, WrongOrganizationCount
 from watchword.rbac.model import GroupMember
 from watchword.rbac.service import RbacService
 from watchword.rbac.store import accounts, groups, organizations, roles
 from watchword.rbac.store.context import StoreContext
+from watchword.rbac.store.record import writing
+from watchword.rbac.tables import roles as roles_table
+from watchword.runtime import Runtime
 
 CLAIM = "https://watchword.dev/authz"
 
@@ -281,3 +286,40 @@ async def test_acl_cache_is_invalidated_by_any_rbac_write(
     after = await service.acl(w.local, w.bob)
     projects = org_entry(after, w.org_a)["projects"]
     assert sorted(p["id"] for p in projects) == sorted([w.proj_a1, w.proj_a2])  # type: ignore[attr-defined]
+
+
+async def test_acl_cache_entry_expires_after_the_staleness_bound(
+    ctx: StoreContext, service: RbacService, db_runtime: Runtime
+) -> None:
+    w = await build_world(ctx)
+    first = await service.acl(w.local, w.bob)
+    assert await service.acl(w.local, w.bob) is first
+    clock = db_runtime.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(db_runtime.settings.acl_cache_ttl)
+    again = await service.acl(w.local, w.bob)
+    assert again is not first and again == first
+
+
+async def test_policy_broken_behind_watchwords_back_keeps_the_active_one(
+    ctx: StoreContext, service: RbacService
+) -> None:
+    w = await build_world(ctx)
+    before = await service.acl(w.local, w.bob)
+    active = service.policy
+    async with writing(ctx.engine) as conn:  # bumps the generation like any write
+        await conn.execute(
+            update(roles_table)
+            .where(roles_table.c.id == "org-reader")
+            .values(permissions={"organization": [{"resource_type": "gone", "actions": ["read"]}]})
+        )
+    try:
+        assert await service.acl(w.local, w.bob) == before
+        assert service.policy is active
+    finally:
+        async with writing(ctx.engine) as conn:
+            await conn.execute(
+                update(roles_table)
+                .where(roles_table.c.id == "org-reader")
+                .values(permissions=active.roles["org-reader"].to_dict()["permissions"])
+            )
