@@ -28,7 +28,15 @@ from typing import Any
 import psycopg
 from sqlalchemy import event
 
-from watchword.locks import Lease, LockBackend, Locks, SQLiteBackend, new_holder_id, open_backend
+from watchword.locks import (
+    Lease,
+    LockBackend,
+    Locks,
+    PostgresBackend,
+    SQLiteBackend,
+    new_holder_id,
+    open_backend,
+)
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade
 
@@ -190,6 +198,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--only", nargs="*", default=None, help="backend names to run")
     opts = parser.parse_args()
     results: dict[str, object] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -216,14 +225,19 @@ def main() -> None:
         pg = fresh_pg_url()
         if pg is not None:
             targets["postgres"] = lambda: open_backend(pg)
+            targets["postgres-fast"] = lambda: PostgresBackend(
+                create_engine_for_url(pg), owns_engine=True, durable_grants=False
+            )
         for name, make in targets.items():
+            if opts.only and name not in opts.only:
+                continue
             print(f"{name} ...", flush=True)
             shared = name == "memory"
             backends[name] = asyncio.run(
                 bench_backend(make, opts.reps, opts.samples, shared=shared)
             )
-    for name in ("redis", "postgres"):
-        if name not in backends:
+    for name in ("redis", "postgres", "postgres-fast"):
+        if name not in backends and (not opts.only or name in opts.only):
             backends[name] = "skipped: server not reachable"
     results["backends"] = backends
     results["load_average_at_end"] = os.getloadavg()[0]

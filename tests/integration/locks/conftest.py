@@ -50,6 +50,7 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres-fast", id="postgres-fast", marks=pytest.mark.postgres),
 ]
 
 
@@ -63,7 +64,7 @@ def lock_store(request: pytest.FixtureRequest) -> tuple[str, str]:
     if kind == "redis":
         url = request.getfixturevalue("redis_url")
         return kind, f"{url} {request.getfixturevalue('redis_prefix')}"
-    if kind == "postgres":
+    if kind.startswith("postgres"):
         return kind, request.getfixturevalue("locks_pg_url")
     return kind, ""
 
@@ -87,7 +88,10 @@ async def backend_factory(lock_store: tuple[str, str]) -> AsyncIterator[Callable
         else:
             engine = create_engine_for_url(where)
             engines.append(engine)
-            backend = SQLiteBackend(engine) if kind == "sqlite" else PostgresBackend(engine)
+            if kind == "sqlite":
+                backend = SQLiteBackend(engine)
+            else:
+                backend = PostgresBackend(engine, durable_grants=kind == "postgres")
         made.append(backend)
         return backend
 
