@@ -75,3 +75,11 @@ def test_config_redacted_hides_passwords() -> None:
 def test_config_redis_url_must_be_redis() -> None:
     with pytest.raises(ConfigurationError, match="WATCHWORD_REDIS_URL"):
         load_settings(environ={"WATCHWORD_REDIS_URL": "http://x"})
+
+
+def test_config_secret_key_is_redacted_but_durations_are_shown() -> None:
+    s = load_settings(environ={"WATCHWORD_SECRET_KEY": "k" * 40})
+    shown = s.redacted()
+    assert shown["secret_key"] != "k" * 40 and "k" * 40 not in repr(shown)
+    assert shown["token_grace_period"] == "86400s"
+    assert "k" * 40 not in repr(s)

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="How long the janitor keeps expired tokens before deleting them.",
     )
+    token_janitor_every: Duration = Field(
+        default=timedelta(days=1),
+        description="How often a serving process runs the token janitor (under a lease, so "
+        "one replica at a time).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -224,8 +229,12 @@ class Settings(BaseSettings):
         return out
 
 
+# Settings whose values are secrets: `config show` and logs print them redacted.
+SECRET_SETTINGS = frozenset({"secret_key"})
+
+
 def _looks_secret(name: str) -> bool:
-    return any(part in name for part in ("secret", "password", "token", "key"))
+    return name in SECRET_SETTINGS
 
 
 def _redact_redis(url: str) -> str:

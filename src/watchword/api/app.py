@@ -6,9 +6,11 @@ environment).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -42,6 +44,27 @@ Errors are RFC 9457 `application/problem+json` bodies with a stable `code`.
 """
 
 
+Job = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def background_jobs() -> list[Job]:
+    """Long-running tasks of a serving process, each stopping when the event is set.
+
+    - token revocations published by other replicas, applied to this one's caches at once;
+    - the token janitor, every ``token_janitor_every``, under a lease (one replica at a time).
+    """
+    from watchword.tokens.invalidation import run_invalidation_listener
+    from watchword.tokens.janitor import run_janitor_forever
+
+    async def invalidations(runtime: Runtime, stop: asyncio.Event) -> None:
+        await run_invalidation_listener(runtime, stop=stop)
+
+    async def janitor(runtime: Runtime, stop: asyncio.Event) -> None:
+        await run_janitor_forever(runtime, every=runtime.settings.token_janitor_every, stop=stop)
+
+    return [invalidations, janitor]
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. With ``runtime`` given, the caller owns (opens and closes) it."""
     if runtime is None:
@@ -53,13 +76,22 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if owned:
+        if not owned:  # the caller runs the runtime and its background jobs
+            yield
+            return
+        try:
             await runtime.prepare_schema()
+        except BaseException:
+            await runtime.close()
+            raise
+        stop = asyncio.Event()
+        jobs = [asyncio.create_task(job(runtime, stop)) for job in background_jobs()]
         try:
             yield
         finally:
-            if owned:
-                await runtime.close()
+            stop.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await runtime.close()
 
     app = FastAPI(
         title="watchword",
