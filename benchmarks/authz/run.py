@@ -65,7 +65,10 @@ POLICY_DOC = {
         {"name": "storage:buckets", "actions": ["create", "read", "update", "delete", "share"]},
     ],
     "roles": [
-        {"name": "org-admin", "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]}},
+        {
+            "name": "org-admin",
+            "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]},
+        },
         {
             "name": "member",
             "permissions": {
@@ -87,7 +90,10 @@ POLICY_DOC = {
                 ]
             },
         },
-        {"name": "project-viewer", "permissions": {"project": [{"resource_type": "*", "actions": ["read"]}]}},
+        {
+            "name": "project-viewer",
+            "permissions": {"project": [{"resource_type": "*", "actions": ["read"]}]},
+        },
         {
             "name": "project-editor",
             "permissions": {
@@ -95,7 +101,7 @@ POLICY_DOC = {
             },
         },
     ],
-}  # fmt: skip
+}
 
 # Starts with "member" so a subject in one organization already has the role mix (org
 # allow + owner allow) the larger ones have: residual size depends on the mix, not the count.
@@ -319,8 +325,26 @@ g = _, _, _
 e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 
 [matchers]
-m = (p.typ == "*" || p.typ == r.typ) && (p.act == "*" || p.act == r.act) && ((p.scope == "org" && g(r.sub, p.sub, r.org)) || (p.scope == "project" && g(r.sub, p.sub, r.prj)) || (p.scope == "owner" && r.owner == r.sub && g(r.sub, p.sub, r.org)) || (p.scope == "acl" && aclAllows(r.obj, r.sub, r.act)))
+m = {matcher}
 """
+
+# Casbin wants the matcher on one line; it is assembled here from readable parts.
+CASBIN_MATCHER = " && ".join(
+    [
+        '(p.typ == "*" || p.typ == r.typ)',
+        '(p.act == "*" || p.act == r.act)',
+        "("
+        + " || ".join(
+            [
+                '(p.scope == "org" && g(r.sub, p.sub, r.org))',
+                '(p.scope == "project" && g(r.sub, p.sub, r.prj))',
+                '(p.scope == "owner" && r.owner == r.sub && g(r.sub, p.sub, r.org))',
+                '(p.scope == "acl" && aclAllows(r.obj, r.sub, r.act))',
+            ]
+        )
+        + ")",
+    ]
+)
 
 CASBIN_POLICY_LINES = [
     ("org-admin", "org", "*", "*", "allow"),
@@ -337,7 +361,7 @@ CASBIN_POLICY_LINES = [
 
 def make_casbin(w: Workload) -> casbin.Enforcer:
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        f.write(CASBIN_MODEL)
+        f.write(CASBIN_MODEL.format(matcher=CASBIN_MATCHER))
         model_path = f.name
     enforcer = casbin.Enforcer(model_path)
     enforcer.add_policies([list(line) for line in CASBIN_POLICY_LINES])
@@ -412,10 +436,14 @@ def run_checks(w: Workload, rounds: int, overhead: float) -> dict[str, Any]:
     answers = {
         "watchword check()": [check(compiled, a, o).allowed for a, o in qs],
         "watchword Engine.check": [engine.check(ecompiled, a, o).allowed for a, o in qs],
-        "cedarpy": [r.allowed for r in cedarpy.is_authorized_batch(
-            [cedar_request(a, o) for a, o in qs], policies, entities)],
+        "cedarpy": [
+            r.allowed
+            for r in cedarpy.is_authorized_batch(
+                [cedar_request(a, o) for a, o in qs], policies, entities
+            )
+        ],
         "pycasbin": [enforcer.enforce(*casbin_args(a, o)) for a, o in qs],
-    }  # fmt: skip
+    }
     for name, got in answers.items():
         bad = [i for i, (x, y) in enumerate(zip(got, expected, strict=True)) if x != y]
         if bad:
@@ -511,10 +539,19 @@ def run_observability(w: Workload, overhead: float) -> dict[str, tuple[float, fl
     configs: list[tuple[str, Engine | None]] = [
         ("check() (no engine)", None),
         ("Engine, no metrics", Engine(w.policy)),
-        ("Engine, metrics, observe_every=64", Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry()), observe_every=64)),
-        ("Engine, metrics, observe_every=256 (default)", Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry()))),
-        ("Engine, metrics, observe_every=1", Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry()), observe_every=1)),
-    ]  # fmt: skip
+        (
+            "Engine, metrics, observe_every=64",
+            Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry()), observe_every=64),
+        ),
+        (
+            "Engine, metrics, observe_every=256 (default)",
+            Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry())),
+        ),
+        (
+            "Engine, metrics, observe_every=1",
+            Engine(w.policy, metrics=AuthzMetrics(CollectorRegistry()), observe_every=1),
+        ),
+    ]
     results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in configs}
     for r in range(7):
         for name, eng in configs[r % len(configs) :] + configs[: r % len(configs)]:
@@ -586,23 +623,34 @@ def _sql_run(rows: int, dsn: str, seed: int, lines: list[str]) -> None:
             "ANALYZE items",
         ):
             conn.execute(stmt)
-        lines.append(f"Loaded {rows:,} rows with COPY in {load_s:.1f} s; btree indexes on org_id, "
-                     "project_id, owner; GIN (jsonb_path_ops) on acl_users, acl_groups.\n")  # fmt: skip
+        lines.append(
+            f"Loaded {rows:,} rows with COPY in {load_s:.1f} s; btree indexes on org_id, "
+            "project_id, owner; GIN (jsonb_path_ops) on acl_users, acl_groups.\n"
+        )
 
         md = MetaData()
         items = Table(
-            "items", md, Column("id", String, primary_key=True), Column("type", String),
-            Column("org_id", String), Column("project_id", String), Column("owner", String),
-            Column("acl_users", JSONB), Column("acl_groups", JSON().with_variant(JSONB(), "postgresql")),
-        )  # fmt: skip
+            "items",
+            md,
+            Column("id", String, primary_key=True),
+            Column("type", String),
+            Column("org_id", String),
+            Column("project_id", String),
+            Column("owner", String),
+            Column("acl_users", JSONB),
+            Column("acl_groups", JSON().with_variant(JSONB(), "postgresql")),
+        )
         mapping = ColumnMapping(
-            id=items.c.id, org_id=items.c.org_id, project_id=items.c.project_id,
-            owner=items.c.owner, acl=JsonAcl(items.c.acl_users, items.c.acl_groups),
+            id=items.c.id,
+            org_id=items.c.org_id,
+            project_id=items.c.project_id,
+            owner=items.c.owner,
+            acl=JsonAcl(items.c.acl_users, items.c.acl_groups),
             array_params=True,
-        )  # fmt: skip
+        )
         policy = parse_policy(POLICY_DOC)
         lines.append(
-            "| subject orgs | action | rows | watchword to_sql p50 ms | hand-written p50 ms | ratio | to_sql+render µs |"
+            "| subject orgs | action | rows | watchword to_sql p50 ms | hand-written p50 ms | ratio | to_sql+render µs |"  # noqa: E501
         )
         lines.append("|---|---|---|---|---|---|---|")
         plans: list[str] = []
@@ -620,7 +668,8 @@ def _sql_run(rows: int, dsn: str, seed: int, lines: list[str]) -> None:
                 got = conn.execute(ours, ours_params).fetchone()
                 want = conn.execute(hand, hand_params).fetchone()
                 assert got == want, (n, action, got, want)
-                t_ours, t_hand = [], []
+                t_ours: list[float] = []
+                t_hand: list[float] = []
                 for _ in range(7):
                     for q, p, acc in ((ours, ours_params, t_ours), (hand, hand_params, t_hand)):
                         t0 = time.perf_counter()
@@ -629,7 +678,7 @@ def _sql_run(rows: int, dsn: str, seed: int, lines: list[str]) -> None:
                 mo, mh = statistics.median(t_ours) * 1000, statistics.median(t_hand) * 1000
                 assert got is not None
                 lines.append(
-                    f"| {n} | {action} | {got[0]:,} | {mo:.1f} | {mh:.1f} | {mo / mh:.2f} | {render_us:.0f} |"
+                    f"| {n} | {action} | {got[0]:,} | {mo:.1f} | {mh:.1f} | {mo / mh:.2f} | {render_us:.0f} |"  # noqa: E501
                 )
                 if action == "read" and n in (1, 1000):
                     for label, q, p in (
@@ -661,9 +710,14 @@ def hand_written(w: Workload, action: str) -> tuple[str, dict[str, Any]]:
     nodelete = sorted(o for o, r in s.org_roles.items() if "no-delete" in r)
     viewer = sorted(p for p, r in s.project_roles.items() if "project-viewer" in r)
     editor = sorted(p for p, r in s.project_roles.items() if "project-editor" in r)
-    params: dict[str, Any] = {"t": TYPE, "me": ME, "member": member,
-                              "uacl": json.dumps({ME: [action]}), "g1": json.dumps({"g1": [action]}),
-                              "g2": json.dumps({"g2": [action]})}  # fmt: skip
+    params: dict[str, Any] = {
+        "t": TYPE,
+        "me": ME,
+        "member": member,
+        "uacl": json.dumps({ME: [action]}),
+        "g1": json.dumps({"g1": [action]}),
+        "g2": json.dumps({"g2": [action]}),
+    }
     acl = (
         "acl_users @> %(uacl)s::jsonb OR acl_groups @> %(g1)s::jsonb OR acl_groups @> %(g2)s::jsonb"
     )
@@ -675,8 +729,10 @@ def hand_written(w: Workload, action: str) -> tuple[str, dict[str, Any]]:
     else:  # delete: denied in no-delete orgs, allowed for admins, owners, ACLs
         params["orgs"] = sorted(set(admin) - set(nodelete))
         params["deny"] = nodelete
-        where = (f"(org_id IS NULL OR NOT org_id = ANY(%(deny)s)) "
-                 f"AND (org_id = ANY(%(orgs)s) OR {owner} OR {acl})")  # fmt: skip
+        where = (
+            f"(org_id IS NULL OR NOT org_id = ANY(%(deny)s)) "
+            f"AND (org_id = ANY(%(orgs)s) OR {owner} OR {acl})"
+        )
     return f"SELECT count(*) FROM items WHERE type = %(t)s AND ({where})", params
 
 
@@ -710,9 +766,9 @@ def main() -> None:
         "",
         "## Check latency (µs per call)",
         "",
-        "| subject orgs | allowed | floor p50/p99 | watchword check() p50/p99 | watchword Engine.check p50/p99 | cedarpy p50/p99 | pycasbin p50/p99 | Engine.check ÷ floor | cedarpy batch mean | pycasbin batch mean |",
+        "| subject orgs | allowed | floor p50/p99 | watchword check() p50/p99 | watchword Engine.check p50/p99 | cedarpy p50/p99 | pycasbin p50/p99 | Engine.check ÷ floor | cedarpy batch mean | pycasbin batch mean |",  # noqa: E501
         "|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     org_counts = [int(x) for x in args.orgs.split(",")]
     prep_rows = []
     obs: dict[str, tuple[float, float]] = {}
@@ -728,7 +784,7 @@ def main() -> None:
         lines.append(
             f"| {n} | {r['allowed_share']:.0%} | {cell('floor (hand-written)')} | "
             f"{cell('watchword check()')} | {cell('watchword Engine.check')} | "
-            f"{cell('cedarpy is_authorized')} | {cell('pycasbin enforce')} | {ratio:.2f}× | "
+            f"{cell('cedarpy is_authorized')} | {cell('pycasbin enforce')} | {ratio:.2f}× | "  # noqa: RUF001
             f"{r['cedar_batch_mean_us']:.2f} | {r['casbin_batch_mean_us']:.2f} |"
         )
         pf = run_prepare_filter(w, args.prepare_reps)
@@ -738,15 +794,15 @@ def main() -> None:
         print(f"done: {n} orgs", file=sys.stderr)
     lines += [
         "",
-        "## Prepare (compile subject + prepare `read` on compute:clusters, cold) and Python filtering",
+        "## Prepare (compile subject + prepare `read` on compute:clusters, cold) and Python filtering",  # noqa: E501
         "",
-        "| subject orgs | prepare p50 µs | prepare p99 µs | residual nodes | filter 10,000 objects µs/object | floor filter µs/object | kept |",
+        "| subject orgs | prepare p50 µs | prepare p99 µs | residual nodes | filter 10,000 objects µs/object | floor filter µs/object | kept |",  # noqa: E501
         "|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for n, pf in prep_rows:
         lines.append(
-            f"| {n} | {pf['prepare_p50_us']:.0f} | {pf['prepare_p99_us']:.0f} | {pf['residual_nodes']} | "
-            f"{pf['filter_us_per_object']:.3f} | {pf['floor_filter_us_per_object']:.3f} | {pf['kept']:,} |"
+            f"| {n} | {pf['prepare_p50_us']:.0f} | {pf['prepare_p99_us']:.0f} | {pf['residual_nodes']} | "  # noqa: E501
+            f"{pf['filter_us_per_object']:.3f} | {pf['floor_filter_us_per_object']:.3f} | {pf['kept']:,} |"  # noqa: E501
         )
     lines += [
         "",

@@ -26,18 +26,43 @@ POLICY = {
         {"name": "identity:projects", "actions": ["create", "read", "update", "delete"]},
     ],
     "roles": [
-        {"name": "org-admin", "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]}},
-        {"name": "no-delete", "permissions": {"organization": [
-            {"resource_type": CLUSTERS, "actions": ["delete"], "effect": "deny"}]}},
-        {"name": "member", "permissions": {
-            "organization": [{"resource_type": CLUSTERS, "actions": ["read"]}],
-            "owner": [{"resource_type": CLUSTERS, "actions": ["*"]}]}},
-        {"name": "global-deleter", "permissions": {"global": [{"resource_type": CLUSTERS, "actions": ["delete"]}]}},
-        {"name": "project-editor", "permissions": {"project": [{"resource_type": CLUSTERS, "actions": ["update", "delete"]}]}},
-        {"name": "project-blocker", "permissions": {"project": [
-            {"resource_type": "*", "actions": ["*"], "effect": "deny"}]}},
+        {
+            "name": "org-admin",
+            "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]},
+        },
+        {
+            "name": "no-delete",
+            "permissions": {
+                "organization": [
+                    {"resource_type": CLUSTERS, "actions": ["delete"], "effect": "deny"}
+                ]
+            },
+        },
+        {
+            "name": "member",
+            "permissions": {
+                "organization": [{"resource_type": CLUSTERS, "actions": ["read"]}],
+                "owner": [{"resource_type": CLUSTERS, "actions": ["*"]}],
+            },
+        },
+        {
+            "name": "global-deleter",
+            "permissions": {"global": [{"resource_type": CLUSTERS, "actions": ["delete"]}]},
+        },
+        {
+            "name": "project-editor",
+            "permissions": {
+                "project": [{"resource_type": CLUSTERS, "actions": ["update", "delete"]}]
+            },
+        },
+        {
+            "name": "project-blocker",
+            "permissions": {
+                "project": [{"resource_type": "*", "actions": ["*"], "effect": "deny"}]
+            },
+        },
     ],
-}  # fmt: skip
+}
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def ref_block(world: World, role_names: frozenset[str], level: str, t: str, a: s
     verdict = None
     for name in role_names:
         for ptype, pactions, effect in world.roles[name].get(level, []):
-            if (ptype == "*" or ptype == t) and ("*" in pactions or a in pactions):
+            if ptype in ("*", t) and ("*" in pactions or a in pactions):
                 if effect == "deny":
                     return "deny"
                 verdict = "allow"

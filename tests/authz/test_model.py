@@ -31,19 +31,29 @@ BASE = {
 
 
 def with_role(role: object) -> dict[str, object]:
-    return {**BASE, "roles": [*BASE["roles"], role]}  # type: ignore[list-item]
+    roles = BASE["roles"]
+    assert isinstance(roles, list)
+    return {**BASE, "roles": [*roles, role]}
 
 
 @pytest.mark.parametrize(
     ("role", "error", "pointer"),
     [
         (
-            {"name": "x", "permissions": {"organization": [{"resource_type": "nope", "actions": ["read"]}]}},
+            {
+                "name": "x",
+                "permissions": {"organization": [{"resource_type": "nope", "actions": ["read"]}]},
+            },
             UnknownResourceType,
             "/roles/1/permissions/organization/0/resource_type",
         ),
         (
-            {"name": "x", "permissions": {"owner": [{"resource_type": "compute:clusters", "actions": ["fly"]}]}},
+            {
+                "name": "x",
+                "permissions": {
+                    "owner": [{"resource_type": "compute:clusters", "actions": ["fly"]}]
+                },
+            },
             UnknownAction,
             "/roles/1/permissions/owner/0/actions",
         ),
@@ -53,14 +63,19 @@ def with_role(role: object) -> dict[str, object]:
             "/roles/1/permissions/galaxy",
         ),
         (
-            {"name": "x", "permissions": {"global": [{"resource_type": "*", "actions": ["read"], "effect": "maybe"}]}},
+            {
+                "name": "x",
+                "permissions": {
+                    "global": [{"resource_type": "*", "actions": ["read"], "effect": "maybe"}]
+                },
+            },
             InvalidInput,
             "/roles/1/permissions/global/0/effect",
         ),
         ({"name": "reader"}, InvalidInput, "/roles/1/name"),
         ({"permissions": {}}, InvalidInput, "/roles/1/name"),
     ],
-)  # fmt: skip
+)
 def test_parse_policy_when_role_is_malformed_points_at_field(
     role: object, error: type[InvalidInput], pointer: str
 ) -> None:

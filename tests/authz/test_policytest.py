@@ -20,10 +20,8 @@ def test_policy_test_when_example_file_runs_passes_every_case() -> None:
 
 
 def test_policy_test_when_expectation_is_wrong_reports_diff_with_explanation() -> None:
-    text = EXAMPLE.read_text().replace(
-        "{name: org deny beats owner allow, subject: bob, action: delete, object: acme-c2, expect: deny}",
-        "{name: org deny beats owner allow, subject: bob, action: delete, object: acme-c2, expect: allow}",
-    )
+    case = "{name: org deny beats owner allow, subject: bob, action: delete, object: acme-c2, "
+    text = EXAMPLE.read_text().replace(case + "expect: deny}", case + "expect: allow}")
     report = run_policy_test_text(text)
     assert [f.name for f in report.failures] == ["org deny beats owner allow"]
     diff = report.failures[0].diff()
@@ -38,13 +36,27 @@ def test_policy_test_when_expectation_is_wrong_reports_diff_with_explanation() -
     [
         ("cases: [", "/"),
         ("- just a list", "/"),
-        ("roles: [{name: r, permissions: {global: [{resource_type: x, actions: [read]}]}}]\n", "/roles/0/permissions/global/0/resource_type"),
-        ("subjects: {a: {issuer: i, id: a}}\ncases: [{subject: b, action: read, object: {type: t, id: x}, expect: allow}]\n", "/cases/0/subject"),
-        ("subjects: {a: {issuer: i, id: a}}\ncases: [{subject: a, action: read, object: {type: t, id: x}, expect: maybe}]\n", "/cases/0/expect"),
-        ("subjects: {a: {issuer: i, id: a, organizations: {o: [ghost]}}}\ncases: []\n", "/subjects/a"),
+        (
+            "roles: [{name: r, permissions: {global: [{resource_type: x, actions: [read]}]}}]\n",
+            "/roles/0/permissions/global/0/resource_type",
+        ),
+        (
+            "subjects: {a: {issuer: i, id: a}}\n"
+            "cases: [{subject: b, action: read, object: {type: t, id: x}, expect: allow}]\n",
+            "/cases/0/subject",
+        ),
+        (
+            "subjects: {a: {issuer: i, id: a}}\n"
+            "cases: [{subject: a, action: read, object: {type: t, id: x}, expect: maybe}]\n",
+            "/cases/0/expect",
+        ),
+        (
+            "subjects: {a: {issuer: i, id: a, organizations: {o: [ghost]}}}\ncases: []\n",
+            "/subjects/a",
+        ),
         ("cases: []\n", "/cases"),
     ],
-)  # fmt: skip
+)
 def test_policy_test_when_document_is_malformed_raises_with_pointer(
     text: str, pointer: str
 ) -> None:

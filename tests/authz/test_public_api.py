@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-import watchword.authz as authz
+from watchword import authz
 
 EXPECTED = {
     "WILDCARD", "AccountType", "DecidedBy", "Decision", "Effect", "Level", "Object",
@@ -15,7 +15,7 @@ EXPECTED = {
     "filter_objects", "Prepared", "Explanation", "Match", "ScopeReport", "StageReport",
     "Verdict", "Node", "TRUE", "FALSE", "And", "Or", "Not", "In", "Eq", "IsNull", "AclHas",
     "AclKind", "Field", "node_count", "residual_from_dict", "residual_to_dict",
-    "ColumnMapping", "JsonAcl", "AclTable", "NO_ACL", "SqlCondition", "residual_to_sql",
+    "ColumnMapping", "JsonAcl", "AclTable", "NO_ACL", "NoAcl", "SqlCondition", "residual_to_sql",
     "render_sql", "RenderedSql", "AuthzMetrics", "BUCKETS", "DecisionEvent", "DecisionLog",
     "DecisionSink", "run_policy_test", "run_policy_test_text", "PolicyTestReport",
     "CaseResult",

@@ -43,15 +43,28 @@ POLICY = parse_policy(
     {
         "resource_types": [{"name": "t", "actions": ["read", "delete"]}],
         "roles": [
-            {"name": "admin", "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]}},
-            {"name": "member", "permissions": {
-                "organization": [{"resource_type": "t", "actions": ["read"]}],
-                "owner": [{"resource_type": "t", "actions": ["*"]}]}},
-            {"name": "no-delete", "permissions": {"organization": [
-                {"resource_type": "t", "actions": ["delete"], "effect": "deny"}]}},
+            {
+                "name": "admin",
+                "permissions": {"organization": [{"resource_type": "*", "actions": ["*"]}]},
+            },
+            {
+                "name": "member",
+                "permissions": {
+                    "organization": [{"resource_type": "t", "actions": ["read"]}],
+                    "owner": [{"resource_type": "t", "actions": ["*"]}],
+                },
+            },
+            {
+                "name": "no-delete",
+                "permissions": {
+                    "organization": [
+                        {"resource_type": "t", "actions": ["delete"], "effect": "deny"}
+                    ]
+                },
+            },
         ],
     }
-)  # fmt: skip
+)
 CYCLE = (frozenset({"member"}), frozenset({"admin"}), frozenset({"member", "no-delete"}))
 
 

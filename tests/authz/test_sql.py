@@ -1,5 +1,7 @@
 """Golden SQL for representative residuals (both dialects) and the adapter's refusals."""
 
+# ruff: noqa: E501  (golden SQL is kept as the single line the renderer produces)
+
 from __future__ import annotations
 
 import pytest
@@ -15,6 +17,7 @@ from watchword.authz import (
     ColumnMapping,
     CompiledSubject,
     JsonAcl,
+    NoAcl,
     compile_subject,
     parse_policy,
     parse_subject,
@@ -43,18 +46,25 @@ acl = Table(
     Column("key", String),
     Column("action", String),
 )
-COLUMNS = {
-    "id": items.c.id,
-    "org_id": items.c.org_id,
-    "project_id": items.c.project_id,
-    "owner": items.c.owner,
-}
+
+
+def columns(
+    acl: JsonAcl | AclTable | NoAcl | None = None, *, arrays: bool = False
+) -> ColumnMapping:
+    return ColumnMapping(
+        id=items.c.id,
+        org_id=items.c.org_id,
+        project_id=items.c.project_id,
+        owner=items.c.owner,
+        acl=acl,
+        array_params=arrays,
+    )
+
+
 MAPPINGS = {
-    "json": ColumnMapping(**COLUMNS, acl=JsonAcl(items.c.acl_users, items.c.acl_groups)),
-    "table": ColumnMapping(
-        **COLUMNS,
-        acl=AclTable(acl, acl.c.object_id, acl.c.kind, acl.c.key, acl.c.action),
-        array_params=True,
+    "json": columns(JsonAcl(items.c.acl_users, items.c.acl_groups)),
+    "table": columns(
+        AclTable(acl, acl.c.object_id, acl.c.kind, acl.c.key, acl.c.action), arrays=True
     ),
 }
 POLICY = parse_policy(
@@ -254,8 +264,8 @@ def test_to_sql_when_mapping_lacks_needed_column_raises() -> None:
 def test_to_sql_when_acl_mapping_missing_raises_unless_declared_absent() -> None:
     prepared = prepare(alice(), "read", "compute:clusters")
     with pytest.raises(UnsupportedPredicate, match="ACL"):
-        prepared.to_sql(ColumnMapping(**COLUMNS))
-    rendered = render_sql(prepared.to_sql(ColumnMapping(**COLUMNS, acl=NO_ACL)), "sqlite")
+        prepared.to_sql(columns())
+    rendered = render_sql(prepared.to_sql(columns(NO_ACL)), "sqlite")
     assert "acl" not in rendered.sql
     assert (
         rendered.sql

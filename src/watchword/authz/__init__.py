@@ -75,6 +75,7 @@ from watchword.authz.sql import (
     AclTable,
     ColumnMapping,
     JsonAcl,
+    NoAcl,
     RenderedSql,
     SqlCondition,
     render_sql,
@@ -98,7 +99,7 @@ __all__ = [
     "Node", "TRUE", "FALSE", "And", "Or", "Not", "In", "Eq", "IsNull", "AclHas", "AclKind",
     "Field", "node_count", "residual_from_dict", "residual_to_dict",
     # SQL
-    "ColumnMapping", "JsonAcl", "AclTable", "NO_ACL", "SqlCondition", "residual_to_sql",
+    "ColumnMapping", "JsonAcl", "AclTable", "NO_ACL", "NoAcl", "SqlCondition", "residual_to_sql",
     "render_sql", "RenderedSql",
     # observability
     "AuthzMetrics", "BUCKETS", "DecisionEvent", "DecisionLog", "DecisionSink",

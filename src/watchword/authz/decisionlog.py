@@ -76,7 +76,7 @@ class DecisionEvent:
 
 
 class DecisionSink(Protocol):
-    def __call__(self, event: DecisionEvent) -> None: ...
+    def __call__(self, event: DecisionEvent, /) -> None: ...
 
 
 class DecisionLog:
