@@ -277,6 +277,7 @@ def test_check_prepared_explain_when_random_world_agree_with_reference(world: Wo
             objects = [to_object(o) for o in objs]
             assert prepared.filter(objects) == expected_kept
             assert filter_objects(compiled, action, objects) == expected_kept
+            assert filter_objects(compiled, action, objects, prepare_from=1) == expected_kept
 
 
 # SQL properties -------------------------------------------------------------------------------

@@ -169,10 +169,10 @@ def test_compile_predicate_when_values_look_like_code_treats_them_as_data() -> N
 
 def test_filter_when_types_mixed_raises_for_small_and_large_lists() -> None:
     c = compile_subject(POLICY, subject_in(3))
-    for n in (3, 30):
-        objs = [Object("t", f"x{i}", "o1") for i in range(n)] + [Object("u", "y")]
+    objs = [Object("t", f"x{i}", "o1") for i in range(30)] + [Object("u", "y")]
+    for prepare_from in (1000, 1):
         with pytest.raises(InvalidInput, match="type"):
-            filter_objects(c, "read", objs)
+            filter_objects(c, "read", objs, prepare_from=prepare_from)
     p = prepare(c, "read", "t")
     with pytest.raises(InvalidInput):
         p.matches(Object("u", "y"))
@@ -185,7 +185,8 @@ def test_filter_when_list_is_small_or_large_keeps_the_same_objects() -> None:
         for i in range(40)
     ]
     expected = [o for o in objs if prepare(c, "delete", "t").matches(o)]
-    assert filter_objects(c, "delete", objs) == expected
+    assert filter_objects(c, "delete", objs) == expected  # one by one
+    assert filter_objects(c, "delete", objs, prepare_from=10) == expected  # prepared
     assert filter_objects(c, "delete", objs[:5]) == [o for o in expected if o in objs[:5]]
     assert filter_objects(c, "delete", []) == []
     assert {o.org_id for o in expected} == {"o0", "o1"}

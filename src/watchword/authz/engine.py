@@ -228,7 +228,7 @@ class Engine:
     def filter(
         self, compiled: CompiledSubject, action: str, objects: Iterable[Object]
     ) -> list[Object]:
-        """The objects ``action`` is allowed on (per-object checks below 10, else prepared)."""
+        """The objects ``action`` is allowed on (one by one below 1,000 objects, else prepared)."""
         self._require_current(compiled)
         items: Sequence[Object] = objects if isinstance(objects, Sequence) else list(objects)
         if not items:
