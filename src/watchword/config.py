@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     )
     service_name: str = Field(default="watchword")
     authz_observe_every: Annotated[int, Field(ge=1)] = Field(
-        default=1, description="Record check latency for one call in N (1 = every call)."
+        default=256,
+        description="Time and trace one authorization check in N (1 = every call). A timed, "
+        "traced check costs ~6 µs against ~0.3 µs for the check itself (benchmarks/authz).",
     )
     decision_log_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.0, description="Fraction of authorization decisions logged (0 = off)."
