@@ -22,11 +22,12 @@ to retry, and waits are capped by the front's ``fallback_poll`` until it is back
 expiring lease is not announced: the waiter sleeps until its ``expires_at``.
 
 Grants are durable by default: they wait for the WAL flush, so a crash cannot lose a
-grant and a fence is never handed out twice. ``durable_grants=False`` trades that for
-speed (the flush is most of a grant on a busy disk): fences then take the floor
-``max(last + 1, server time in ms)``, which keeps them growing across a crash that lost
-grants unless the server clock steps back; a holder whose grant was lost may briefly
-overlap its successor, and fencing refuses its writes (as with Redis, docs/locks.md).
+grant, and no two holders can follow from one. ``durable_grants=False`` skips the wait
+(the flush is most of a grant on a busy disk). Fences stay unique anyway: each fast
+connection takes a durable epoch when it opens, and its grants' fences are at least
+``epoch << 32``; a crash kills every connection, so all fences after it are above all
+fences before it. What a crash can still do is lose a grant whose holder goes on working,
+so it may overlap its successor; fencing refuses its writes.
 
 The statements run on a few psycopg connections of the backend's own (``pool_size``),
 in autocommit with server-side prepared statements, rather than through SQLAlchemy:
@@ -67,9 +68,9 @@ _Conn = psycopg.AsyncConnection[DictRow]
 _ACQUIRE = """
 WITH won AS (
     INSERT INTO lock_leases AS l (key, holder, fence, expires_at, broken)
-    VALUES (%(key)s, %(holder)s, greatest(1, {floor}), clock_timestamp() + %(ttl)s, false)
+    VALUES (%(key)s, %(holder)s, greatest(1, %(floor)s), clock_timestamp() + %(ttl)s, false)
     ON CONFLICT (key) DO UPDATE
-       SET holder = excluded.holder, fence = greatest(l.fence + 1, {floor}),
+       SET holder = excluded.holder, fence = greatest(l.fence + 1, %(floor)s),
            expires_at = excluded.expires_at, broken = l.holder IS NOT NULL
      WHERE l.holder IS NULL OR l.expires_at <= clock_timestamp()
     RETURNING fence, expires_at, broken
@@ -79,11 +80,16 @@ UNION ALL
 SELECT false, fence, expires_at, false, expires_at - clock_timestamp()
   FROM lock_leases WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM won)
 """
-# Durable grants wait for the WAL flush, so a fence is never handed out twice. Fast
-# grants do not; a crash may lose the newest grants, and the floor of server time in ms
-# keeps the next fences above them (as in the Redis backend).
-_ACQUIRE_DURABLE = _ACQUIRE.format(floor="0")
-_ACQUIRE_FAST = _ACQUIRE.format(floor="(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+# Fast grants: every connection of the fast pool first takes a new epoch, durably; its
+# grants' fences are at least ``epoch << EPOCH_SHIFT``. A crash that loses fast grants
+# also kills every connection, and the epochs taken after it are higher than any taken
+# before, so the fences that follow are above every fence handed out before the crash.
+EPOCH_SHIFT = 32
+_NEXT_EPOCH = """
+INSERT INTO lock_epochs AS e (id, epoch) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET epoch = e.epoch + 1
+RETURNING epoch
+"""
 
 _RENEW = """
 UPDATE lock_leases SET expires_at = clock_timestamp() + %(ttl)s
@@ -108,29 +114,33 @@ def conninfo_for(url: URL) -> str:
 
 
 class _Pool:
-    """A few autocommit connections; one in doubt (error, cancellation) is closed."""
+    """A few autocommit connections, each with its fence floor; one in doubt (error,
+    cancellation) is closed."""
 
-    __slots__ = ("_conninfo", "_idle", "_setup", "_slots")
+    __slots__ = ("_conninfo", "_fast", "_idle", "_slots")
 
-    def __init__(self, conninfo: str, size: int, setup: str | None = None) -> None:
+    def __init__(self, conninfo: str, size: int, *, fast: bool = False) -> None:
         self._conninfo = conninfo
-        self._idle: list[_Conn] = []
+        self._idle: list[tuple[_Conn, int]] = []
         self._slots = asyncio.Semaphore(size)
-        self._setup = setup
+        self._fast = fast
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[_Conn]:
+    async def connection(self) -> AsyncIterator[tuple[_Conn, int, bool]]:
+        """Yields (connection, fence floor, reused): ``reused`` connections may have
+        died while idle (a server restart), which the caller may retry once."""
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            reused = bool(self._idle)
+            conn, floor = self._idle.pop() if reused else await self._connect()
             try:
-                yield conn
+                yield conn, floor, reused
             except BaseException:
                 await conn.close()
                 raise
             if not conn.closed:
-                self._idle.append(conn)
+                self._idle.append((conn, floor))
 
-    async def _connect(self) -> _Conn:
+    async def _connect(self) -> tuple[_Conn, int]:
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo,
             autocommit=True,
@@ -138,15 +148,24 @@ class _Pool:
             row_factory=dict_row,
             application_name="watchword-locks",
         )
-        # The statements are tiny; one that runs for seconds means trouble, not work.
-        await conn.execute("SET statement_timeout TO 5000")
-        if self._setup is not None:
-            await conn.execute(self._setup)
-        return conn
+        try:
+            # The statements are tiny; one that runs for seconds means trouble, not work.
+            await conn.execute("SET statement_timeout TO 5000")
+            floor = 0
+            if self._fast:
+                row = await (await conn.execute(_NEXT_EPOCH)).fetchone()
+                if row is None:  # pragma: no cover - RETURNING always yields the row
+                    raise psycopg.DataError("no epoch returned")
+                floor = int(row["epoch"]) << EPOCH_SHIFT
+                await conn.execute("SET synchronous_commit TO off")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn, floor
 
     async def close(self) -> None:
         while self._idle:
-            await self._idle.pop().close()
+            await self._idle.pop()[0].close()
 
 
 class PostgresBackend:
@@ -171,9 +190,9 @@ class PostgresBackend:
         self._pool = _Pool(self._conninfo, pool_size)
         # A release lost in a server crash only leaves its lease to expire, so releases
         # need not wait for the WAL flush (a quarter of a millisecond off every
-        # hand-off). Grants and renewals stay synchronous: a lost grant could hand the
-        # same fence out twice. The next synchronous commit flushes the release too.
-        self._async_pool = _Pool(self._conninfo, pool_size, "SET synchronous_commit TO off")
+        # hand-off); they run on the fast pool, whose commits do not wait. Durable
+        # grants and renewals wait. The next waiting commit flushes the others too.
+        self._async_pool = _Pool(self._conninfo, pool_size, fast=True)
         self._durable_grants = durable_grants
         self._channel = channel
         self._hub = SignalHub()
@@ -187,21 +206,29 @@ class PostgresBackend:
     async def _one(
         self, sql: str, params: Mapping[str, object], pool: _Pool | None = None
     ) -> DictRow | None:
-        try:
-            async with (pool or self._pool).connection() as conn:
-                cursor = await conn.execute(sql, params)
-                return await cursor.fetchone()
-        except (psycopg.Error, OSError) as exc:
-            raise DatabaseUnavailable(
-                f"PostgreSQL lock backend failed ({type(exc).__name__})"
-            ) from exc
+        for attempt in (1, 2):
+            try:
+                async with (pool or self._pool).connection() as (conn, floor, reused):
+                    cursor = await conn.execute(sql, {**params, "floor": floor})
+                    return await cursor.fetchone()
+            except psycopg.OperationalError as exc:
+                # An idle connection killed by a server restart fails on first use;
+                # one retry on a fresh connection hides that from the caller.
+                if attempt == 1 and reused:
+                    continue
+                raise DatabaseUnavailable(
+                    f"PostgreSQL lock backend failed ({type(exc).__name__})"
+                ) from exc
+            except (psycopg.Error, OSError) as exc:
+                raise DatabaseUnavailable(
+                    f"PostgreSQL lock backend failed ({type(exc).__name__})"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def try_acquire(self, key: str, holder: str, ttl: timedelta) -> Attempt:
         params = {"key": key, "holder": holder, "ttl": ttl}
-        if self._durable_grants:
-            row = await self._one(_ACQUIRE_DURABLE, params)
-        else:
-            row = await self._one(_ACQUIRE_FAST, params, self._async_pool)
+        pool = self._pool if self._durable_grants else self._async_pool
+        row = await self._one(_ACQUIRE, params, pool)
         if row is None:
             return Attempt(lease=None)  # created concurrently, not yet in our snapshot
         if row["won"]:

@@ -8,11 +8,11 @@ the newest grant took over a lease that had expired without being released.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, String, Table, false
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, SmallInteger, String, Table, false
 
 from watchword.storage.tables import metadata
 
-__all__ = ["lock_leases"]
+__all__ = ["lock_epochs", "lock_leases"]
 
 lock_leases = Table(
     "lock_leases",
@@ -22,4 +22,13 @@ lock_leases = Table(
     Column("fence", BigInteger, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("broken", Boolean, nullable=False, server_default=false()),
+)
+
+# One row: the PostgreSQL backend's epoch counter, taken (durably) by every connection
+# that grants without waiting for the WAL flush; see ``watchword.locks.postgres``.
+lock_epochs = Table(
+    "lock_epochs",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
 )

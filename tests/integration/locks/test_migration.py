@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from watchword.locks.tables import lock_leases
+from watchword.locks.tables import lock_epochs, lock_leases
 from watchword.storage import migrate
 from watchword.storage.db import create_engine_for_url
 
@@ -52,10 +52,10 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def test_migration_0002_locks_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url, "0002_locks")
-    assert "lock_leases" in _tables(empty_db_url)
+    assert {"lock_leases", "lock_epochs"} <= _tables(empty_db_url)
     assert "0002_locks" in migrate.current_revisions(empty_db_url).current
     migrate.downgrade(empty_db_url, "0001_foundation")
-    assert "lock_leases" not in _tables(empty_db_url)
+    assert not {"lock_leases", "lock_epochs"} & _tables(empty_db_url)
     assert migrate.current_revisions(empty_db_url).current == frozenset({"0001_foundation"})
     migrate.upgrade(empty_db_url, "0002_locks")
     assert "lock_leases" in _tables(empty_db_url)
@@ -64,13 +64,15 @@ def test_migration_0002_locks_upgrade_downgrade_roundtrip(empty_db_url: str) -> 
 def test_migration_0002_locks_matches_table_definition(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url, "0002_locks")
 
-    async def columns() -> dict[str, bool]:
+    async def columns(table: str) -> dict[str, bool]:
         engine = create_engine_for_url(empty_db_url)
         try:
             async with engine.connect() as conn:
-                cols = await conn.run_sync(lambda c: inspect(c).get_columns("lock_leases"))
+                cols = await conn.run_sync(lambda c: inspect(c).get_columns(table))
         finally:
             await engine.dispose()
         return {col["name"]: bool(col["nullable"]) for col in cols}
 
-    assert asyncio.run(columns()) == {col.name: bool(col.nullable) for col in lock_leases.columns}
+    for table in (lock_leases, lock_epochs):
+        expected = {col.name: bool(col.nullable) for col in table.columns}
+        assert asyncio.run(columns(table.name)) == expected

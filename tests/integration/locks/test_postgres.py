@@ -48,22 +48,47 @@ async def test_postgres_waiter_recovers_after_listen_connection_terminated(
         await locks.aclose()
 
 
-async def test_postgres_fast_grants_fence_grows_after_lost_grant(locks_pg_url: str) -> None:
+async def test_postgres_fast_grants_fences_after_crash_exceed_lost_grant(
+    locks_pg_url: str,
+) -> None:
     engine = create_engine_for_url(locks_pg_url)
     backend = PostgresBackend(engine, owns_engine=True, durable_grants=False)
     locks = Locks(backend)
     try:
         first = await locks.acquire("fast-lost", ttl=TTL, wait=timedelta(0))
-        # A crash that lost the newest grant leaves the row as it was before it.
+        # A crash: every lock connection dies, and the newest (unflushed) grant is lost,
+        # leaving the row as it was before it.
         async with await psycopg.AsyncConnection.connect(
             conninfo_for(engine.url), autocommit=True
         ) as admin:
             await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'watchword-locks' AND datname = current_database()"
+            )
+            await admin.execute(
                 "UPDATE lock_leases SET fence = 1, holder = NULL, expires_at = NULL"
                 " WHERE key = 'fast-lost'"
             )
-        await asyncio.sleep(0.005)
         second = await locks.acquire("fast-lost", ttl=TTL, wait=timedelta(0))
         assert second.fence > first.fence
+    finally:
+        await locks.aclose()
+
+
+async def test_postgres_idle_connection_killed_is_retried_transparently(
+    locks_pg_url: str,
+) -> None:
+    engine = create_engine_for_url(locks_pg_url)
+    locks = Locks(PostgresBackend(engine, owns_engine=True))
+    try:
+        lease = await locks.acquire("idle-killed", ttl=TTL, wait=timedelta(0))
+        async with await psycopg.AsyncConnection.connect(
+            conninfo_for(engine.url), autocommit=True
+        ) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'watchword-locks' AND datname = current_database()"
+            )
+        assert await locks.release(lease)
     finally:
         await locks.aclose()

@@ -1,4 +1,5 @@
-"""Locks: the lease table of the PostgreSQL and SQLite lock backends.
+"""Locks: the lease table of the PostgreSQL and SQLite lock backends, and the epoch
+counter of PostgreSQL's fast grants.
 
 Revision ID: 0002_locks
 Revises: 0001_foundation
@@ -25,7 +26,14 @@ def upgrade() -> None:
         sa.Column("broken", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("key", name="pk_lock_leases"),
     )
+    op.create_table(
+        "lock_epochs",
+        sa.Column("id", sa.SmallInteger(), nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_lock_epochs"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("lock_epochs")
     op.drop_table("lock_leases")
