@@ -24,7 +24,14 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select
 
-from watchword.locks import LockBackend, Locks, RefreshSteps, open_backend, refresh_once
+from watchword.locks import (
+    LockBackend,
+    Locks,
+    PostgresBackend,
+    RefreshSteps,
+    open_backend,
+    refresh_once,
+)
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.optimistic import update_fenced
 
@@ -49,6 +56,9 @@ upstream_calls = Table(
 
 
 def make_backend(args: dict[str, Any]) -> LockBackend:
+    if args.get("fast_grants"):
+        engine = create_engine_for_url(args["lock_url"])
+        return PostgresBackend(engine, owns_engine=True, durable_grants=False)
     return open_backend(args["lock_url"], redis_prefix=args.get("redis_prefix", "ww:"))
 
 

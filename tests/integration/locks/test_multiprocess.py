@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, text
 
-from watchword.locks import Locks, open_backend
+from watchword.locks import LockBackend, Locks, PostgresBackend, open_backend
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.optimistic import update_fenced
 
@@ -38,14 +38,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(
     params=[
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres-fast", marks=pytest.mark.postgres),
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("sqlite"),
     ]
 )
-def lock_target(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+def lock_target(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Where the lock backend lives, as worker arguments."""
-    if request.param == "postgres":
-        return {"lock_url": request.getfixturevalue("locks_pg_url")}
+    if request.param.startswith("postgres"):
+        url = request.getfixturevalue("locks_pg_url")
+        return {"lock_url": url, "fast_grants": request.param == "postgres-fast"}
     if request.param == "redis":
         return {
             "lock_url": request.getfixturevalue("redis_url"),
@@ -88,7 +90,7 @@ def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_processes_racing_for_keys_never_hold_at_once(
-    lock_target: dict[str, str], tmp_path: Path
+    lock_target: dict[str, Any], tmp_path: Path
 ) -> None:
     keys = ["mutex-a", "mutex-b", "mutex-c"]
     out = str(tmp_path / "holds")
@@ -117,7 +119,7 @@ def test_processes_racing_for_keys_never_hold_at_once(
 
 
 def test_processes_refreshing_call_upstream_once_per_generation(
-    lock_target: dict[str, str], records_url: str
+    lock_target: dict[str, Any], records_url: str
 ) -> None:
     keys = ["session-1", "session-2"]
     rounds = 8
@@ -145,7 +147,7 @@ def test_processes_refreshing_call_upstream_once_per_generation(
 
 
 @pytest.fixture
-def holder_factory(lock_target: dict[str, str], records_url: str) -> Iterator[Any]:
+def holder_factory(lock_target: dict[str, Any], records_url: str) -> Iterator[Any]:
     procs: list[subprocess.Popen[str]] = []
     base = {**lock_target, "records_url": records_url, "keys": ["held"]}
     _run_all({**base, "mode": "setup"}, 1)
@@ -175,9 +177,15 @@ race_records = Table(
 )
 
 
-async def _take_over(target: dict[str, str], records_url: str) -> tuple[int, datetime, bool]:
+async def _take_over(target: dict[str, Any], records_url: str) -> tuple[int, datetime, bool]:
     """Acquire "held" as a successor would, write under the new fence, release."""
-    backend = open_backend(target["lock_url"], redis_prefix=target.get("redis_prefix", ""))
+    backend: LockBackend
+    if target.get("fast_grants"):
+        backend = PostgresBackend(
+            create_engine_for_url(target["lock_url"]), owns_engine=True, durable_grants=False
+        )
+    else:
+        backend = open_backend(target["lock_url"], redis_prefix=target.get("redis_prefix", ""))
     engine = create_engine_for_url(records_url)
     locks = Locks(backend)
     ttl = timedelta(seconds=30)
@@ -199,7 +207,7 @@ async def _take_over(target: dict[str, str], records_url: str) -> tuple[int, dat
 
 
 def test_sigkilled_holder_is_replaced_after_its_ttl(
-    holder_factory: Any, lock_target: dict[str, str], records_url: str
+    holder_factory: Any, lock_target: dict[str, Any], records_url: str
 ) -> None:
     proc, first = holder_factory(1500)
     proc.send_signal(signal.SIGKILL)
@@ -214,7 +222,7 @@ def test_sigkilled_holder_is_replaced_after_its_ttl(
 
 
 def test_paused_holder_past_ttl_cannot_write_after_takeover(
-    holder_factory: Any, lock_target: dict[str, str], records_url: str
+    holder_factory: Any, lock_target: dict[str, Any], records_url: str
 ) -> None:
     proc, first = holder_factory(1000)
     assert proc.stdout is not None
