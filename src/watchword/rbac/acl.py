@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from watchword.authz.compile import CompiledSubject, level_vote
+from watchword.authz.compile import CompiledSubject, block_vote, level_vote
 from watchword.authz.model import Effect, Level, Policy
 from watchword.errors import NotAMember
 from watchword.rbac.subject import Resolution
@@ -54,10 +54,9 @@ class Endpoint:
 Endpoints = tuple[Endpoint, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectAcl:
-    id: str
-    endpoints: Endpoints
+# (project id, endpoints). A plain tuple, not a dataclass: a large subject's document has
+# one per project (a thousand in the benchmark) and tuples are several times cheaper to build.
+ProjectAcl = tuple[str, Endpoints]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +79,37 @@ class AclDocument:
     scope: Mapping[str, object] | None
 
     def to_dict(self) -> dict[str, object]:
-        """The wire shape (camelCase keys, as in uni-identity)."""
+        """The wire shape (camelCase keys, as in uni-identity).
+
+        Identical endpoint lists are one shared list object (the document is read-only).
+        """
+        shared: dict[int, list[dict[str, object]]] = {}
+
+        def eps(endpoints: Endpoints) -> list[dict[str, object]]:
+            # Endpoints tuples come from per-role-set memos, so equal ones are one object.
+            out = shared.get(id(endpoints))
+            if out is None:
+                out = shared[id(endpoints)] = endpoints_to_dict(endpoints)
+            return out
+
+        def org_dict(org: OrganizationAcl) -> dict[str, object]:
+            return {
+                "id": org.id,
+                "endpoints": eps(org.endpoints),
+                "owner": eps(org.owner),
+                "projects": [{"id": p, "endpoints": eps(e)} for p, e in org.projects],
+            }
+
+        orgs = [org_dict(o) for o in self.organizations]
+        scoped = None
+        if self.organization is not None:
+            scoped = next(d for d in orgs if d["id"] == self.organization.id)
         return {
             "subject": {"id": self.subject_id, "issuer": self.issuer, "type": self.account_type},
-            "global": endpoints_to_dict(self.global_endpoints),
-            "organizations": [_org_to_dict(o) for o in self.organizations],
-            "organization": None if self.organization is None else _org_to_dict(self.organization),
-            "projects": []
-            if self.organization is None
-            else [_project_to_dict(p) for p in self.organization.projects],
+            "global": eps(self.global_endpoints),
+            "organizations": orgs,
+            "organization": scoped,
+            "projects": [] if scoped is None else scoped["projects"],
             "groups": [{"id": g, "organizationId": o} for g, o in self.groups],
             "scope": self.scope,
         }
@@ -96,19 +117,6 @@ class AclDocument:
 
 def endpoints_to_dict(endpoints: Endpoints) -> list[dict[str, object]]:
     return [{"name": e.name, "operations": list(e.operations)} for e in endpoints]
-
-
-def _project_to_dict(project: ProjectAcl) -> dict[str, object]:
-    return {"id": project.id, "endpoints": endpoints_to_dict(project.endpoints)}
-
-
-def _org_to_dict(org: OrganizationAcl) -> dict[str, object]:
-    return {
-        "id": org.id,
-        "endpoints": endpoints_to_dict(org.endpoints),
-        "owner": endpoints_to_dict(org.owner),
-        "projects": [_project_to_dict(p) for p in org.projects],
-    }
 
 
 def _group(pairs: Iterable[Pair]) -> Endpoints:
@@ -126,25 +134,40 @@ class _Levels:
     def __init__(self, policy: Policy, level: Level) -> None:
         self.policy = policy
         self.level = level
-        self._memo: dict[
-            tuple[frozenset[str], tuple[Pair, ...]], tuple[Endpoints, tuple[Pair, ...]]
-        ] = {}
+        self._memo: dict[tuple[frozenset[str], object], tuple[Endpoints, tuple[Pair, ...]]] = {}
 
     def decide(
-        self, roles: frozenset[str], open_pairs: tuple[Pair, ...]
+        self,
+        roles: frozenset[str],
+        open_pairs: tuple[Pair, ...],
+        above: frozenset[str] | None = None,
     ) -> tuple[Endpoints, tuple[Pair, ...]]:
-        """(allowed endpoints, pairs still undecided) for ``roles`` at this level."""
-        key = (roles, open_pairs)
+        """(allowed endpoints, pairs still undecided) for ``roles`` at this level.
+
+        ``above`` is the role set whose level left ``open_pairs`` open (they are a function
+        of it), so the memo key hashes frozensets (cached hashes) instead of the pairs.
+        """
+        key: tuple[frozenset[str], object] = (roles, above if above is not None else open_pairs)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         allowed: list[Pair] = []
         still_open: list[Pair] = []
+        policy, level = self.policy, self.level
+        # The same combination as authz's level_vote (deny beats allow, else abstain), with
+        # the roles resolved once per set instead of once per (type, action).
+        held = [policy.role(name) for name in sorted(roles)]
         for pair in open_pairs:
-            vote = level_vote(self.policy, roles, self.level, pair[0], pair[1]) if roles else None
-            if vote is None:
+            effect: Effect | None = None
+            for role in held:
+                vote = block_vote(policy, role, level, pair[0], pair[1])
+                if vote is not None:
+                    effect = vote.effect
+                    if effect is Effect.DENY:
+                        break
+            if effect is None:
                 still_open.append(pair)
-            elif vote.effect is Effect.ALLOW:
+            elif effect is Effect.ALLOW:
                 allowed.append(pair)
         result = (_group(allowed), tuple(still_open))
         self._memo[key] = result
@@ -199,22 +222,30 @@ def acl_document(
     global_endpoints, open_pairs = _Levels(policy, Level.GLOBAL).decide(subject.global_roles, pairs)
     org_level = _Levels(policy, Level.ORGANIZATION)
     project_level = _Levels(policy, Level.PROJECT)
-    owner_memo: dict[tuple[frozenset[str], tuple[Pair, ...]], Endpoints] = {}
+    owner_memo: dict[frozenset[str], Endpoints] = {}  # org_open is a function of roles
+    # org role set -> project role set -> endpoints (nested: no key tuple per project)
+    project_memo: dict[frozenset[str], dict[frozenset[str], Endpoints]] = {}
     empty: frozenset[str] = frozenset()
     organizations: list[OrganizationAcl] = []
     scoped: OrganizationAcl | None = None
     for org in sorted(resolution.member_orgs):
         roles = subject.org_roles.get(org, empty)
-        org_endpoints, org_open = org_level.decide(roles, open_pairs)
-        owner_key = (roles, org_open)
-        owner = owner_memo.get(owner_key)
+        org_endpoints, org_open = org_level.decide(roles, open_pairs, subject.global_roles)
+        owner = owner_memo.get(roles)
         if owner is None:
-            owner = owner_memo[owner_key] = _owner(policy, subject.global_roles, roles, org_open)
-        projects = tuple(
-            ProjectAcl(p, project_level.decide(subject.project_roles[p], org_open)[0])
-            for p in resolution.projects_by_org.get(org, ())
-        )
-        entry = OrganizationAcl(org, org_endpoints, owner, projects)
+            owner = owner_memo[roles] = _owner(policy, subject.global_roles, roles, org_open)
+        projects: list[ProjectAcl] = []
+        by_project_roles = project_memo.get(roles)
+        if by_project_roles is None:
+            by_project_roles = project_memo[roles] = {}
+        for p in resolution.projects_by_org.get(org, ()):
+            project_roles = subject.project_roles[p]
+            hit = by_project_roles.get(project_roles)
+            if hit is None:
+                hit = project_level.decide(project_roles, org_open, roles)[0]
+                by_project_roles[project_roles] = hit
+            projects.append((p, hit))
+        entry = OrganizationAcl(org, org_endpoints, owner, tuple(projects))
         organizations.append(entry)
         if org == organization_id:
             scoped = entry

@@ -128,24 +128,27 @@ class RbacService:
 
     async def generation(self) -> int:
         """Read the generation and make sure the engine holds the policy of it."""
+        current = await read_generation(self.ctx.engine)
+        if current == self._generation:
+            return current
         async with self.ctx.engine.connect() as conn:
-            current = await read_generation(conn)
-            if current != self._generation:
-                try:
-                    policy = await load_policy(conn)
-                except InvalidInput as exc:
-                    log.error("rbac_policy_rejected", code=exc.code, detail=exc.detail)
-                    if self._metrics is not None:
-                        self._metrics.policy_reloads.labels(outcome="rejected").inc()
-                    if self._generation < 0:
-                        raise
-                    return current
-                if policy.version > self.engine.version:
-                    self.engine.replace_policy(policy)
-                self._generation = current
-                self._trust = {}
+            try:
+                # The policy is read with the generation it belongs to, in one transaction.
+                current = await read_generation(conn)
+                policy = await load_policy(conn)
+            except InvalidInput as exc:
+                log.error("rbac_policy_rejected", code=exc.code, detail=exc.detail)
                 if self._metrics is not None:
-                    self._metrics.policy_reloads.labels(outcome="ok").inc()
+                    self._metrics.policy_reloads.labels(outcome="rejected").inc()
+                if self._generation < 0:
+                    raise
+                return current
+        if policy.version > self.engine.version:
+            self.engine.replace_policy(policy)
+        self._generation = current
+        self._trust = {}
+        if self._metrics is not None:
+            self._metrics.policy_reloads.labels(outcome="ok").inc()
         return current
 
     @property

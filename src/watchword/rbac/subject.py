@@ -122,41 +122,54 @@ def resolve_subject(
     if account_type is not identity.account_type:
         identity = Identity(identity.issuer, identity.id, account_type, None, identity.idp_groups)
     member_orgs = _member_orgs(identity, facts, authz_claim)
-    org_roles: dict[str, set[str]] = {}
-    project_roles: dict[str, set[str]] = {}
+    # Collect role sets, then union them per org/project in C (frozenset.union); the
+    # groups of a large subject share a handful of role sets, so results are interned and
+    # the engine's and the ACL document's per-set memos hit.
+    org_sets: dict[str, list[frozenset[str]]] = {}
+    project_sets: dict[str, list[frozenset[str]]] = {}
     group_orgs: dict[str, str] = {}
     project_orgs = facts.project_orgs
     if member_orgs:
+        # The hot loop of a large subject (one turn per group): locals only, and no
+        # setdefault (it would allocate a throw-away list on every turn).
+        project_org = project_orgs.get
         for group in facts.groups:
             org = group.organization_id
             if org not in member_orgs:
                 continue
             group_orgs[group.id] = org
-            if not group.role_ids:
-                continue
-            roles = org_roles.get(org)
-            if roles is None:
-                org_roles[org] = set(group.role_ids)
-            else:
-                roles.update(group.role_ids)
-            for project in group.project_ids:
-                if project_orgs.get(project) != org:
-                    continue  # a dangling or foreign link grants nothing
-                held = project_roles.get(project)
+            role_ids = group.role_ids
+            if role_ids:
+                held = org_sets.get(org)
                 if held is None:
-                    project_roles[project] = set(group.role_ids)
+                    org_sets[org] = [role_ids]
                 else:
-                    held.update(group.role_ids)
-    # Many orgs and projects share one role set: intern them so the engine's per-set memo
-    # (and the ACL document's) hits.
+                    held.append(role_ids)
+                for project in group.project_ids:
+                    # A dangling or foreign link grants nothing.
+                    if project_org(project) == org:
+                        held = project_sets.get(project)
+                        if held is None:
+                            project_sets[project] = [role_ids]
+                        else:
+                            held.append(role_ids)
     interned: dict[frozenset[str], frozenset[str]] = {}
+    unions: dict[tuple[frozenset[str], ...], frozenset[str]] = {}
 
-    def intern(names: set[str]) -> frozenset[str]:
-        key = frozenset(names)
-        return interned.setdefault(key, key)
+    def union(sets: list[frozenset[str]]) -> frozenset[str]:
+        # Keyed on the tuple of sets: frozensets cache their hash, so this is cheap, and
+        # projects linked from the same groups' role sets share one result.
+        key = tuple(sets)
+        merged = unions.get(key)
+        if merged is None:
+            merged = sets[0] if len(sets) == 1 else frozenset().union(*sets)
+            merged = unions[key] = interned.setdefault(merged, merged)
+        return merged
 
+    org_roles = {o: union(sets) for o, sets in org_sets.items()}
+    project_roles = {p: union(sets) for p, sets in project_sets.items()}
     projects_by_org: dict[str, list[str]] = {}
-    for project in project_roles:
+    for project in sorted(project_roles):
         projects_by_org.setdefault(project_orgs[project], []).append(project)
     global_roles = facts.binding_role_ids | (facts.system_role_ids or frozenset())
     subject = Subject(
@@ -164,8 +177,8 @@ def resolve_subject(
         id=identity.id,
         account_type=account_type,
         global_roles=global_roles,
-        org_roles=MappingProxyType({o: intern(r) for o, r in org_roles.items()}),
-        project_roles=MappingProxyType({p: intern(r) for p, r in project_roles.items()}),
+        org_roles=MappingProxyType(org_roles),
+        project_roles=MappingProxyType(project_roles),
         project_orgs=MappingProxyType({p: project_orgs[p] for p in project_roles}),
         groups=frozenset(group_orgs),
         scope=scope,
@@ -174,6 +187,6 @@ def resolve_subject(
         identity=identity,
         subject=subject,
         member_orgs=member_orgs,
-        projects_by_org=MappingProxyType({o: tuple(sorted(p)) for o, p in projects_by_org.items()}),
+        projects_by_org=MappingProxyType({o: tuple(p) for o, p in projects_by_org.items()}),
         group_orgs=MappingProxyType(group_orgs),
     )

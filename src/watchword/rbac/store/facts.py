@@ -58,36 +58,36 @@ async def load_facts(
             group_idp_groups.c.issuer == issuer,
             group_idp_groups.c.name.in_(sorted(identity.idp_groups)),
         )
-        found = (await conn.execute(union(by_member, by_idp))).scalars()
+        holders = union(by_member, by_idp).subquery("holders")
     else:
-        found = (await conn.execute(by_member)).scalars()
-    group_ids = sorted(set(found))
-
+        holders = by_member.subquery("holders")
+    # Joins on the holders subquery rather than IN lists of group ids: the statements stay
+    # the same size (and cached) however many groups hold the subject.
     group_org: dict[str, str] = {}
-    roles_of: dict[str, set[str]] = {g: set() for g in group_ids}
-    projects_of: dict[str, set[str]] = {g: set() for g in group_ids}
+    for gid, org in await conn.execute(
+        select(groups.c.id, groups.c.organization_id).join(holders, holders.c.gid == groups.c.id)
+    ):
+        group_org[gid] = org
+    roles_of: dict[str, set[str]] = {g: set() for g in group_org}
+    projects_of: dict[str, set[str]] = {g: set() for g in group_org}
     project_orgs: dict[str, str] = {}
-    if group_ids:
-        for row in await conn.execute(
-            select(groups.c.id, groups.c.organization_id).where(groups.c.id.in_(group_ids))
-        ):
-            group_org[row.id] = row.organization_id
-        for row in await conn.execute(
-            select(group_roles.c.group_id, group_roles.c.role_id).where(
-                group_roles.c.group_id.in_(group_ids)
+    if group_org:
+        for gid, role_id in await conn.execute(
+            select(group_roles.c.group_id, group_roles.c.role_id).join(
+                holders, holders.c.gid == group_roles.c.group_id
             )
         ):
-            roles_of[row.group_id].add(row.role_id)
-        for link_row in await conn.execute(
+            roles_of[gid].add(role_id)
+        for gid, project_id, org in await conn.execute(
             select(
                 group_projects.c.group_id, group_projects.c.project_id, projects.c.organization_id
             )
             .join(projects, projects.c.id == group_projects.c.project_id)
-            .where(group_projects.c.group_id.in_(group_ids))
+            .join(holders, holders.c.gid == group_projects.c.group_id)
         ):
-            link = link_row._mapping
-            projects_of[link["group_id"]].add(link["project_id"])
-            project_orgs[link["project_id"]] = link["organization_id"]
+            projects_of[gid].add(project_id)
+            project_orgs[project_id] = org
+    group_ids = sorted(group_org)
 
     home: str | None = None
     if issuer == local_issuer and subject_id.startswith(SERVICE_ACCOUNT_PREFIX):
@@ -129,11 +129,16 @@ async def load_facts(
         )
     ).first()
 
+    interned: dict[frozenset[str], frozenset[str]] = {}
     return SubjectFacts(
         groups=tuple(
-            GroupFacts(g, group_org[g], frozenset(roles_of[g]), frozenset(projects_of[g]))
+            GroupFacts(
+                g,
+                group_org[g],
+                interned.setdefault(frozenset(roles_of[g]), frozenset(roles_of[g])),
+                frozenset(projects_of[g]),
+            )
             for g in group_ids
-            if g in group_org
         ),
         project_orgs=project_orgs,
         organizations=existing,
