@@ -296,8 +296,8 @@ async def main() -> None:
 
     if args.pg_dsn:
         name = f"ww_bench_rbac_{secrets.token_hex(4)}"
-        with psycopg.connect(args.pg_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
         parts = dict(item.split("=", 1) for item in args.pg_dsn.split())
         try:
             rows += await end_to_end(
@@ -305,8 +305,8 @@ async def main() -> None:
                 args,
             )
         finally:
-            with psycopg.connect(args.pg_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with psycopg.connect(args.pg_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     gc.collect()
     gc.freeze()  # what a server does after start-up: long-lived objects leave the GC's scans
