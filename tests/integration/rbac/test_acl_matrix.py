@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import update
 
+from watchword.authz.model import TokenScope
 from watchword.clock import FakeClock
 from watchword.errors import NotAMember
 from watchword.rbac.errors import ServiceAccountForeignOrg, WrongOrganizationCount
-from watchword.rbac.model import GroupMember
+from watchword.rbac.model import GroupMember, IdpGroup
 from watchword.rbac.service import RbacService
 from watchword.rbac.store import accounts, groups, organizations, roles
 from watchword.rbac.store.context import StoreContext
@@ -323,3 +324,80 @@ async def test_policy_broken_behind_watchwords_back_keeps_the_active_one(
                 .where(roles_table.c.id == "org-reader")
                 .values(permissions=active.roles["org-reader"].to_dict()["permissions"])
             )
+
+
+async def test_acl_idp_group_mapping_is_per_issuer(ctx: StoreContext, service: RbacService) -> None:
+    w = await build_world(ctx)
+    await accounts.update_issuer(
+        ctx,
+        (await accounts.list_issuers(ctx, url=w.trusted)).items[0].id,
+        if_match=1,
+        groups_claim="groups",
+    )
+    await accounts.update_issuer(
+        ctx,
+        (await accounts.list_issuers(ctx, url=w.untrusted)).items[0].id,
+        if_match=1,
+        groups_claim="groups",
+    )
+    await groups.create_group(
+        ctx,
+        organization_id=w.org_b,
+        name="eng-mapped",
+        idp_groups=[IdpGroup(w.trusted, "eng")],
+        role_ids=["org-reader"],
+    )
+    mapped = await service.acl(w.trusted, "frank", {"groups": ["eng"]})
+    assert org_ids(mapped) == [w.org_b]
+    assert ops(org_entry(mapped, w.org_b)["endpoints"], "watchword:groups") == ["read"]
+    # The same group name from another issuer maps to nothing.
+    other = await service.acl(w.untrusted, "frank", {"groups": ["eng"]})
+    assert other["organizations"] == []
+
+
+async def test_acl_role_bindings_grant_globally_by_subject_wildcard_and_idp_group(
+    ctx: StoreContext, service: RbacService
+) -> None:
+    w = await build_world(ctx)
+    issuer_id = (await accounts.list_issuers(ctx, url=w.untrusted)).items[0].id
+    await accounts.update_issuer(ctx, issuer_id, if_match=1, groups_claim="groups")
+    reader = await roles.create_role(
+        ctx,
+        name=f"global-reader-{secrets.token_hex(3)}",
+        permissions={"global": [{"resource_type": "watchword:organizations", "actions": ["read"]}]},
+    )
+    await accounts.create_binding(ctx, issuer=w.untrusted, subject_id="*", role_ids=[reader.id])
+    await accounts.create_binding(
+        ctx, issuer=w.untrusted, idp_group="ops", role_ids=["platform-admin"]
+    )
+    anyone = await service.acl(w.untrusted, "gina")
+    assert anyone["global"] == [{"name": "watchword:organizations", "operations": ["read"]}]
+    ops_member = await service.acl(w.untrusted, "gina", {"groups": ["ops"]})
+    assert ops(ops_member["global"], "watchword:issuers") == ["create", "delete", "read", "update"]
+    # Bindings are per issuer: the trusted issuer's subjects get nothing from them.
+    assert (await service.acl(w.trusted, "gina", {"groups": ["ops"]}))["global"] == []
+
+
+async def test_acl_is_intersected_with_the_token_scope(
+    ctx: StoreContext, service: RbacService
+) -> None:
+    w = await build_world(ctx)
+    full = await service.acl(w.local, w.alice)
+    narrowed = await service.acl(
+        w.local, w.alice, scope=TokenScope(frozenset({"watchword:projects:read"}))
+    )
+    assert len(org_entry(full, w.org_a)["endpoints"]) > 1  # type: ignore[arg-type]
+    assert org_entry(narrowed, w.org_a)["endpoints"] == [
+        {"name": "watchword:projects", "operations": ["read"]}
+    ]
+    assert narrowed["scope"] == {
+        "names": ["watchword:projects:read"],
+        "allowList": [{"type": "*", "id": "*"}],
+    }
+    # An allow-list of specific ids admits no operation on *every* object of the type.
+    pinned = await service.acl(
+        w.local,
+        w.alice,
+        scope=TokenScope(frozenset({"*:*"}), frozenset({("watchword:projects", w.proj_a1)})),
+    )
+    assert org_entry(pinned, w.org_a)["endpoints"] == []
