@@ -409,3 +409,41 @@ async def test_bindings_system_accounts_and_issuers_crud(
     )
     assert upd.status_code == 200 and upd.json()["version"] == 2
     assert (await api.delete(f"/v1/system-accounts/{sid}", headers=admin)).status_code == 204
+
+
+async def test_acl_query_by_an_org_admin_shows_only_that_organization(
+    api: httpx.AsyncClient, admin: Headers, act_as: Callable[[str], Headers], db_runtime: Runtime
+) -> None:
+    t = tag()
+    org_a = await make_org(api, admin, f"a-{t}")
+    org_b = await make_org(api, admin, f"b-{t}")
+    boss, worker = f"boss-{t}", f"worker-{t}"
+    await api.post(
+        f"/v1/organizations/{org_a}/groups",
+        json={"name": "admins", "members": [{"id": boss}], "role_ids": ["org-admin"]},
+        headers=admin,
+    )
+    for org in (org_a, org_b):
+        await api.post(
+            f"/v1/organizations/{org}/groups",
+            json={"name": "staff", "members": [{"id": worker}], "role_ids": ["org-reader"]},
+            headers=admin,
+        )
+    query = {"issuer": db_runtime.settings.issuer_url, "subject": worker}
+    as_boss = act_as(boss)
+    scoped = await api.post(
+        "/v1/acl/query", json={**query, "organization_id": org_a}, headers=as_boss
+    )
+    assert scoped.status_code == 200
+    body = scoped.json()
+    assert [o["id"] for o in body["organizations"]] == [org_a]
+    assert {g["organizationId"] for g in body["groups"]} == {org_a}
+    # Not within an organization, or within one the boss does not administer: nothing.
+    assert (await api.post("/v1/acl/query", json=query, headers=as_boss)).status_code == 404
+    other = await api.post(
+        "/v1/acl/query", json={**query, "organization_id": org_b}, headers=as_boss
+    )
+    assert other.status_code == 404
+    # The platform's administrator sees the whole document.
+    full = await api.post("/v1/acl/query", json=query, headers=admin)
+    assert sorted(o["id"] for o in full.json()["organizations"]) == sorted([org_a, org_b])

@@ -8,10 +8,13 @@ organization gets 403 ``not_a_member``, never an empty document.
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter
 
 from watchword.api.deps import Principal
 from watchword.authz.model import TokenScope
+from watchword.errors import NotFound
 from watchword.rbac.errors import SubjectRequired
 from watchword.rbac.routes.access import AccessDep, principal_claims, principal_scope
 from watchword.rbac.routes.schemas import AclQuery
@@ -56,11 +59,26 @@ async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, objec
 
 @router.post("/v1/acl/query", summary="Compute a subject's ACL (needs watchword:acl read)")
 async def query_acl(body: AclQuery, access: AccessDep) -> dict[str, object]:
-    await access.require("acl", "read", body.subject, org_id=body.organization_id, what="acl")
-    return await access.service.acl(
+    """With a global grant, the whole document. With an organization-level grant, only what
+    the subject has in that organization (``organization_id`` is then required): an
+    organization's administrators learn nothing about the subject's other memberships."""
+    global_reader = await access.allowed("acl", "read", body.subject)
+    if not global_reader:
+        if body.organization_id is None:
+            raise NotFound("acl does not exist (ask within an organization: organization_id)")
+        await access.require("acl", "read", body.subject, org_id=body.organization_id, what="acl")
+    doc = await access.service.acl(
         body.issuer,
         body.subject,
         body.claims,
         scope=None if body.scope is None else TokenScope(frozenset(body.scope)),
         organization_id=body.organization_id,
     )
+    if global_reader:
+        return doc
+    groups = cast("list[dict[str, str]]", doc["groups"])
+    return {
+        **doc,
+        "organizations": [doc["organization"]],
+        "groups": [g for g in groups if g["organizationId"] == body.organization_id],
+    }
