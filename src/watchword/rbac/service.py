@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from watchword.authz.compile import CompiledSubject
@@ -50,6 +51,7 @@ __all__ = [
 
 CACHE_SIZE = 65_536
 log = get_logger("watchword.rbac")
+_tracer = trace.get_tracer("watchword.rbac")
 
 CacheKey = tuple[str, str, str, tuple[object, ...] | None]
 
@@ -191,11 +193,19 @@ class RbacService:
         else:
             self._count("miss")
         start = time.perf_counter()
-        identity = identity_from_claims(claims, trust, subject=subject)
-        async with self.ctx.engine.connect() as conn:
-            facts = await load_facts(conn, identity, local_issuer=self.ctx.issuer_url)
-        resolution = resolve_subject(identity, facts, scope=scope, authz_claim=trust.authz_claim)
-        compiled = self.engine.compile(resolution.subject)
+        with _tracer.start_as_current_span("rbac.resolve") as span:
+            identity = identity_from_claims(claims, trust, subject=subject)
+            async with self.ctx.engine.connect() as conn:
+                facts = await load_facts(conn, identity, local_issuer=self.ctx.issuer_url)
+            resolution = resolve_subject(
+                identity, facts, scope=scope, authz_claim=trust.authz_claim
+            )
+            compiled = self.engine.compile(resolution.subject)
+            # Counts only: subject ids and claims stay out of traces.
+            span.set_attribute("rbac.account_type", resolution.subject.account_type.value)
+            span.set_attribute("rbac.groups", len(facts.groups))
+            span.set_attribute("rbac.organizations", len(resolution.member_orgs))
+            span.set_attribute("rbac.generation", generation)
         if self._metrics is not None:
             self._metrics.resolve_seconds.observe(time.perf_counter() - start)
         entry = Resolved(generation, now, resolution, compiled)
