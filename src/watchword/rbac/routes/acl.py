@@ -17,7 +17,7 @@ from watchword.authz.model import TokenScope
 from watchword.errors import NotFound
 from watchword.rbac.errors import SubjectRequired
 from watchword.rbac.routes.access import AccessDep, principal_claims, principal_scope
-from watchword.rbac.routes.schemas import AclQuery
+from watchword.rbac.routes.schemas import AclOut, AclQuery
 
 router = APIRouter(tags=["acl"])
 
@@ -31,7 +31,12 @@ def _subject(principal: Principal) -> tuple[str, str]:
     return principal.issuer, principal.subject
 
 
-@router.get("/v1/acl", summary="The caller's ACL: global and every organization it belongs to")
+@router.get(
+    "/v1/acl",
+    response_model=None,
+    responses={200: {"model": AclOut}},
+    summary="The caller's ACL: global and every organization it belongs to",
+)
 async def my_acl(access: AccessDep) -> dict[str, object]:
     issuer, subject = _subject(access.principal)
     return await access.service.acl(
@@ -44,6 +49,8 @@ async def my_acl(access: AccessDep) -> dict[str, object]:
 
 @router.get(
     "/v1/organizations/{organization_id}/acl",
+    response_model=None,
+    responses={200: {"model": AclOut}, 403: {"description": "not_a_member"}},
     summary="The caller's ACL scoped to one organization (403 not_a_member otherwise)",
 )
 async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, object]:
@@ -57,7 +64,12 @@ async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, objec
     )
 
 
-@router.post("/v1/acl/query", summary="Compute a subject's ACL (needs watchword:acl read)")
+@router.post(
+    "/v1/acl/query",
+    response_model=None,
+    responses={200: {"model": AclOut}},
+    summary="Compute a subject's ACL (needs watchword:acl read)",
+)
 async def query_acl(body: AclQuery, access: AccessDep) -> dict[str, object]:
     """With a global grant, the whole document. With an organization-level grant, only what
     the subject has in that organization (``organization_id`` is then required): an

@@ -389,3 +389,45 @@ class AclQuery(_In):
     claims: dict[str, object] = Field(default={}, description="Verified claims, if any.")
     organization_id: str | None = None
     scope: list[str] | None = Field(default=None, description="Token scope names, if narrowed.")
+
+
+class EndpointOut(BaseModel):
+    name: str = Field(description="A resource type, e.g. compute:clusters.")
+    operations: list[str]
+
+
+class ProjectAclOut(BaseModel):
+    id: str
+    endpoints: list[EndpointOut]
+
+
+class OrganizationAclOut(BaseModel):
+    id: str
+    endpoints: list[EndpointOut] = Field(description="Decided at organization level.")
+    owner: list[EndpointOut] = Field(description="On objects the subject owns there.")
+    projects: list[ProjectAclOut]
+
+
+class AclSubjectOut(BaseModel):
+    id: str
+    issuer: str
+    type: Literal["user", "service", "system"]
+
+
+class AclGroupOut(BaseModel):
+    id: str
+    organizationId: str  # the wire name, as in uni-identity
+
+
+class AclOut(BaseModel):
+    """The ACL document (a superset of uni-identity's); effective allows only."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    subject: AclSubjectOut
+    global_: list[EndpointOut] = Field(alias="global")
+    organizations: list[OrganizationAclOut]
+    organization: OrganizationAclOut | None = Field(description="The scoped organization.")
+    projects: list[ProjectAclOut] = Field(description="The scoped organization's projects.")
+    groups: list[AclGroupOut]
+    scope: dict[str, object] | None
