@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from watchword.api.deps import Principal, current_principal, get_runtime
 from watchword.bootstrap import create_admin_key
+from watchword.rbac.routes.schemas import AclOut
 from watchword.runtime import Runtime
 
 Headers = dict[str, str]
@@ -286,6 +287,7 @@ async def test_acl_endpoints_for_caller_and_admin_query(
 
     as_bob = act_as(bob)
     mine = (await api.get("/v1/acl", headers=as_bob)).json()
+    AclOut.model_validate(mine)  # the documented schema matches what is served
     assert [o["id"] for o in mine["organizations"]] == [org_a]
     assert queried.json()["organizations"] == mine["organizations"]
     scoped = await api.get(f"/v1/organizations/{org_a}/acl", headers=as_bob)
