@@ -14,7 +14,7 @@ write only when the key looks free, so a lost datagram costs latency, never safe
 
 SQLite's own settings decide the cost of each write: with the default rollback journal
 every grant and release waits for an fsync; ``journal_mode=WAL`` with
-``synchronous=NORMAL`` makes them several times cheaper (see ``benchmarks/locks``).
+``synchronous=NORMAL`` makes them about three times cheaper (see ``benchmarks/locks``).
 """
 
 from __future__ import annotations
