@@ -27,6 +27,7 @@ from watchword.locks.metrics import AcquireOutcome, LockMetrics
 __all__ = ["MAX_KEY_LENGTH", "Locks"]
 
 MAX_KEY_LENGTH = 200  # PostgreSQL NOTIFY payloads and index entries stay small
+_MAX_TRACKED = 10_000  # acquisition times kept for the hold-time histogram
 _MIN_PAUSE_S = 0.001  # a retry_after rounded to zero must not become a busy loop
 
 
@@ -115,6 +116,9 @@ class Locks:
             if gate.users == 0:
                 del self._gates[key]
         now = loop.time()
+        if len(self._acquired) >= _MAX_TRACKED:
+            # Leases acquired and never released (left to expire) must not pile up.
+            del self._acquired[next(iter(self._acquired))]
         self._acquired[(key, lease.fence)] = now
         if self._metrics is not None:
             self._metrics.acquired(name, now - started, broken=broken)
