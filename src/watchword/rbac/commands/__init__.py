@@ -1,0 +1,1 @@
+"""The RBAC command groups (registered by ``watchword.cli.rbac``)."""

@@ -1,0 +1,75 @@
+"""Shared plumbing of the RBAC commands: run against a runtime, print tables or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.table import Table
+
+from watchword.cli.output import console, emit, fail, run_with_runtime
+from watchword.errors import InvalidInput
+from watchword.runtime import Runtime
+
+__all__ = ["Cursor", "JsonOpt", "Limit", "json_arg", "page_of", "run"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+Limit = Annotated[int, typer.Option(help="Page size (1-500).")]
+Cursor = Annotated[str | None, typer.Option(help="next_cursor of the previous page.")]
+
+
+def run(
+    ctx: typer.Context,
+    body: Callable[[Runtime], Coroutine[Any, Any, Any]],
+    as_json: bool,
+    columns: Sequence[str] = (),
+) -> None:
+    result = run_with_runtime(ctx, body, as_json=as_json)
+    data = _plain(result)
+
+    def human() -> None:
+        rows = data.get("items") if isinstance(data, dict) and "items" in data else data
+        if isinstance(rows, list) and columns:
+            table = Table(*columns)
+            for row in rows:
+                table.add_row(*(_cell(row.get(c)) for c in columns))
+            console.print(table)
+            if isinstance(data, dict) and data.get("next_cursor"):
+                console.print(f"more: --cursor {data['next_cursor']}")
+        else:
+            console.print_json(json.dumps(data, default=str))
+
+    emit(data, as_json=as_json, human=human)
+
+
+def _plain(value: object) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) if not isinstance(v, dict) else v.get("id", str(v)) for v in value)
+    return "" if value is None else str(value)
+
+
+def page_of(items: Sequence[BaseModel], next_cursor: str | None) -> dict[str, object]:
+    return {"items": list(items), "next_cursor": next_cursor}
+
+
+def json_arg(value: str, what: str) -> Any:
+    """A JSON value, or ``@FILE`` to read it from a file."""
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+        return json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        fail(InvalidInput(f"{what}: not valid JSON ({exc})"))
