@@ -8,7 +8,7 @@ import typer
 
 from watchword.cli.output import fail
 from watchword.errors import InvalidInput
-from watchword.rbac.commands.common import Cursor, JsonOpt, Limit, json_arg, page_of, run
+from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, json_arg, page_of, run
 from watchword.rbac.routes.schemas import IssuerOut, RoleOut, ServiceAccountOut
 from watchword.rbac.service import rbac_service, store_context
 from watchword.rbac.store import accounts, roles

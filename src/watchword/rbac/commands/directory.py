@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from watchword.rbac.commands.common import Cursor, JsonOpt, Limit, page_of, run
+from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, page_of, run
 from watchword.rbac.model import GroupMember
 from watchword.rbac.routes.schemas import GroupOut, OrganizationOut, ProjectOut
 from watchword.rbac.service import store_context

@@ -1,4 +1,4 @@
-"""Shared plumbing of the RBAC commands: run against a runtime, print tables or JSON."""
+"""Output and invocation of the RBAC commands (as ``watchword.cli.output`` for the rest)."""
 
 from __future__ import annotations
 
