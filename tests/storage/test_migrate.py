@@ -64,3 +64,16 @@ async def test_schema_status_unreachable_database_is_unavailable() -> None:
         assert "pw" not in info.value.detail
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_file_databases_use_wal(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'wal.sqlite3'}")
+    try:
+        async with engine.connect() as conn:
+            mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+            sync = (await conn.execute(text("PRAGMA synchronous"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert (mode, sync) == ("wal", 1)
