@@ -4,6 +4,7 @@ readable)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 
@@ -14,7 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from watchword.api.deps import Principal, current_principal, get_runtime
 from watchword.bootstrap import create_admin_key
+from watchword.rbac.model import GroupMember
 from watchword.rbac.routes.schemas import AclOut
+from watchword.rbac.store import groups, organizations
+from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 
 Headers = dict[str, str]
@@ -449,3 +453,36 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
     # The platform's administrator sees the whole document.
     full = await api.post("/v1/acl/query", json=query, headers=admin)
     assert sorted(o["id"] for o in full.json()["organizations"]) == sorted([org_a, org_b])
+
+
+async def test_duplicate_names_are_already_exists_with_pointer(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    name = f"dup-{tag()}"
+    org = await make_org(api, admin, name)
+    again = await api.post("/v1/organizations", json={"name": name}, headers=admin)
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_exists" and again.json()["pointer"] == "/name"
+    await api.post(f"/v1/organizations/{org}/projects", json={"name": "p"}, headers=admin)
+    dup = await api.post(f"/v1/organizations/{org}/projects", json={"name": "p"}, headers=admin)
+    assert dup.json()["code"] == "already_exists"
+    other = await make_org(api, admin, f"other-{tag()}")
+    elsewhere = await api.post(
+        f"/v1/organizations/{other}/projects", json={"name": "p"}, headers=admin
+    )
+    assert elsewhere.status_code == 201  # names are unique per organization
+
+
+async def test_concurrent_member_adds_without_if_match_all_land(
+    ctx: StoreContext, db_runtime: Runtime
+) -> None:
+    if db_runtime.engine.dialect.name == "sqlite":
+        pytest.skip("in-memory SQLite shares one connection: no concurrent transactions")
+    org = await organizations.create_organization(ctx, name=f"race-{tag()}")
+    group = await groups.create_group(ctx, organization_id=org.id, name="g")
+    await asyncio.gather(
+        *(groups.add_member(ctx, group.id, GroupMember(ctx.issuer_url, f"u{i}")) for i in range(6))
+    )
+    final = await groups.get_group(ctx, group.id)
+    assert {m.id for m in final.members} == {f"u{i}" for i in range(6)}
+    assert final.stamp.version == 7  # every add bumped the version once

@@ -26,6 +26,7 @@ from watchword.rbac.store.record import (
     delete_row,
     fetch_row,
     page_rows,
+    require_name_free,
     stamp_of,
     update_row,
     writing,
@@ -130,6 +131,13 @@ async def create_service_account(
     sid = new_id("sa")
     async with writing(ctx.engine) as conn:
         await require_organization(conn, organization_id)
+        await require_name_free(
+            conn,
+            service_accounts,
+            name,
+            scope=service_accounts.c.organization_id == organization_id,
+            what="service account in this organization",
+        )
         await conn.execute(
             insert(service_accounts).values(
                 id=sid,

@@ -29,7 +29,15 @@ from watchword.rbac.errors import (
 from watchword.rbac.model import Group, GroupMember, IdpGroup
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.organizations import require_organization
-from watchword.rbac.store.record import Page, delete_row, fetch_row, page_rows, stamp_of, writing
+from watchword.rbac.store.record import (
+    Page,
+    delete_row,
+    fetch_row,
+    page_rows,
+    require_name_free,
+    stamp_of,
+    writing,
+)
 from watchword.rbac.tables import (
     group_idp_groups,
     group_members,
@@ -212,6 +220,13 @@ async def create_group(
     gid = group_id or new_id("grp")
     async with writing(ctx.engine) as conn:
         await require_organization(conn, organization_id)
+        await require_name_free(
+            conn,
+            groups,
+            name,
+            scope=groups.c.organization_id == organization_id,
+            what="group in this organization",
+        )
         await _check_members(conn, ctx, organization_id, members)
         await _check_roles(conn, organization_id, role_ids)
         await _check_projects(conn, organization_id, project_ids)
@@ -274,17 +289,27 @@ async def list_groups(
 async def _bump(
     conn: AsyncConnection, ctx: StoreContext, group_id: str, if_match: int | None
 ) -> Group:
-    group = await load_group(conn, group_id)
-    if if_match is not None and group.stamp.version != if_match:
+    """Lock the group row for this transaction, check ``if_match``, bump the version.
+
+    The row lock (``FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway) makes
+    concurrent changes to one group queue instead of failing: the version read under the
+    lock is the one the If-Match is compared with, and it cannot change before commit.
+    """
+    locked = (
+        await conn.execute(
+            select(groups.c.version).where(groups.c.id == group_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if locked is None:
+        raise NotFound(f"group {group_id!r} does not exist")
+    if if_match is not None and locked != if_match:
         raise VersionConflict(f"group {group_id!r} changed since version {if_match} was read")
-    result = await conn.execute(
+    await conn.execute(
         update(groups)
-        .where(groups.c.id == group_id, groups.c.version == group.stamp.version)
-        .values(version=group.stamp.version + 1, updated_at=ctx.clock.now())
+        .where(groups.c.id == group_id)
+        .values(version=locked + 1, updated_at=ctx.clock.now())
     )
-    if result.rowcount != 1:
-        raise VersionConflict(f"group {group_id!r} changed concurrently")
-    return group
+    return await load_group(conn, group_id)
 
 
 async def update_group(
@@ -305,6 +330,15 @@ async def update_group(
         values = {
             k: v for k, v in {"name": name, "description": description}.items() if v is not None
         }
+        if name is not None:
+            await require_name_free(
+                conn,
+                groups,
+                name,
+                scope=groups.c.organization_id == org,
+                except_key=group_id,
+                what="group in this organization",
+            )
         if values:
             await conn.execute(update(groups).where(groups.c.id == group_id).values(**values))
         if role_ids is not None:
@@ -329,7 +363,10 @@ async def update_group(
 async def add_member(
     ctx: StoreContext, group_id: str, member: GroupMember, *, if_match: int | None = None
 ) -> Group:
-    """Add one subject; a second add of the same (issuer, id) is ``duplicate_member``."""
+    """Add one subject; a second add of the same (issuer, id) is ``duplicate_member``.
+
+    Concurrent adds to one group queue on the group's row lock; none is lost.
+    """
     async with writing(ctx.engine) as conn:
         group = await _bump(conn, ctx, group_id, if_match)
         await _check_members(
@@ -351,6 +388,7 @@ async def add_member(
 async def remove_member(
     ctx: StoreContext, group_id: str, issuer: str, subject_id: str, *, if_match: int | None = None
 ) -> Group:
+    """Remove one subject (concurrent changes queue on the group's row lock)."""
     async with writing(ctx.engine) as conn:
         group = await _bump(conn, ctx, group_id, if_match)
         if (issuer, subject_id) not in {m.pair for m in group.members}:

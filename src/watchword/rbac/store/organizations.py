@@ -17,6 +17,7 @@ from watchword.rbac.store.record import (
     delete_row,
     fetch_row,
     page_rows,
+    require_name_free,
     stamp_of,
     update_row,
     writing,
@@ -66,6 +67,7 @@ async def create_organization(
     now = ctx.clock.now()
     oid = new_id("org")
     async with writing(ctx.engine) as conn:
+        await require_name_free(conn, organizations, name, what="organization")
         await conn.execute(
             insert(organizations).values(
                 id=oid,
@@ -115,6 +117,10 @@ async def update_organization(
 ) -> Organization:
     values = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
     async with writing(ctx.engine) as conn:
+        if name is not None:
+            await require_name_free(
+                conn, organizations, name, except_key=organization_id, what="organization"
+            )
         await update_row(
             conn,
             organizations,
@@ -159,6 +165,13 @@ async def create_project(
     pid = new_id("prj")
     async with writing(ctx.engine) as conn:
         await require_organization(conn, organization_id)
+        await require_name_free(
+            conn,
+            projects,
+            name,
+            scope=projects.c.organization_id == organization_id,
+            what="project in this organization",
+        )
         await conn.execute(
             insert(projects).values(
                 id=pid,
@@ -214,6 +227,16 @@ async def update_project(
 ) -> Project:
     values = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
     async with writing(ctx.engine) as conn:
+        if name is not None:
+            current = _project(await fetch_row(conn, projects, project_id, what="project"))
+            await require_name_free(
+                conn,
+                projects,
+                name,
+                scope=projects.c.organization_id == current.organization_id,
+                except_key=project_id,
+                what="project in this organization",
+            )
         await update_row(
             conn,
             projects,

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.clock import utc
-from watchword.errors import Conflict, InvalidInput, NotFound
+from watchword.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from watchword.rbac.model import Stamp
 from watchword.rbac.store.generation import bump_generation
 from watchword.storage.optimistic import update_versioned
@@ -39,6 +39,7 @@ __all__ = [
     "encode_cursor",
     "fetch_row",
     "page_rows",
+    "require_name_free",
     "stamp_of",
     "update_row",
     "writing",
@@ -100,6 +101,27 @@ async def fetch_row(
     if row is None:
         raise NotFound(f"{what} {key!r} does not exist")
     return row
+
+
+async def require_name_free(
+    conn: AsyncConnection,
+    table: Table,
+    name: str,
+    *,
+    scope: ColumnElement[bool] | None = None,
+    except_key: str | None = None,
+    what: str,
+) -> None:
+    """Refuse a duplicate name (``already_exists``, pointer ``/name``) before the database
+    does it less helpfully; the unique constraint stays the backstop for races."""
+    pk = next(iter(table.primary_key.columns))
+    stmt = select(pk).where(table.c.name == name)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    if except_key is not None:
+        stmt = stmt.where(pk != except_key)
+    if (await conn.execute(stmt)).first() is not None:
+        raise AlreadyExists(f"a {what} named {name!r} already exists", pointer="/name")
 
 
 async def update_row(
