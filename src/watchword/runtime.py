@@ -95,6 +95,12 @@ class Runtime:
             raise RedisUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
+        """Close every service that can be closed, then Redis, then the engine."""
+        for instance in reversed(list(self._services.values())):
+            aclose = getattr(instance, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self._services.clear()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

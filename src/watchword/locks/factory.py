@@ -13,13 +13,16 @@ from __future__ import annotations
 from watchword.clock import Clock
 from watchword.errors import ConfigurationError
 from watchword.locks.backend import LockBackend
+from watchword.locks.front import Locks
 from watchword.locks.memory import MemoryBackend
+from watchword.locks.metrics import LockMetrics
 from watchword.locks.postgres import PostgresBackend
 from watchword.locks.redis import DEFAULT_PREFIX, RedisBackend
 from watchword.locks.sqlite import SQLiteBackend
+from watchword.runtime import Runtime
 from watchword.storage.db import create_engine_for_url, normalize_url, redacted_url
 
-__all__ = ["open_backend"]
+__all__ = ["open_backend", "runtime_locks"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -43,3 +46,21 @@ def open_backend(
     if dialect == "postgresql":
         return PostgresBackend(engine, owns_engine=True)
     return SQLiteBackend(engine, clock=clock, owns_engine=True)
+
+
+def runtime_locks(runtime: Runtime) -> Locks:
+    """The runtime's shared :class:`Locks` (use ``runtime.service(runtime_locks)``).
+
+    Redis when ``redis_url`` is set (its prefix under ``redis_prefix``), otherwise the
+    database: PostgreSQL leases (durable grants unless ``lock_durable_grants`` is off) or
+    SQLite leases. Metrics go to the runtime's registry; ``Runtime.close`` closes it.
+    """
+    settings = runtime.settings
+    backend: LockBackend
+    if runtime.redis is not None:
+        backend = RedisBackend(runtime.redis, prefix=settings.redis_prefix + "locks:")
+    elif runtime.engine.dialect.name == "postgresql":
+        backend = PostgresBackend(runtime.engine, durable_grants=settings.lock_durable_grants)
+    else:
+        backend = SQLiteBackend(runtime.engine, clock=runtime.clock)
+    return Locks(backend, metrics=LockMetrics(runtime.registry))

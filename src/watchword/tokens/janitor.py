@@ -22,8 +22,7 @@ from datetime import timedelta
 from typing import Final
 
 from watchword.errors import LockTimeout, WatchwordError
-from watchword.locks import Lease, Locks, PostgresBackend, SQLiteBackend
-from watchword.locks.backend import LockBackend
+from watchword.locks import Lease, Locks, runtime_locks
 from watchword.observability.logging import get_logger
 from watchword.runtime import Runtime
 from watchword.tokens import store
@@ -58,12 +57,6 @@ class JanitorReport:
         }
 
 
-def _lock_backend(runtime: Runtime) -> LockBackend:
-    if runtime.engine.dialect.name == "postgresql":
-        return PostgresBackend(runtime.engine)
-    return SQLiteBackend(runtime.engine, clock=runtime.clock)
-
-
 async def run_janitor(
     runtime: Runtime,
     *,
@@ -75,26 +68,23 @@ async def run_janitor(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     metrics = runtime.service(token_service).metrics
-    locks = Locks(_lock_backend(runtime))
+    locks = runtime.service(runtime_locks)
     try:
-        try:
-            lease = await locks.acquire(LEASE_KEY, ttl=lease_ttl, wait=timedelta(0))
-        except LockTimeout:
-            metrics.janitor_runs.labels("skipped").inc()
-            return JanitorReport(ran=False, dry_run=dry_run)
-        try:
-            counts = await _sweep(
-                runtime,
-                dry_run=dry_run,
-                batch_size=batch_size,
-                locks=locks,
-                lease=lease,
-                lease_ttl=lease_ttl,
-            )
-        finally:
-            await locks.release(lease)
+        lease = await locks.acquire(LEASE_KEY, ttl=lease_ttl, wait=timedelta(0))
+    except LockTimeout:
+        metrics.janitor_runs.labels("skipped").inc()
+        return JanitorReport(ran=False, dry_run=dry_run)
+    try:
+        counts = await _sweep(
+            runtime,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            locks=locks,
+            lease=lease,
+            lease_ttl=lease_ttl,
+        )
     finally:
-        await locks.aclose()
+        await locks.release(lease)
     if not dry_run:
         for reason, n in counts.items():
             metrics.janitor_deleted.labels(reason.value).inc(n)
