@@ -88,3 +88,49 @@ def test_json_pointer_round_trips_any_claim_name(parts: list[str]) -> None:
     pointer = json_pointer(*parts)
     decoded = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
     assert decoded == parts
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+authz_values = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "acctype": st.one_of(st.sampled_from(["user", "service", "system"]), json_values),
+            "orgIds": st.one_of(st.lists(st.text(max_size=4), max_size=3), json_values),
+        },
+    ),
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "sub": st.one_of(st.text(max_size=6), json_values),
+            "iss": st.sampled_from([TRUSTED.url, "https://other"]),
+            CLAIM: authz_values,
+            "groups": json_values,
+        },
+    )
+)
+def test_identity_any_claims_parse_or_raise_malformed_claim(claims: dict[str, object]) -> None:
+    issuer = IssuerTrust(TRUSTED.url, CLAIM, membership_from_claims=True, groups_claim="groups")
+    try:
+        ident = identity_from_claims(claims, issuer)
+    except MalformedClaim as exc:
+        pointer = exc.pointer
+        ident = None
+    if ident is None:
+        assert pointer is not None and pointer.startswith("/")
+        return
+    assert ident.issuer == TRUSTED.url and ident.id == claims["sub"]
+    raw = claims.get(CLAIM)
+    if ident.claimed_org_ids is not None:
+        assert isinstance(raw, dict) and frozenset(raw["orgIds"]) == ident.claimed_org_ids
