@@ -200,3 +200,21 @@ async def test_oauth_revoke_is_200_for_unknown_and_revokes_a_presented_token(
     assert r.json()["code"] == "token_revoked"
     r = await client.post("/v1/oauth/revoke", data={"token": created["token"]}, headers=h)
     assert r.status_code == 200
+
+
+async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    narrow = await _create(client, admin, scopes=["projects:read"], permission="ro")
+    broad = await _create(client, admin, scopes=["*:*"], permission="rw")
+    h = _bearer(str(narrow["token"]))
+    r = await client.post(f"/v1/tokens/{broad['id']}/rotate", headers=h)
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    assert "token" not in r.json()
+    # the broad token was not rotated: its owner can still rotate it once
+    ok = await client.post(f"/v1/tokens/{broad['id']}/rotate", headers=_bearer(str(broad["token"])))
+    assert ok.status_code == 201 and ok.json()["scopes"] == ["*:*"]
+    # a token within the caller's own stays rotatable by it
+    child = await _create(client, admin, scopes=["projects:read"], permission="ro")
+    r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=h)
+    assert r.status_code == 201

@@ -3,9 +3,10 @@
 Who may do what:
 
 - a superuser (bootstrap admin key) may do everything, for any owner;
-- a token principal may list, get, rotate and revoke the tokens of its own owner
-  (issuer, subject), and create **personal** tokens for that owner whose scopes and
-  permission are within its own (a token cannot mint a stronger one);
+- a token principal may list, get and revoke the tokens of its own owner (issuer,
+  subject), rotate those whose scopes and permission are within its own, and create
+  **personal** tokens for that owner within its own (a token cannot mint a stronger one,
+  neither new nor as a successor);
 - anything else on a token that is not the caller's own answers 404, not 403, so a
   caller learns nothing about other owners' tokens.
 
@@ -198,7 +199,13 @@ async def get_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep)
     summary="Replace a token; the old one stays valid for the grace period",
 )
 async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenCreated:
-    await _visible(runtime, principal, token_id)
+    record = await _visible(runtime, principal, token_id)
+    if not principal.superuser:
+        # Rotation hands out a new secret with the old token's scopes: the same rule as
+        # create, or a narrow token could obtain a broader sibling's powers.
+        mine = await runtime.service(token_service).get(principal.id)
+        if not covers(mine.scopes, mine.permission, record.scopes, record.permission):
+            raise PermissionDenied("the rotated token's scopes must be within the caller's own")
     issued = await runtime.service(token_service).rotate(token_id)
     return _created(issued, runtime.clock.now())
 
