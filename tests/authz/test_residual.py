@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +34,7 @@ from watchword.authz import (
 from watchword.authz.residual import (
     all_of,
     any_of,
+    compile_filter,
     compile_predicate,
     evaluate_residual,
     is_in,
@@ -165,6 +168,33 @@ def test_compile_predicate_when_values_look_like_code_treats_them_as_data() -> N
     predicate = compile_predicate(Eq(Field.ID, hostile))
     assert predicate(Object("t", hostile))
     assert not predicate(Object("t", "x"))
+
+
+class _HostileField:
+    """Not a Field: its ``value`` is Python source, as a hand-built node could carry."""
+
+    value = "id if __import__('os').environ.setdefault('WW_PWNED', '1') else id"
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Eq(_HostileField(), "x"),  # type: ignore[arg-type]
+        In(_HostileField(), frozenset({"x"})),  # type: ignore[arg-type]
+        IsNull(_HostileField()),  # type: ignore[arg-type]
+        AclHas(_HostileField(), frozenset({"k"}), "read"),  # type: ignore[arg-type]
+        Not(Eq(_HostileField(), "x")),  # type: ignore[arg-type]
+    ],
+)
+def test_compile_predicate_when_node_field_is_not_an_enum_member_raises(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WW_PWNED", raising=False)
+    with pytest.raises(UnsupportedPredicate):
+        compile_predicate(node)
+    with pytest.raises(UnsupportedPredicate):
+        compile_filter(node, "t")
+    assert "WW_PWNED" not in os.environ
 
 
 def test_filter_when_types_mixed_raises_for_small_and_large_lists() -> None:

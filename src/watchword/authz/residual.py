@@ -224,6 +224,23 @@ def evaluate_residual(node: Node, obj: Object) -> bool:
     assert_never(node)
 
 
+def _field_name(field: object) -> str:
+    """The attribute name for ``field``, which must be a :class:`Field` member.
+
+    Nodes are plain dataclasses that anyone can build, so the type annotation alone does not
+    keep other text out of the generated source: check at the one place it enters.
+    """
+    if not isinstance(field, Field):
+        raise UnsupportedPredicate(f"unknown field {field!r}")
+    return field.value
+
+
+def _acl_attr(kind: object) -> str:
+    if not isinstance(kind, AclKind):
+        raise UnsupportedPredicate(f"unknown ACL kind {kind!r}")
+    return f"acl_{kind.value}"
+
+
 class _Source:
     """Collects the constants a generated expression refers to by name."""
 
@@ -245,13 +262,13 @@ class _Source:
         if isinstance(node, Not):
             return f"(not {self.expr(node.item)})"
         if isinstance(node, In):
-            return f"(o.{node.field.value} in {self.bind(node.values)})"
+            return f"(o.{_field_name(node.field)} in {self.bind(node.values)})"
         if isinstance(node, Eq):
-            return f"(o.{node.field.value} == {self.bind(node.value)})"
+            return f"(o.{_field_name(node.field)} == {self.bind(node.value)})"
         if isinstance(node, IsNull):
-            return f"(o.{node.field.value} is None)"
+            return f"(o.{_field_name(node.field)} is None)"
         if isinstance(node, AclHas):
-            acl = f"o.acl_{node.kind.value}"
+            acl = f"o.{_acl_attr(node.kind)}"
             action = self.bind(node.action)
             if len(node.keys) == 1:
                 (key,) = node.keys
