@@ -486,3 +486,54 @@ async def test_concurrent_member_adds_without_if_match_all_land(
     final = await groups.get_group(ctx, group.id)
     assert {m.id for m in final.members} == {f"u{i}" for i in range(6)}
     assert final.stamp.version == 7  # every add bumped the version once
+
+
+async def test_lists_show_exactly_the_items_one_may_read(
+    api: httpx.AsyncClient, admin: Headers, act_as: Callable[[str], Headers]
+) -> None:
+    t = tag()
+    org_a = await make_org(api, admin, f"a-{t}")
+    org_b = await make_org(api, admin, f"b-{t}")
+    own = {}
+    for org in (org_a, org_b):
+        r = await api.post(
+            "/v1/roles",
+            json={"name": f"custom-{t}", "organization_id": org, "permissions": {}},
+            headers=admin,
+        )
+        own[org] = r.json()["id"]
+    pm = f"pm-{t}"
+    project = await api.post(
+        f"/v1/organizations/{org_a}/projects", json={"name": "x"}, headers=admin
+    )
+    hidden = await api.post(
+        f"/v1/organizations/{org_a}/projects", json={"name": "y"}, headers=admin
+    )
+    await api.post(
+        f"/v1/organizations/{org_a}/groups",
+        json={
+            "name": "g",
+            "members": [{"id": pm}],
+            "role_ids": ["project-member"],
+            "project_ids": [project.json()["id"]],
+        },
+        headers=admin,
+    )
+    as_pm = act_as(pm)
+    # Roles as seen from A: the catalogue and A's own, never B's; each listed one is readable.
+    listed = await api.get(
+        "/v1/roles", params={"organization_id": org_a, "limit": "500"}, headers=as_pm
+    )
+    ids = {r["id"] for r in listed.json()["items"]}
+    assert own[org_a] in ids and own[org_b] not in ids and "org-admin" in ids
+    for rid in ids:
+        one = await api.get(f"/v1/roles/{rid}", params={"organization_id": org_a}, headers=as_pm)
+        assert one.status_code == 200
+    assert (await api.get(f"/v1/roles/{own[org_b]}", headers=as_pm)).status_code == 404
+    # Projects: project-member reads only the project its group is linked to.
+    projects = await api.get(f"/v1/organizations/{org_a}/projects", headers=as_pm)
+    assert [p["id"] for p in projects.json()["items"]] == [project.json()["id"]]
+    gone = await api.get(f"/v1/organizations/{org_a}/projects/{hidden.json()['id']}", headers=as_pm)
+    assert gone.status_code == 404
+    # Groups: project-member has no groups read; lists are empty, reads are 404.
+    assert (await api.get(f"/v1/organizations/{org_a}/groups", headers=as_pm)).json()["items"] == []
