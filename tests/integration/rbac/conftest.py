@@ -55,7 +55,7 @@ async def db_runtime(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        await engine.dispose()
+        await runtime.close()  # services first (the RBAC service holds a connection)
 
 
 @pytest.fixture

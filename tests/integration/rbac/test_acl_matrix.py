@@ -401,3 +401,19 @@ async def test_acl_is_intersected_with_the_token_scope(
         scope=TokenScope(frozenset({"*:*"}), frozenset({("watchword:projects", w.proj_a1)})),
     )
     assert org_entry(pinned, w.org_a)["endpoints"] == []
+
+
+async def test_generation_reader_recovers_from_a_killed_connection(
+    ctx: StoreContext, service: RbacService, db_runtime: Runtime
+) -> None:
+    if db_runtime.engine.dialect.name != "postgresql":
+        pytest.skip("the held connection is PostgreSQL's")
+    before = await service.generation()
+    held = service._reader._conn
+    assert held is not None
+    pid = (await held.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    async with ctx.engine.connect() as other:
+        await other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    await organizations.create_organization(ctx, name=f"after-kill-{secrets.token_hex(3)}")
+    assert await service.generation() == before + 1  # a fresh connection, the new value
+    assert service._reader._conn is not held
