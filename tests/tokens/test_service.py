@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.clock import FakeClock
 from watchword.errors import (
@@ -17,7 +18,15 @@ from watchword.errors import (
 )
 from watchword.runtime import Runtime
 from watchword.secret import Secret
-from watchword.tokens import NewToken, Owner, Permission, TokenKind, token_service
+from watchword.tokens import (
+    NewToken,
+    Owner,
+    Permission,
+    TokenKind,
+    TokenRecord,
+    store,
+    token_service,
+)
 from watchword.tokens.format import BODY_LENGTH, compose
 from watchword.tokens.tables import api_tokens
 
@@ -200,3 +209,25 @@ async def test_get_and_revoke_unknown_id_is_not_found(runtime: Runtime) -> None:
         await service.get("tok_nope")
     with pytest.raises(NotFound):
         await service.revoke("tok_nope")
+
+
+async def test_verify_when_revoked_during_the_database_read_does_not_cache_the_stale_record(
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = runtime.service(token_service)
+    issued = await service.create(_spec(owner))
+    read_active = store.load_by_hash
+
+    async def revoked_meanwhile(conn: AsyncConnection, digest: str) -> TokenRecord | None:
+        record = await read_active(conn, digest)
+        # The revocation commits and invalidates after this read, before the cache put.
+        await service.cache.invalidate(digest)
+        return record
+
+    monkeypatch.setattr(store, "load_by_hash", revoked_meanwhile)
+    await service.verify(issued.token)  # the read itself was before the revocation
+    monkeypatch.undo()
+    assert service.cache.local.get(issued.record.token_hash) is None
+    await service.revoke(issued.record.id)
+    with pytest.raises(TokenRevoked):
+        await service.verify(issued.token)

@@ -8,10 +8,19 @@ Layers, looked at in order:
 2. Redis when configured: ``<prefix>tokens:v:<sha256>`` holding the record as JSON,
    expiring after the same TTL; shared by every replica.
 
-Keys are SHA-256 digests, never the token. Revocation deletes the Redis entry and
-publishes the digest on ``<prefix>tokens:invalidate``; replicas that listen drop their
-local entry at once, and any replica that missed the message stops trusting its entry
-when the TTL runs out: the revocation bound is ``token_verify_cache_ttl``.
+Keys are SHA-256 digests, never the token. Revocation replaces the Redis entry with a
+tombstone (for one TTL) and publishes the digest on ``<prefix>tokens:invalidate``;
+replicas that listen drop their local entry at once, and any replica that missed the
+message stops trusting its entry when the TTL runs out: the revocation bound is
+``token_verify_cache_ttl``.
+
+Invariants that keep the bound under races:
+
+- a record read from the database *before* a revocation and put *after* it must not be
+  cached: in-process, :meth:`VerifyCache.put` is refused when an invalidation happened
+  since :meth:`VerifyCache.generation` was read; in Redis, entries are only created
+  (``SET NX``), so the tombstone cannot be overwritten by such a late put;
+- an entry copied from Redis into the process lives no longer than it had left in Redis.
 """
 
 from __future__ import annotations
@@ -58,8 +67,10 @@ class LocalTTLCache(Generic[V]):
         self._data.move_to_end(key)
         return entry[1]
 
-    def put(self, key: str, value: V) -> None:
-        self._data[key] = (self._clock.monotonic() + self._ttl, value)
+    def put(self, key: str, value: V, *, ttl_s: float | None = None) -> None:
+        """Keep ``value`` for the cache's TTL, or for ``ttl_s`` if that is shorter."""
+        ttl = self._ttl if ttl_s is None else min(ttl_s, self._ttl)
+        self._data[key] = (self._clock.monotonic() + ttl, value)
         self._data.move_to_end(key)
         while len(self._data) > self._max:
             self._data.popitem(last=False)
@@ -130,10 +141,13 @@ def record_from_json(raw: str | bytes) -> TokenRecord:
     )
 
 
+_TOMBSTONE = b"-"  # a revoked digest's Redis entry: not JSON, so never read as a record
+
+
 class VerifyCache:
     """In-process positive and negative caches, plus the shared Redis layer if any."""
 
-    __slots__ = ("_redis", "_redis_prefix", "_ttl_ms", "local", "negative")
+    __slots__ = ("_generation", "_redis", "_redis_prefix", "_ttl_ms", "local", "negative")
 
     def __init__(
         self,
@@ -154,6 +168,12 @@ class VerifyCache:
         self._redis = redis
         self._redis_prefix = redis_prefix
         self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._generation = 0
+
+    def generation(self) -> int:
+        """A counter bumped by every invalidation; read it before a database look-up and
+        pass it to :meth:`put`, so a record read before a revocation is not cached."""
+        return self._generation
 
     @property
     def channel(self) -> str:
@@ -165,45 +185,63 @@ class VerifyCache:
     async def get_shared(self, token_hash: str) -> TokenRecord | None:
         if self._redis is None:
             return None
+        generation = self._generation
         try:
-            raw = await self._redis.get(self._key(token_hash))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(self._key(token_hash))
+                pipe.pttl(self._key(token_hash))
+                raw, pttl = await pipe.execute()
         except (aioredis.RedisError, OSError) as exc:
             log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
             return None
-        if raw is None:
+        if raw is None or raw == _TOMBSTONE:
             return None
-        record = record_from_json(raw)
-        self.local.put(token_hash, record)
+        try:
+            record = record_from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("token_cache_redis_unreadable", error_type=type(exc).__name__)
+            return None
+        if generation == self._generation:
+            # No longer than the Redis entry itself has left (-1/-2: no expiry / gone).
+            left_s = pttl / 1000 if isinstance(pttl, int) and pttl > 0 else 0.0
+            self.local.put(token_hash, record, ttl_s=left_s)
         return record
 
-    async def put(self, record: TokenRecord) -> None:
+    async def put(self, record: TokenRecord, *, generation: int | None = None) -> None:
+        """Cache ``record``, unless an invalidation happened since ``generation``."""
+        if generation is not None and generation != self._generation:
+            return
         self.local.put(record.token_hash, record)
         if self._redis is None:
             return
         try:
             await self._redis.set(
-                self._key(record.token_hash), record_to_json(record), px=self._ttl_ms
+                self._key(record.token_hash), record_to_json(record), px=self._ttl_ms, nx=True
             )
         except (aioredis.RedisError, OSError) as exc:
             log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
 
     async def invalidate(self, token_hash: str) -> None:
-        """Forget ``token_hash`` here, in Redis, and (by pub/sub) on listening replicas."""
-        self.local.pop(token_hash)
-        self.negative.pop(token_hash)
+        """Forget ``token_hash`` here, in Redis, and (by pub/sub) on listening replicas.
+
+        The Redis entry becomes a tombstone for one TTL rather than going away, so that a
+        record some replica read before this invalidation cannot be put back there."""
+        self.drop_local(token_hash)
         if self._redis is None:
             return
         try:
-            await self._redis.delete(self._key(token_hash))
+            await self._redis.set(self._key(token_hash), _TOMBSTONE, px=self._ttl_ms)
             await self._redis.publish(self.channel, token_hash)
         except (aioredis.RedisError, OSError) as exc:
             log.warning("token_cache_redis_unavailable", error_type=type(exc).__name__)
 
     def drop_local(self, token_hash: str) -> None:
+        self._generation += 1
         self.local.pop(token_hash)
         self.negative.pop(token_hash)
 
     def clear_local(self) -> None:
         """Forget everything held in-process (after missing invalidation messages)."""
+        self._generation += 1
         self.local.clear()
         self.negative.clear()

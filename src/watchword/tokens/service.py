@@ -136,6 +136,7 @@ class TokenService:
         if shared is not None:
             return shared, "redis"
         now = self.runtime.clock.now()
+        generation = self.cache.generation()
         async with self.runtime.engine.connect() as conn:
             record = await store.load_by_hash(conn, digest)
             if record is None or not constant_time_equal(record.token_hash, digest):
@@ -146,7 +147,7 @@ class TokenService:
             ):
                 await store.touch_last_used(conn, record.id, now, now - LAST_USED_INTERVAL)
                 await conn.commit()
-        await self.cache.put(record)
+        await self.cache.put(record, generation=generation)
         return record, "database"
 
     # --- management ----------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -84,3 +85,38 @@ async def test_redis_layer_serves_another_replica_without_sql(
     finally:
         event.remove(b.engine.sync_engine, "before_cursor_execute", record)
     assert statements == []
+
+
+async def test_a_record_read_before_a_revocation_is_not_put_back_into_redis(
+    replicas: tuple[Runtime, Runtime],
+) -> None:
+    a, b = replicas
+    issued = await a.service(token_service).create(
+        NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s3"), frozenset())
+    )
+    stale = await a.service(token_service).verify(issued.token)  # active, as read earlier
+    await b.service(token_service).revoke(issued.record.id)
+    # a's put of what it read before the revocation lands after it (a slow replica):
+    await a.service(token_service).cache.put(stale)
+    a.service(token_service).cache.clear_local()
+    with pytest.raises(TokenRevoked):
+        await a.service(token_service).verify(issued.token)
+    with pytest.raises(TokenRevoked):
+        await b.service(token_service).verify(issued.token)
+
+
+async def test_an_entry_copied_from_redis_lives_no_longer_than_it_had_left_there(
+    replicas: tuple[Runtime, Runtime],
+) -> None:
+    a, b = replicas
+    issued = await a.service(token_service).create(
+        NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s4"), frozenset())
+    )
+    await a.service(token_service).verify(issued.token)  # fills Redis for one TTL
+    assert a.redis is not None
+    key = a.service(token_service).cache._key(issued.record.token_hash)
+    await a.redis.pexpire(key, 1000)  # the Redis entry is near the end of its TTL
+    await b.service(token_service).verify(issued.token)  # copied into b's process
+    assert isinstance(b.clock, FakeClock)
+    b.clock.advance(timedelta(seconds=2))
+    assert b.service(token_service).cache.local.get(issued.record.token_hash) is None
