@@ -1,21 +1,28 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 from watchword.clock import FakeClock
 from watchword.config import load_settings
-from watchword.errors import TokenExpired
+from watchword.errors import RedisUnavailable, TokenExpired
 from watchword.runtime import Runtime
+from watchword.secret import Secret
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 from watchword.tokens import Owner, TokenKind, token_service
 from watchword.tokens.integration import IntegrationRotator, IntegrationSpec, rotate_integration
-from watchword.tokens.plaintext_cache import LocalPlaintextCache
+from watchword.tokens.plaintext_cache import (
+    CachedPlaintext,
+    LocalPlaintextCache,
+    RedisPlaintextCache,
+    derive_key,
+)
 from watchword.tokens.tables import api_tokens
 
 
@@ -81,3 +88,21 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
         assert count == 1
     finally:
         await engine.dispose()
+
+
+async def test_redis_plaintext_cache_when_redis_is_down_raises_redis_unavailable() -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    cache = RedisPlaintextCache(client, prefix="ww-test:", key=derive_key("k" * 32))
+    value = CachedPlaintext(Secret("wwi_x"), datetime(2026, 1, 1, tzinfo=UTC))
+    try:
+        for call in (
+            cache.load("k"),
+            cache.save("k", value, timedelta(seconds=1)),
+            cache.forget("k"),
+        ):
+            with pytest.raises(RedisUnavailable) as info:
+                await call
+            assert info.value.code == "redis_unavailable"
+            assert "127.0.0.1" not in info.value.detail
+    finally:
+        await client.aclose()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from watchword.errors import ConfigurationError
+from watchword.errors import ConfigurationError, RedisUnavailable
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
 from watchword.tokens.model import Owner
@@ -112,7 +112,10 @@ class RedisPlaintextCache:
 
     async def load(self, key: str) -> CachedPlaintext | None:
         name = self._name(key)
-        raw = await self._redis.get(name)
+        try:
+            raw = await self._redis.get(name)
+        except (aioredis.RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
         if raw is None:
             return None
         sealed: bytes = raw if isinstance(raw, bytes) else raw.encode()
@@ -122,17 +125,33 @@ class RedisPlaintextCache:
             # Sealed under another secret_key (rotated setting) or tampered: a miss.
             log.warning("token_rotation_cache_undecryptable")
             return None
-        data = json.loads(plain)
-        return CachedPlaintext(
-            token=Secret(data["t"]), cached_at=datetime.fromisoformat(data["at"])
-        )
+        try:
+            data = json.loads(plain)
+            return CachedPlaintext(
+                token=Secret(data["t"]), cached_at=datetime.fromisoformat(data["at"])
+            )
+        except (ValueError, KeyError, TypeError):
+            # Authenticated but not ours to read (another version's layout): a miss.
+            log.warning("token_rotation_cache_unreadable")
+            return None
 
     async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
         name = self._name(key)
         nonce = os.urandom(_NONCE_BYTES)
         plain = json.dumps({"t": value.token.reveal(), "at": value.cached_at.isoformat()})
         sealed = nonce + self._aead.encrypt(nonce, plain.encode(), name.encode())
-        await self._redis.set(name, sealed, px=max(1, int(ttl.total_seconds() * 1000)))
+        try:
+            await self._redis.set(name, sealed, px=max(1, int(ttl.total_seconds() * 1000)))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
 
     async def forget(self, key: str) -> None:
-        await self._redis.delete(self._name(key))
+        try:
+            await self._redis.delete(self._name(key))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: BaseException) -> RedisUnavailable:
+    # Only the class name: a Redis error's text can carry the URL (and its password).
+    return RedisUnavailable(f"the rotation cache in Redis failed ({type(exc).__name__})")
