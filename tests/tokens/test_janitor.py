@@ -6,11 +6,13 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from watchword.clock import FakeClock
+from watchword.errors import DatabaseUnavailable
 from watchword.locks import Locks, SQLiteBackend
 from watchword.runtime import Runtime
-from watchword.tokens import NewToken, Owner, TokenKind, token_service
+from watchword.tokens import NewToken, Owner, TokenKind, store, token_service
 from watchword.tokens.janitor import LEASE_KEY, run_janitor, run_janitor_forever
 from watchword.tokens.rotation import DeletionReason
 from watchword.tokens.tables import api_tokens
@@ -138,3 +140,25 @@ async def test_run_janitor_forever_runs_until_stopped(runtime: Runtime, owner: O
     assert len(await _ids(runtime)) == 4
     with pytest.raises(ValueError, match="every"):
         await run_janitor_forever(runtime, every=timedelta(0))
+
+
+async def test_run_janitor_forever_when_the_database_fails_logs_and_keeps_running(
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _cases(runtime, owner)
+
+    async def broken(*args: object, **kwargs: object) -> list[object]:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(store, "find_janitor_candidates", broken)
+    with pytest.raises(DatabaseUnavailable) as info:
+        await run_janitor(runtime)
+    assert info.value.code == "database_unavailable"
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_janitor_forever(runtime, every=timedelta(milliseconds=10), stop=stop)
+    )
+    await asyncio.sleep(0.1)
+    assert not task.done()  # a failed run is logged; the loop waits for the next period
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from watchword.errors import LockTimeout, WatchwordError
+from sqlalchemy.exc import SQLAlchemyError
+
+from watchword.errors import DatabaseUnavailable, LockTimeout, WatchwordError
 from watchword.locks import Lease, Locks, runtime_locks
 from watchword.observability.logging import get_logger
 from watchword.runtime import Runtime
@@ -83,6 +85,9 @@ async def run_janitor(
             lease=lease,
             lease_ttl=lease_ttl,
         )
+    except (SQLAlchemyError, OSError) as exc:
+        # Only the class name: a driver's message can carry the database URL.
+        raise DatabaseUnavailable(f"token janitor: database failed ({type(exc).__name__})") from exc
     finally:
         await locks.release(lease)
     if not dry_run:
