@@ -106,3 +106,15 @@ async def test_redis_plaintext_cache_when_redis_is_down_raises_redis_unavailable
             assert "127.0.0.1" not in info.value.detail
     finally:
         await client.aclose()
+
+
+async def test_rotate_integration_after_its_token_is_revoked_hands_out_a_new_one(
+    runtime: Runtime, owner: Owner
+) -> None:
+    service = runtime.service(token_service)
+    first = await rotate_integration(runtime, owner)
+    record = await service.verify(first)
+    await service.revoke(record.id)
+    second = await rotate_integration(runtime, owner)  # within the rotation cache TTL
+    assert second.reveal() != first.reveal()
+    assert (await service.verify(second)).kind is TokenKind.INTEGRATION

@@ -127,6 +127,11 @@ class IntegrationRotator:
         self._metrics.rotations.labels("rotated").inc()
         return token
 
+    async def forget(self, owner: Owner, name: str) -> None:
+        """Drop the cached plaintext of (owner, name), e.g. because that token was revoked:
+        the next :meth:`current` rotates instead of handing out a dead token."""
+        await self._cache.forget(cache_key(owner, name))
+
     async def _rotate(self, conn: AsyncConnection, spec: IntegrationSpec) -> Secret:
         settings = self._runtime.settings
         now = self._runtime.clock.now()

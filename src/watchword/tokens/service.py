@@ -33,8 +33,10 @@ from watchword.errors import (
     TokenMalformed,
     TokenRevoked,
     TokenUnknown,
+    Unavailable,
 )
 from watchword.ids import new_id
+from watchword.observability.logging import get_logger
 from watchword.runtime import Runtime
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
@@ -60,6 +62,7 @@ __all__ = [
 LAST_USED_INTERVAL: Final = timedelta(minutes=1)
 MAX_PAGE: Final = 200
 _UNKNOWN_DETAIL: Final = "credentials are not valid"
+log = get_logger("watchword.tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,21 @@ class TokenService:
             if await store.revoke_token(conn, token_id, now):
                 record = replace(record, revoked_at=now, version=record.version + 1)
         await self.cache.invalidate(record.token_hash)
+        if record.kind is TokenKind.INTEGRATION:
+            await self._forget_rotation_cache(record)
         return record
+
+    async def _forget_rotation_cache(self, record: TokenRecord) -> None:
+        # Imported here: the rotator is built on this service (a module-level import
+        # would be circular).
+        from watchword.tokens.integration import integration_rotator
+
+        try:
+            await self.runtime.service(integration_rotator).forget(record.owner, record.name)
+        except Unavailable as exc:
+            # The revocation stands; the rotation cache then hands the dead token out
+            # until token_rotation_cache_ttl, as if nothing had been forgotten.
+            log.warning("token_rotation_cache_not_forgotten", code=exc.code)
 
     async def find_presented(self, presented: Secret) -> TokenRecord | None:
         """The stored token ``presented`` is, whatever its state; ``None`` if none."""
