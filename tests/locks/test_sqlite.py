@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,3 +79,40 @@ async def test_doorbell_delivers_key_to_other_listener(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_doorbell_when_its_directory_is_a_planted_symlink_touches_nothing_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A short base: Unix socket paths are limited to about 108 bytes.
+    base = Path(tempfile.mkdtemp(prefix="ww-", dir="/tmp"))
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(base))
+        victim = base / "v"
+        victim.mkdir(mode=0o700)
+        precious = victim / "precious.txt"
+        precious.write_text("keep me")
+        bell = Doorbell(str(base / "db.sqlite3"), SignalHub())
+        bell.directory.symlink_to(victim, target_is_directory=True)
+        await bell.listen()
+        try:
+            bell.ring("k")
+            assert precious.read_text() == "keep me"
+            assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]  # no socket
+        finally:
+            bell.close()
+    finally:
+        shutil.rmtree(base)
+
+
+async def test_doorbell_ring_leaves_files_that_are_not_sockets(tmp_path: Path) -> None:
+    bell = Doorbell(str(tmp_path / "db.sqlite3"), SignalHub())
+    await bell.listen()
+    stray = bell.directory / f"stray-{tmp_path.name}.txt"
+    try:
+        stray.write_text("not a socket")
+        bell.ring("k")
+        assert stray.exists()
+    finally:
+        stray.unlink(missing_ok=True)
+        bell.close()

@@ -40,7 +40,7 @@ class _Receiver(asyncio.DatagramProtocol):
 class Doorbell:
     """Ring the other processes' waiters for a key; hear them ring ours."""
 
-    __slots__ = ("_dir", "_hub", "_own", "_sender", "_start_lock", "_transport")
+    __slots__ = ("_dir", "_hub", "_own", "_sender", "_start_lock", "_transport", "_usable")
 
     def __init__(self, database: str, hub: SignalHub) -> None:
         digest = hashlib.sha256(os.path.abspath(database).encode()).hexdigest()[:16]
@@ -50,6 +50,7 @@ class Doorbell:
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: socket.socket | None = None
         self._start_lock = asyncio.Lock()
+        self._usable: bool | None = None
 
     @property
     def directory(self) -> Path:
@@ -61,13 +62,25 @@ class Doorbell:
         return hasattr(socket, "AF_UNIX")
 
     def _usable_dir(self) -> bool:
+        """Whether the directory is ours alone; decided once (in a sticky temp directory
+        nobody else can remove or replace it after that)."""
+        if self._usable is None:
+            self._usable = self._check_dir()
+        return self._usable
+
+    def _check_dir(self) -> bool:
         try:
             self._dir.mkdir(mode=0o700, exist_ok=True)
-            info = self._dir.stat()
+            info = self._dir.lstat()
         except OSError:
             return False
-        # Somebody else's directory could feed us or hide our sockets: do not use it.
-        return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+        # Somebody else's directory could feed us or hide our sockets, and a symlink
+        # planted under the predictable name would point ring() at any directory we can
+        # write (where it unlinks what refuses a datagram): use only a real directory of
+        # ours that nobody else may write.
+        return (
+            stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
+        )
 
     async def listen(self) -> None:
         """Bind this process's socket (once) before its first attempt on a key."""
@@ -93,7 +106,7 @@ class Doorbell:
 
     def ring(self, key: str) -> None:
         """Tell every other listening process that ``key`` was released."""
-        if not self.available:
+        if not self.available or not self._usable_dir():
             return
         if self._sender is None:
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -105,6 +118,11 @@ class Doorbell:
             return
         for entry in peers:
             if self._own is not None and entry.path == str(self._own):
+                continue
+            try:
+                if not stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                    continue  # only sockets are rung, and only sockets are ever removed
+            except OSError:
                 continue
             try:
                 self._sender.sendto(payload, entry.path)
