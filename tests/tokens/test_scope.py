@@ -57,3 +57,14 @@ def test_normalize_scopes_bad_name_is_invalid_with_pointer(bad: str) -> None:
 def test_normalize_scopes_too_many_is_invalid() -> None:
     with pytest.raises(InvalidInput):
         normalize_scopes([f"r{i}:read" for i in range(101)])
+
+
+def test_effective_scopes_read_only_keeps_only_read_only_actions() -> None:
+    from watchword.tokens.scope import effective_scopes
+
+    names = frozenset({"compute:clusters:*", "compute:clusters:delete", "watchword:acl:read"})
+    ro = effective_scopes(names, Permission.READ_ONLY)
+    assert ro == frozenset(
+        {"compute:clusters:read", "compute:clusters:check", "watchword:acl:read"}
+    )
+    assert effective_scopes(names, Permission.READ_WRITE) == names

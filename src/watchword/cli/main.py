@@ -46,7 +46,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "watchword.cli.rbac",
     "watchword.cli.migrate_legacy",
     "watchword.cli.token",
-    "watchword.cli.lock",
 )
 for _name in COMMAND_MODULES:
     try:
@@ -55,7 +54,8 @@ for _name in COMMAND_MODULES:
         if _exc.name != _name:
             raise
         continue
-    for _typer, _group in getattr(_module, "GROUPS", [(_module.app, _module.NAME)]):
+    _groups = _module.GROUPS if hasattr(_module, "GROUPS") else [(_module.app, _module.NAME)]
+    for _typer, _group in _groups:
         app.add_typer(_typer, name=_group)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]

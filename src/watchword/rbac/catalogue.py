@@ -31,6 +31,7 @@ CATALOGUE_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "watchword:acl": ("read",),
         "watchword:role-bindings": CRUD,
         "watchword:system-accounts": CRUD,
+        "watchword:authz": ("check",),
     }
 )
 
@@ -91,6 +92,11 @@ CATALOGUE_ROLES: tuple[SeedRole, ...] = (
                 _allow("watchword:service-accounts", "read"),
             ]
         },
+    ),
+    SeedRole(
+        "authz-client",
+        "A service that asks /v1/authz questions about any subject (global).",
+        {"global": [_allow("watchword:authz", "check")]},
     ),
     SeedRole(
         "project-member",

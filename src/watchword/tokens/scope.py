@@ -15,11 +15,21 @@ from typing import Final
 
 from watchword.errors import InvalidInput
 
-__all__ = ["MAX_SCOPES", "Permission", "covers", "name_covered", "normalize_scopes"]
+__all__ = [
+    "MAX_SCOPES",
+    "READ_ONLY_ACTIONS",
+    "Permission",
+    "covers",
+    "effective_scopes",
+    "name_covered",
+    "normalize_scopes",
+]
 
 WILDCARD: Final = "*"
 _NAME = re.compile(r"(?:\*|[a-z0-9][a-z0-9_.:-]{0,120}):(?:\*|[a-z0-9][a-z0-9_.-]{0,60})")
 MAX_SCOPES: Final = 100
+# Rules: the actions a read-only token keeps; every other action is dropped from its scope.
+READ_ONLY_ACTIONS: Final = frozenset({"read", "check"})
 
 
 class Permission(StrEnum):
@@ -61,3 +71,23 @@ def covers(
     return held_permission.covers(requested_permission) and all(
         name_covered(held, name) for name in requested
     )
+
+
+def effective_scopes(names: frozenset[str], permission: Permission) -> frozenset[str]:
+    """The scope names the policy engine narrows a token's owner to.
+
+    A read-write token keeps its names. A read-only token keeps only the read-only actions
+    (:data:`READ_ONLY_ACTIONS`) of each name: ``compute:clusters:*`` becomes
+    ``compute:clusters:read`` and ``compute:clusters:check``, ``compute:clusters:delete`` is
+    dropped. So ``ro`` is enforced by the same scope check as the names themselves.
+    """
+    if permission is Permission.READ_WRITE:
+        return names
+    kept: set[str] = set()
+    for name in names:
+        resource, _, action = name.rpartition(":")
+        if action == WILDCARD:
+            kept.update(f"{resource}:{a}" for a in READ_ONLY_ACTIONS)
+        elif action in READ_ONLY_ACTIONS:
+            kept.add(name)
+    return frozenset(kept)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import column, table
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
-from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
+from watchword.api.deps import Principal, RuntimeDep
 from watchword.authz import (
     NO_ACL,
     AclTable,
@@ -31,6 +31,7 @@ from watchword.authz import (
 )
 from watchword.authz.sql import NoAcl
 from watchword.errors import InvalidInput, PermissionDenied
+from watchword.rbac.routes.access import AccessDep
 from watchword.rbac.service import rbac_service
 from watchword.runtime import Runtime
 
@@ -133,25 +134,13 @@ class FilterRequest(SubjectPart):
     sql: SqlTarget | None = None
 
 
-async def _may_ask(runtime: Runtime, principal: Principal) -> None:
-    """Asking questions about arbitrary subjects is an administrative power."""
-    if principal.superuser:
-        return
-    service = runtime.service(rbac_service)
-    await service.generation()
-    if principal.issuer is None or principal.subject is None:
-        raise PermissionDenied("this credential may not ask authorization questions")
-    resolved = await service.resolve(principal.issuer, principal.subject)
-    from watchword.authz import Object
-
-    decision = service.engine.check(resolved.compiled, "check", Object(type=AUTHZ_RESOURCE, id="*"))
-    if not decision.allowed:
-        raise PermissionDenied(f"asking authorization questions needs {AUTHZ_RESOURCE}:check")
-
-
-async def asker(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
-    await _may_ask(runtime, principal)
-    return principal
+async def asker(access: AccessDep) -> Principal:
+    """Asking questions about arbitrary subjects is an administrative power: an
+    administrator, or a subject granted ``watchword:authz`` ``check`` (e.g. the seeded
+    ``authz-client`` role)."""
+    if not await access.allowed("authz", "check", "*"):
+        raise PermissionDenied(f"asking authorization questions needs {AUTHZ_RESOURCE} check")
+    return access.principal
 
 
 AskerDep = Annotated[Principal, Depends(asker)]

@@ -1,7 +1,7 @@
 """Tokens: API tokens (hashed) and the anchor rows integration-token rotation locks.
 
 Revision ID: 0003_tokens
-Revises: 0001_foundation
+Revises: 0002_locks
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_tokens"
-down_revision = "0001_foundation"
+down_revision = "0002_locks"
 branch_labels = None
 depends_on = None
 

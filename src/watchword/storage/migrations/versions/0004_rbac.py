@@ -3,7 +3,7 @@ roles, resource types, role bindings, service and system accounts, the generatio
 seeds watchword's own resource types and roles (``watchword.rbac.catalogue``).
 
 Revision ID: 0004_rbac
-Revises: 0001_foundation
+Revises: 0003_tokens
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_rbac"
-down_revision = "0001_foundation"
+down_revision = "0003_tokens"
 branch_labels = None
 depends_on = None
 
