@@ -7,9 +7,10 @@ expiry at all (made before integration tokens always got one). A database pre-fi
 selects candidates in id order, in batches; the pure rule has the last word on each.
 
 One replica at a time: the run holds the lease ``tokens:janitor`` from
-:mod:`watchword.locks` (the database backend of the runtime's engine) and does not wait
-for it; a replica that finds it taken skips the run. ``dry_run`` counts and deletes
-nothing. Deletions are counted in ``watchword_token_janitor_deleted_total{reason}``.
+:mod:`watchword.locks` (the runtime's shared locks: Redis if configured, else the
+database) and does not wait for it; a replica that finds it taken skips the run.
+``dry_run`` counts and deletes nothing. Deletions are counted in
+``watchword_token_janitor_deleted_total{reason}``.
 """
 
 from __future__ import annotations
