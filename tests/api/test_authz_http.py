@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.bootstrap import create_admin_key
 from watchword.rbac.service import store_context
@@ -16,6 +17,11 @@ ISS = "https://id.example.com"
 
 @pytest.fixture
 async def admin(runtime: Runtime) -> dict[str, str]:
+    return await seed_policy(runtime)
+
+
+async def seed_policy(runtime: Runtime) -> dict[str, str]:
+    """Store a small policy and return admin credentials."""
     ctx = store_context(runtime)
     await create_resource_type(
         ctx, name="compute:clusters", actions=["create", "read", "update", "delete"]
@@ -226,3 +232,44 @@ async def test_authz_filter_rejects_unsafe_identifiers(
         headers=admin,
     )
     assert r.status_code == 400 and r.json()["pointer"] == "/sql/table"
+
+
+async def test_authz_checks_are_measured_and_decisions_logged(
+    sqlite_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json as jsonlib
+
+    import structlog
+
+    from watchword.api.app import create_app
+    from watchword.clock import FakeClock
+    from watchword.config import LogFormat, load_settings
+    from watchword.observability.logging import configure_logging
+    from watchword.storage.migrate import upgrade_engine
+
+    await upgrade_engine(sqlite_engine)
+    settings = load_settings(environ={}, authz_observe_every=1, decision_log_sample_rate=1.0)
+    runtime = Runtime(settings=settings, engine=sqlite_engine, clock=FakeClock())
+    app = create_app(runtime=runtime)
+    configure_logging("info", LogFormat.JSON)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            headers = await seed_policy(runtime)
+            r = await client.post(
+                "/v1/authz/check",
+                json={"subject": BOB, "action": "read", "object": _obj("c1")},
+                headers=headers,
+            )
+            assert r.json()["allowed"] is True
+            metrics = (await client.get("/metrics")).text
+    finally:
+        structlog.reset_defaults()
+    assert 'watchword_authz_check_duration_seconds_count{outcome="allowed"} 1.0' in metrics
+    events = [
+        jsonlib.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if '"authz.decision"' in line
+    ]
+    assert len(events) == 1 and events[0]["action"] == "read"

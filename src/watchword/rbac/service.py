@@ -30,7 +30,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.authz.compile import CompiledSubject
+from watchword.authz.decisionlog import DecisionEvent, DecisionLog
 from watchword.authz.engine import Engine
+from watchword.authz.metrics import AuthzMetrics
 from watchword.authz.model import Policy, Registry, TokenScope
 from watchword.clock import Clock
 from watchword.errors import InvalidInput
@@ -47,6 +49,7 @@ from watchword.runtime import Runtime
 __all__ = [
     "CACHE_SIZE",
     "RbacService",
+    "authz_engine",
     "Resolved",
     "rbac_service",
     "scope_key",
@@ -163,12 +166,13 @@ class RbacService:
         clock: Clock,
         registry: CollectorRegistry | None = None,
         cache_size: int = CACHE_SIZE,
+        engine: Engine | None = None,
     ) -> None:
         self.ctx = ctx
         self.authz_claim = authz_claim
         self.ttl = ttl.total_seconds()
         self.clock = clock
-        self.engine = Engine(Policy(Registry(), {}, version=0))
+        self.engine = engine or Engine(Policy(Registry(), {}, version=0))
         self._reader = _GenerationReader(ctx.engine)
         self._generation = -1
         self._trust: dict[str, IssuerTrust] = {}  # by issuer URL, for self._generation
@@ -286,6 +290,28 @@ class RbacService:
         return resolved.document(organization_id)
 
 
+def authz_engine(runtime: Runtime) -> Engine:
+    """The runtime's policy engine: metrics on the runtime's registry, checks observed one in
+    ``authz_observe_every``, decisions logged (structlog, event ``authz.decision``) at
+    ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
+    settings = runtime.settings
+    decision_log = None
+    if settings.decision_log_sample_rate > 0:
+        decisions = get_logger("watchword.authz.decisions")
+        def sink(event: DecisionEvent) -> None:
+            fields = event.to_dict()
+            decisions.info(str(fields.pop("event")), **fields)
+
+        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
+    return Engine(
+        Policy(Registry(), {}, version=0),
+        metrics=AuthzMetrics(runtime.registry),
+        observe_every=settings.authz_observe_every,
+        decision_log=decision_log,
+        clock=runtime.clock,
+    )
+
+
 def rbac_service(runtime: Runtime) -> RbacService:
     """The runtime's RBAC service (``runtime.service(rbac_service)``)."""
     settings = runtime.settings
@@ -295,6 +321,7 @@ def rbac_service(runtime: Runtime) -> RbacService:
         ttl=settings.acl_cache_ttl,
         clock=runtime.clock,
         registry=runtime.registry,
+        engine=authz_engine(runtime),
     )
 
 
