@@ -7,7 +7,6 @@ environment).
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,25 +16,24 @@ from fastapi import FastAPI
 from watchword import __version__
 from watchword.api.middleware import RequestContextMiddleware
 from watchword.api.problem import install_problem_handlers
+from watchword.api.routes import (
+    acl,
+    admin,
+    authz,
+    health,
+    oauth,
+    rbac,
+    resource_types,
+    roles,
+    tokens,
+)
 from watchword.config import Settings, load_settings
 from watchword.observability.metrics import HttpMetrics
 from watchword.observability.tracing import configure_tracing
 from watchword.runtime import Runtime
 
-__all__ = ["ROUTER_MODULES", "create_app"]
+__all__ = ["background_jobs", "create_app"]
 
-# Each module exposes ``router``; included in this order.
-ROUTER_MODULES: tuple[str, ...] = (
-    "watchword.api.routes.health",
-    "watchword.api.routes.admin",
-    "watchword.api.routes.authz",
-    "watchword.api.routes.resource_types",
-    "watchword.api.routes.roles",
-    "watchword.api.routes.rbac",
-    "watchword.api.routes.acl",
-    "watchword.api.routes.tokens",
-    "watchword.api.routes.oauth",
-)
 
 DESCRIPTION = """\
 watchword: identity broker and authorization engine for multi-tenant platforms.
@@ -105,12 +103,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
-    for name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a part not in this build
+    for module in (health, admin, authz, resource_types, roles, rbac, acl, tokens, oauth):
         app.include_router(module.router)
     return app

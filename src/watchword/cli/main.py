@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import sys
 from typing import Annotated
@@ -12,7 +11,12 @@ import typer
 from rich.table import Table
 
 from watchword import __version__
+from watchword.cli import authz as authz_commands
 from watchword.cli import db as db_commands
+from watchword.cli import migrate_legacy
+from watchword.cli import policy as policy_commands
+from watchword.cli import rbac as rbac_commands
+from watchword.cli import token as token_commands
 from watchword.cli.output import (
     CliState,
     console,
@@ -39,24 +43,11 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
 
-# Each module exposes ``app`` (a Typer) and ``NAME`` (its command group).
-COMMAND_MODULES: tuple[str, ...] = (
-    "watchword.cli.authz",
-    "watchword.cli.policy",
-    "watchword.cli.rbac",
-    "watchword.cli.migrate_legacy",
-    "watchword.cli.token",
-)
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _name:
-            raise
-        continue
-    _groups = _module.GROUPS if hasattr(_module, "GROUPS") else [(_module.app, _module.NAME)]
-    for _typer, _group in _groups:
-        app.add_typer(_typer, name=_group)
+# Each module exposes ``app`` (a Typer) and ``NAME`` (its command group), or ``GROUPS``.
+for _module in (authz_commands, policy_commands, migrate_legacy, token_commands):
+    app.add_typer(_module.app, name=_module.NAME)
+for _typer, _group in rbac_commands.GROUPS:
+    app.add_typer(_typer, name=_group)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
