@@ -83,3 +83,11 @@ def test_config_secret_key_is_redacted_but_durations_are_shown() -> None:
     assert shown["secret_key"] != "k" * 40 and "k" * 40 not in repr(shown)
     assert shown["token_grace_period"] == "86400s"
     assert "k" * 40 not in repr(s)
+
+
+def test_config_every_setting_is_documented() -> None:
+    from watchword.config import Settings
+
+    doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    missing = [n for n in Settings.model_fields if f"`WATCHWORD_{n.upper()}" not in doc]
+    assert missing == []
