@@ -298,6 +298,7 @@ def authz_engine(runtime: Runtime) -> Engine:
     decision_log = None
     if settings.decision_log_sample_rate > 0:
         decisions = get_logger("watchword.authz.decisions")
+
         def sink(event: DecisionEvent) -> None:
             fields = event.to_dict()
             decisions.info(str(fields.pop("event")), **fields)
