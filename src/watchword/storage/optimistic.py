@@ -6,9 +6,10 @@ Two guards, both a single conditional ``UPDATE`` whose row count tells who won:
   WHERE <row> AND version = :read_version``; zero rows means the record changed (or
   went away) since it was read, and :class:`~watchword.errors.VersionConflict` is raised
   for the caller to re-read and retry (:func:`retry_on_conflict`).
-- :func:`update_fenced`: ``UPDATE … SET …, fence = :fence WHERE <row> AND fence <
-  :fence``; a writer holding an older lock grant than the last writer is refused, so
-  a holder that lost its lease cannot overwrite its successor's work.
+- :func:`update_fenced`: ``UPDATE … SET …, fence = :fence WHERE <row> AND (fence IS
+  NULL OR fence < :fence)``; a writer holding an older lock grant than the last writer is
+  refused, so a holder that lost its lease cannot overwrite its successor's work. A row
+  never written under a fence (NULL) takes any fence.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Table, update
+from sqlalchemy import ColumnElement, Table, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.errors import VersionConflict
@@ -64,9 +65,12 @@ async def update_fenced(
     fence_column: str = "fence",
 ) -> bool:
     """Apply ``values`` and store ``fence`` if ``fence`` is newer than the one stored
-    beside the row; ``False`` (nothing written) when a newer grant already wrote."""
+    beside the row (or none is); ``False`` (nothing written) when a newer grant already
+    wrote."""
     stored = table.c[fence_column]
-    stmt = update(table).where(where, stored < fence).values({**values, fence_column: fence})
+    # NULL < :fence is NULL, which would refuse every write to a row not yet fenced.
+    newer = or_(stored.is_(None), stored < fence)
+    stmt = update(table).where(where, newer).values({**values, fence_column: fence})
     result = await conn.execute(stmt)
     return result.rowcount == 1
 
