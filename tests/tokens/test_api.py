@@ -218,3 +218,15 @@ async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
     child = await _create(client, admin, scopes=["projects:read"], permission="ro")
     r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=h)
     assert r.status_code == 201
+
+
+async def test_tokens_token_principal_cannot_rotate_a_sibling_of_another_organization_is_403(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    mine = await _create(client, admin, organization_id="org-1")
+    other = await _create(client, admin, organization_id="org-2")
+    r = await client.post(f"/v1/tokens/{other['id']}/rotate", headers=_bearer(str(mine["token"])))
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    same = await _create(client, admin, organization_id="org-1")
+    r = await client.post(f"/v1/tokens/{same['id']}/rotate", headers=_bearer(str(mine["token"])))
+    assert r.status_code == 201 and r.json()["organization_id"] == "org-1"

@@ -4,9 +4,9 @@ Who may do what:
 
 - a superuser (bootstrap admin key) may do everything, for any owner;
 - a token principal may list, get and revoke the tokens of its own owner (issuer,
-  subject), rotate those whose scopes and permission are within its own, and create
-  **personal** tokens for that owner within its own (a token cannot mint a stronger one,
-  neither new nor as a successor);
+  subject); rotate those of its organization whose scopes and permission are within
+  its own; and create **personal** tokens for that owner, its organization and within
+  its own scopes (a token cannot mint a stronger one, neither new nor as a successor);
 - anything else on a token that is not the caller's own answers 404, not 403, so a
   caller learns nothing about other owners' tokens.
 
@@ -206,6 +206,8 @@ async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeD
         mine = await runtime.service(token_service).get(principal.id)
         if not covers(mine.scopes, mine.permission, record.scopes, record.permission):
             raise PermissionDenied("the rotated token's scopes must be within the caller's own")
+        if principal.organization_id not in (None, record.organization_id):
+            raise PermissionDenied("a token may only rotate tokens of its own organization")
     issued = await runtime.service(token_service).rotate(token_id)
     return _created(issued, runtime.clock.now())
 
