@@ -4,11 +4,13 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.clock import FakeClock
 from watchword.errors import (
     Conflict,
+    DatabaseUnavailable,
     InvalidInput,
     NotFound,
     TokenExpired,
@@ -231,3 +233,23 @@ async def test_verify_when_revoked_during_the_database_read_does_not_cache_the_s
     await service.revoke(issued.record.id)
     with pytest.raises(TokenRevoked):
         await service.verify(issued.token)
+
+
+async def test_verify_when_the_database_fails_raises_database_unavailable(
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = runtime.service(token_service)
+    issued = await service.create(_spec(owner))
+
+    async def broken(*args: object, **kwargs: object) -> TokenRecord | None:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(store, "load_by_hash", broken)
+    monkeypatch.setattr(store, "load_by_id", broken)
+    with pytest.raises(DatabaseUnavailable) as info:
+        await service.verify(issued.token)
+    assert info.value.code == "database_unavailable"
+    assert "server closed" not in info.value.detail
+    for call in (service.get(issued.record.id), service.revoke(issued.record.id)):
+        with pytest.raises(DatabaseUnavailable):
+            await call

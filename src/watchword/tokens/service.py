@@ -21,12 +21,18 @@ for a token whose hash matched a stored one, which already proves the caller hol
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from watchword.errors import (
     Conflict,
+    DatabaseUnavailable,
     InvalidInput,
     NotFound,
     TokenExpired,
@@ -104,6 +110,17 @@ class TokenService:
             redis_prefix=settings.redis_prefix,
         )
 
+    @asynccontextmanager
+    async def _connection(self, *, begin: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection (in a transaction if ``begin``); driver and pool errors become
+        :class:`DatabaseUnavailable` (only the class name: their text can hold the URL)."""
+        engine = self.runtime.engine
+        try:
+            async with engine.begin() if begin else engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise DatabaseUnavailable(f"token store failed ({type(exc).__name__})") from exc
+
     # --- verification --------------------------------------------------------------------
 
     async def verify(self, presented: Secret) -> TokenRecord:
@@ -140,7 +157,7 @@ class TokenService:
             return shared, "redis"
         now = self.runtime.clock.now()
         generation = self.cache.generation()
-        async with self.runtime.engine.connect() as conn:
+        async with self._connection() as conn:
             record = await store.load_by_hash(conn, digest)
             if record is None or not constant_time_equal(record.token_hash, digest):
                 self.cache.negative.put(digest, True)
@@ -183,12 +200,12 @@ class TokenService:
             rotated_from=None,
             version=1,
         )
-        async with self.runtime.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             await store.insert_token(conn, record)
         return IssuedToken(record=record, token=token)
 
     async def get(self, token_id: str) -> TokenRecord:
-        async with self.runtime.engine.connect() as conn:
+        async with self._connection() as conn:
             record = await store.load_by_id(conn, token_id)
         if record is None:
             raise NotFound(f"no token {token_id!r}")
@@ -199,7 +216,7 @@ class TokenService:
     ) -> TokenPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
-        async with self.runtime.engine.connect() as conn:
+        async with self._connection() as conn:
             items = await store.list_tokens(conn, owner=owner, after_id=cursor, limit=limit + 1)
         more = len(items) > limit
         page = tuple(items[:limit])
@@ -208,7 +225,7 @@ class TokenService:
     async def revoke(self, token_id: str) -> TokenRecord:
         """Revoke now; the row stays (for audit) until the janitor's retention ends."""
         now = self.runtime.clock.now()
-        async with self.runtime.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             record = await store.load_by_id(conn, token_id)
             if record is None:
                 raise NotFound(f"no token {token_id!r}")
@@ -237,7 +254,7 @@ class TokenService:
             parse(presented.reveal())
         except TokenMalformed:
             return None
-        async with self.runtime.engine.connect() as conn:
+        async with self._connection() as conn:
             return await store.load_by_hash(conn, token_hash(presented))
 
     async def rotate(self, token_id: str) -> IssuedToken:
@@ -246,7 +263,7 @@ class TokenService:
         it (or a concurrent one) is a :class:`Conflict`."""
         now = self.runtime.clock.now()
         grace = self.runtime.settings.token_grace_period
-        async with self.runtime.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             old = await store.load_by_id(conn, token_id)
             if old is None:
                 raise NotFound(f"no token {token_id!r}")
