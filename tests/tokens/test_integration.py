@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from watchword.clock import FakeClock
 from watchword.config import load_settings
-from watchword.errors import RedisUnavailable, TokenExpired
+from watchword.errors import DatabaseUnavailable, RedisUnavailable, TokenExpired
 from watchword.runtime import Runtime
 from watchword.secret import Secret
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
-from watchword.tokens import Owner, TokenKind, token_service
+from watchword.tokens import Owner, TokenKind, store, token_service
 from watchword.tokens.integration import IntegrationRotator, IntegrationSpec, rotate_integration
 from watchword.tokens.plaintext_cache import (
     CachedPlaintext,
@@ -118,3 +119,15 @@ async def test_rotate_integration_after_its_token_is_revoked_hands_out_a_new_one
     second = await rotate_integration(runtime, owner)  # within the rotation cache TTL
     assert second.reveal() != first.reveal()
     assert (await service.verify(second)).kind is TokenKind.INTEGRATION
+
+
+async def test_rotate_integration_when_the_database_fails_raises_database_unavailable(
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> list[object]:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(store, "load_lifetimes", broken)
+    with pytest.raises(DatabaseUnavailable) as info:
+        await rotate_integration(runtime, owner)
+    assert info.value.code == "database_unavailable"

@@ -30,8 +30,10 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from watchword.errors import DatabaseUnavailable
 from watchword.ids import new_id
 from watchword.runtime import Runtime
 from watchword.secret import Secret
@@ -107,23 +109,28 @@ class IntegrationRotator:
         if hit is not None:
             self._metrics.rotations.labels("cached").inc()
             return hit
-        async with self._runtime.engine.connect() as conn:
-            await _lock_anchor(conn, spec.owner, spec.name)
-            hit = await self._fresh(key)
-            if hit is not None:
-                await conn.commit()
-                self._metrics.rotations.labels("cached_after_lock").inc()
-                return hit
-            token = await self._rotate(conn, spec)
-            now = self._runtime.clock.now()
-            await self._cache.save(
-                key, CachedPlaintext(token, now), self._runtime.settings.token_rotation_cache_ttl
-            )
-            try:
-                await conn.commit()
-            except BaseException:
-                await self._cache.forget(key)
-                raise
+        try:
+            async with self._runtime.engine.connect() as conn:
+                await _lock_anchor(conn, spec.owner, spec.name)
+                hit = await self._fresh(key)
+                if hit is not None:
+                    await conn.commit()
+                    self._metrics.rotations.labels("cached_after_lock").inc()
+                    return hit
+                token = await self._rotate(conn, spec)
+                now = self._runtime.clock.now()
+                ttl = self._runtime.settings.token_rotation_cache_ttl
+                await self._cache.save(key, CachedPlaintext(token, now), ttl)
+                try:
+                    await conn.commit()
+                except BaseException:
+                    await self._cache.forget(key)
+                    raise
+        except (SQLAlchemyError, OSError) as exc:
+            # Only the class name: a driver's message can carry the database URL.
+            raise DatabaseUnavailable(
+                f"integration token rotation: database failed ({type(exc).__name__})"
+            ) from exc
         self._metrics.rotations.labels("rotated").inc()
         return token
 
