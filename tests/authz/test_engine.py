@@ -122,6 +122,28 @@ def test_metrics_when_check_errors_counts_every_error() -> None:
     assert sample(registry, "watchword_authz_errors_total", operation="check") == 3
 
 
+def test_metrics_when_prepare_filter_explain_or_stale_subject_errors_counts_each() -> None:
+    registry = CollectorRegistry()
+    engine = Engine(parse_policy(POLICY), metrics=AuthzMetrics(registry), observe_every=1000)
+    alice = engine.compile(ALICE)
+    with pytest.raises(UnknownAction):
+        engine.prepare(alice, "fly", "t")
+    with pytest.raises(UnknownAction):
+        engine.filter(alice, "fly", [Object("t", "x")])
+    with pytest.raises(UnknownAction):
+        engine.explain(alice, "fly", Object("t", "x"))
+    engine.put_role(parse_role({"name": "other", "permissions": {}}))
+    with pytest.raises(StaleSubject):
+        engine.check(alice, "read", Object("t", "x"))
+    with pytest.raises(StaleSubject):
+        engine.prepare(alice, "read", "t")
+    errors = "watchword_authz_errors_total"
+    assert sample(registry, errors, operation="prepare") == 2
+    assert sample(registry, errors, operation="filter") == 1
+    assert sample(registry, errors, operation="explain") == 1
+    assert sample(registry, errors, operation="check") == 1
+
+
 def test_prepare_when_called_records_histogram_and_span_attributes() -> None:
     registry = CollectorRegistry()
     exporter = InMemorySpanExporter()

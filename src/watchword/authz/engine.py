@@ -118,8 +118,10 @@ class Engine:
             return compiled
         return compile_subject(self._policy, compiled.subject)
 
-    def _require_current(self, compiled: CompiledSubject) -> None:
+    def _require_current(self, compiled: CompiledSubject, operation: str = "check") -> None:
         if compiled.policy is not self._policy:
+            if self._metrics is not None:
+                self._metrics.count_error(operation)
             raise StaleSubject(
                 f"compiled against policy version {compiled.policy.version}, "
                 f"current is {self._policy.version}"
@@ -193,17 +195,23 @@ class Engine:
         return decision
 
     def explain(self, compiled: CompiledSubject, action: str, obj: Object) -> Explanation:
-        self._require_current(compiled)
+        self._require_current(compiled, "explain")
         with self._tracer.start_as_current_span("authz.explain") as span:
             span.set_attribute("authz.action", action)
             span.set_attribute("authz.object_type", obj.type)
-            result = explain(compiled, action, obj)
+            try:
+                result = explain(compiled, action, obj)
+            except WatchwordError:
+                if self._metrics is not None:
+                    self._metrics.count_error("explain")
+                span.set_attribute("authz.outcome", "error")
+                raise
             span.set_attribute("authz.outcome", "allowed" if result.decision.allowed else "denied")
             return result
 
     def prepare(self, compiled: CompiledSubject, action: str, type_name: str) -> Prepared:
         """Residual predicate for every object of ``type_name``; always timed and traced."""
-        self._require_current(compiled)
+        self._require_current(compiled, "prepare")
         metrics = self._metrics
         start = time.perf_counter()
         with self._tracer.start_as_current_span("authz.prepare") as span:
@@ -216,6 +224,7 @@ class Engine:
             except WatchwordError:
                 if metrics is not None:
                     metrics.prepare_error.observe(time.perf_counter() - start)
+                    metrics.count_error("prepare")
                 span.set_attribute("authz.outcome", "error")
                 raise
             elapsed = time.perf_counter() - start
@@ -229,7 +238,7 @@ class Engine:
         self, compiled: CompiledSubject, action: str, objects: Iterable[Object]
     ) -> list[Object]:
         """The objects ``action`` is allowed on (one by one below 1,000 objects, else prepared)."""
-        self._require_current(compiled)
+        self._require_current(compiled, "filter")
         items: Sequence[Object] = objects if isinstance(objects, Sequence) else list(objects)
         if not items:
             return []
@@ -247,6 +256,7 @@ class Engine:
                     metrics.filter_duration.labels(outcome="error").observe(
                         time.perf_counter() - start
                     )
+                    metrics.count_error("filter")
                 span.set_attribute("authz.outcome", "error")
                 raise
             span.set_attribute("authz.objects_kept", len(kept))

@@ -26,6 +26,7 @@ class AuthzMetrics:
     """The engine's histograms, with label children bound once (``labels()`` is not free)."""
 
     __slots__ = (
+        "_errors",
         "check_allowed",
         "check_denied",
         "check_error",
@@ -63,14 +64,20 @@ class AuthzMetrics:
             "One check in this many is timed and traced.",
             registry=registry,
         )
-        self.errors = Counter(
+        self._errors = Counter(
             "watchword_authz_errors",
             "Questions refused with an error (unknown type, action or role; stale subject).",
             ["operation"],
             registry=registry,
-        ).labels(operation="check")
+        )
+        self.errors = self._errors.labels(operation="check")
         self.check_allowed = check.labels(outcome="allowed")
         self.check_denied = check.labels(outcome="denied")
         self.check_error = check.labels(outcome="error")
         self.prepare_ok = prepare.labels(outcome="ok")
         self.prepare_error = prepare.labels(outcome="error")
+
+    def count_error(self, operation: str) -> None:
+        """Count an error of ``operation`` (``check``, ``prepare``, ``filter``, ``explain``);
+        errors are rare, so the label look-up is paid here, not bound ahead."""
+        self._errors.labels(operation=operation).inc()
