@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -21,10 +22,16 @@ async def test_owned_app_migrates_in_development_and_runs_background_jobs(tmp_pa
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             ready = await client.get("/readyz")
-            metrics = (await client.get("/metrics")).text
+            # The janitor runs once at start-up in the background, under its lease, and
+            # counts the run; wait (bounded) for it rather than racing it.
+            done = 'watchword_token_janitor_runs_total{outcome="done"} 1.0'
+            for _ in range(100):
+                metrics = (await client.get("/metrics")).text
+                if done in metrics:
+                    break
+                await asyncio.sleep(0.05)
     assert ready.status_code == 200
-    # The janitor ran once at start-up, under its lease, and counted the run.
-    assert 'watchword_token_janitor_runs_total{outcome="done"} 1.0' in metrics
+    assert done in metrics
 
 
 async def test_owned_app_refuses_outdated_schema_in_production(tmp_path: Path) -> None:

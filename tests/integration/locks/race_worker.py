@@ -139,6 +139,9 @@ async def refresh(args: dict[str, Any]) -> None:
 
     async def task(n: int) -> None:
         for round_ in range(args["rounds"]):
+            # Every process starts each round at the same instant, so each generation is a
+            # real race between processes (not one early process running ahead alone).
+            await wait_for_start(args["start_at"] + round_ * args.get("round_gap", 0.0))
             for key in keys:
                 await refresh_once(
                     locks,

@@ -132,6 +132,7 @@ def test_processes_refreshing_call_upstream_once_per_generation(
             "tasks": 10,
             "rounds": rounds,
             "start_at": time.monotonic() + 3,
+            "round_gap": 0.25,
         },
         PROCESSES,
     )
