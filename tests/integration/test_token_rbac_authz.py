@@ -57,3 +57,63 @@ async def test_token_owner_with_authz_client_role_may_ask_and_scope_narrows(
     # A subject without the role is refused whatever its token says.
     other = await _token(runtime, "svc-other", {"*:*"}, Permission.READ_WRITE)
     assert (await client.post("/v1/authz/check", json=QUESTION, headers=other)).status_code == 403
+
+
+async def test_org_admin_manages_service_account_tokens_of_its_organization_only(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from watchword.rbac.model import GroupMember
+    from watchword.rbac.store.accounts import create_service_account
+    from watchword.rbac.store.groups import create_group
+    from watchword.rbac.store.organizations import create_organization
+
+    ctx = store_context(runtime)
+    iss = runtime.settings.issuer_url
+    acme = await create_organization(ctx, name="acme")
+    globex = await create_organization(ctx, name="globex")
+    acme_sa = await create_service_account(ctx, organization_id=acme.id, name="deployer")
+    globex_sa = await create_service_account(ctx, organization_id=globex.id, name="deployer")
+    await create_group(
+        ctx,
+        organization_id=acme.id,
+        name="admins",
+        members=[GroupMember(iss, "carol")],
+        role_ids=["org-admin"],
+    )
+    carol = await _token(runtime, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    dave = await _token(runtime, "dave", {"watchword:tokens:*"}, Permission.READ_WRITE)
+
+    def sa_token(org: str, sa: str) -> dict[str, object]:
+        return {
+            "kind": "service_account",
+            "name": "deploy",
+            "organization_id": org,
+            "owner_subject": f"sa:{sa}",
+            "scopes": ["compute:clusters:*"],
+            "permission": "rw",
+        }
+
+    made = await client.post("/v1/tokens", json=sa_token(acme.id, acme_sa.id), headers=carol)
+    assert made.status_code == 201, made.text
+    assert made.json()["token"].startswith("wws_")
+    assert made.json()["owner_subject"] == f"sa:{acme_sa.id}"
+    token_id = made.json()["id"]
+
+    # Another organization, or this organization's admin naming a foreign service account.
+    foreign = await client.post("/v1/tokens", json=sa_token(globex.id, globex_sa.id), headers=carol)
+    assert foreign.status_code == 404
+    smuggled = await client.post("/v1/tokens", json=sa_token(acme.id, globex_sa.id), headers=carol)
+    assert smuggled.status_code == 404
+
+    listed = await client.get("/v1/tokens", params={"organization_id": acme.id}, headers=carol)
+    assert [t["id"] for t in listed.json()["items"]] == [token_id]
+    assert "token" not in listed.json()["items"][0]
+
+    # Someone without a role there sees nothing, and may not revoke.
+    assert (await client.get(f"/v1/tokens/{token_id}", headers=dave)).status_code == 404
+    assert (await client.post(f"/v1/tokens/{token_id}/revoke", headers=dave)).status_code == 404
+    denied = await client.get("/v1/tokens", params={"organization_id": acme.id}, headers=dave)
+    assert denied.status_code == 404
+
+    revoked = await client.post(f"/v1/tokens/{token_id}/revoke", headers=carol)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"

@@ -69,7 +69,7 @@ async def test_tokens_token_principal_sees_and_manages_only_its_own(
 async def test_tokens_token_principal_creates_personal_tokens_within_its_scopes(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    parent = await _create(client, admin, scopes=["projects:*"], permission="ro")
+    parent = await _create(client, admin, scopes=["projects:*"], permission="rw")
     h = _bearer(str(parent["token"]))
     ok = await client.post(
         "/v1/tokens", json={"name": "child", "scopes": ["projects:read"]}, headers=h
@@ -77,7 +77,6 @@ async def test_tokens_token_principal_creates_personal_tokens_within_its_scopes(
     assert ok.status_code == 201 and ok.json()["owner_subject"] == "alice"
     for body in (
         {"name": "x", "scopes": ["orgs:read"]},
-        {"name": "x", "scopes": ["projects:read"], "permission": "rw"},
         {"name": "x", "scopes": [], "kind": "integration"},
         {"name": "x", "scopes": [], "owner_subject": "bob"},
         {"name": "x", "scopes": [], "organization_id": "other"},
@@ -118,7 +117,7 @@ async def test_tokens_list_paginates_with_a_cursor(
 async def test_tokens_rotate_then_revoke(
     client: httpx.AsyncClient, admin: Headers, runtime: Runtime
 ) -> None:
-    old = await _create(client, admin)
+    old = await _create(client, admin, permission="rw")
     h = _bearer(str(old["token"]))
     rotated = await client.post(f"/v1/tokens/{old['id']}/rotate", headers=h)
     assert rotated.status_code == 201 and rotated.json()["rotated_from"] == old["id"]
@@ -205,7 +204,7 @@ async def test_oauth_revoke_is_200_for_unknown_and_revokes_a_presented_token(
 async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    narrow = await _create(client, admin, scopes=["projects:read"], permission="ro")
+    narrow = await _create(client, admin, scopes=["projects:read"], permission="rw")
     broad = await _create(client, admin, scopes=["*:*"], permission="rw")
     h = _bearer(str(narrow["token"]))
     r = await client.post(f"/v1/tokens/{broad['id']}/rotate", headers=h)
@@ -223,10 +222,51 @@ async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
 async def test_tokens_token_principal_cannot_rotate_a_sibling_of_another_organization_is_403(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    mine = await _create(client, admin, organization_id="org-1")
+    mine = await _create(client, admin, organization_id="org-1", permission="rw")
     other = await _create(client, admin, organization_id="org-2")
     r = await client.post(f"/v1/tokens/{other['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
     same = await _create(client, admin, organization_id="org-1")
     r = await client.post(f"/v1/tokens/{same['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 201 and r.json()["organization_id"] == "org-1"
+
+
+async def test_tokens_read_only_token_reads_but_cannot_change_tokens(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    ro = await _create(client, admin, scopes=["projects:*"], permission="ro")
+    sibling = await _create(client, admin, scopes=["projects:read"], permission="ro")
+    h = _bearer(str(ro["token"]))
+    assert (await client.get("/v1/tokens", headers=h)).status_code == 200
+    assert (await client.get(f"/v1/tokens/{sibling['id']}", headers=h)).status_code == 200
+    for method, path, body in (
+        ("POST", "/v1/tokens", {"name": "child", "scopes": ["projects:read"]}),
+        ("POST", f"/v1/tokens/{sibling['id']}/rotate", None),
+        ("POST", f"/v1/tokens/{sibling['id']}/revoke", None),
+    ):
+        r = await client.request(method, path, json=body, headers=h)
+        assert r.status_code == 403 and "read-only" in r.json()["detail"], path
+
+
+async def test_tokens_child_never_outlives_the_token_that_made_it(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    parent_expiry = runtime.clock.now() + timedelta(days=1)
+    parent = await _create(client, admin, permission="rw", expires_at=parent_expiry.isoformat())
+    h = _bearer(str(parent["token"]))
+    for requested in (None, (runtime.clock.now() + timedelta(days=30)).isoformat()):
+        body: dict[str, object] = {"name": "child", "scopes": ["projects:read"]}
+        if requested is not None:
+            body["expires_at"] = requested
+        child = await client.post("/v1/tokens", json=body, headers=h)
+        assert child.status_code == 201
+        assert child.json()["expires_at"] == parent["expires_at"]
+    sooner = (runtime.clock.now() + timedelta(hours=1)).isoformat()
+    short = await client.post(
+        "/v1/tokens",
+        json={"name": "short", "scopes": ["projects:read"], "expires_at": sooner},
+        headers=h,
+    )
+    assert short.json()["expires_at"] != parent["expires_at"]

@@ -212,12 +212,23 @@ class TokenService:
         return record
 
     async def list(
-        self, *, owner: Owner | None, cursor: str | None = None, limit: int = 50
+        self,
+        *,
+        owner: Owner | None,
+        cursor: str | None = None,
+        limit: int = 50,
+        organization_id: str | None = None,
     ) -> TokenPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
         async with self._connection() as conn:
-            items = await store.list_tokens(conn, owner=owner, after_id=cursor, limit=limit + 1)
+            items = await store.list_tokens(
+                conn,
+                owner=owner,
+                after_id=cursor,
+                limit=limit + 1,
+                organization_id=organization_id,
+            )
         more = len(items) > limit
         page = tuple(items[:limit])
         return TokenPage(items=page, next_cursor=page[-1].id if more and page else None)

@@ -117,9 +117,12 @@ async def list_tokens(
     owner: Owner | None,
     after_id: str | None,
     limit: int,
+    organization_id: str | None = None,
 ) -> list[TokenRecord]:
-    """Tokens ordered by id (creation order to the millisecond), after ``after_id``."""
+    """Tokens ordered by id (creation order), after ``after_id``."""
     stmt = select(api_tokens).order_by(api_tokens.c.id).limit(limit)
+    if organization_id is not None:
+        stmt = stmt.where(api_tokens.c.organization_id == organization_id)
     if owner is not None:
         stmt = stmt.where(
             api_tokens.c.owner_issuer == owner.issuer,

@@ -3,10 +3,16 @@
 Who may do what:
 
 - a superuser (bootstrap admin key) may do everything, for any owner;
-- a token principal may list, get and revoke the tokens of its own owner (issuer,
-  subject); rotate those of its organization whose scopes and permission are within
-  its own; and create **personal** tokens for that owner, its organization and within
-  its own scopes (a token cannot mint a stronger one, neither new nor as a successor);
+- a token principal may list and get the tokens of its own owner (issuer, subject); if it
+  is read-write it may also revoke them, rotate those of its organization whose scopes and
+  permission are within its own, and create **personal** tokens for that owner, its
+  organization, within its own scopes and expiring no later than itself (a token cannot
+  mint a stronger or longer-lived one, neither new nor as a successor);
+- beyond its own, a principal may act on the tokens of an organization where the policy
+  engine grants it ``watchword:tokens`` (``read``, ``create``, ``update`` for rotate,
+  ``delete`` for revoke), e.g. the seeded ``org-admin`` role: it may list them
+  (``?organization_id=``), and create ``service_account`` tokens for that organization's
+  service accounts (owner ``sa:<id>``);
 - anything else on a token that is not the caller's own answers 404, not 403, so a
   caller learns nothing about other owners' tokens.
 
@@ -23,6 +29,9 @@ from pydantic import BaseModel, Field
 
 from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
+from watchword.rbac.routes.access import Access
+from watchword.rbac.service import store_context
+from watchword.rbac.store.accounts import get_service_account
 from watchword.runtime import Runtime
 from watchword.tokens import (
     IssuedToken,
@@ -110,22 +119,54 @@ def _owner_of(principal: Principal) -> Owner:
     return Owner(issuer=principal.issuer, subject=principal.subject)
 
 
-async def _visible(runtime: Runtime, principal: Principal, token_id: str) -> TokenRecord:
+async def _org_allows(
+    runtime: Runtime, principal: Principal, action: str, org_id: str | None, token_id: str = ""
+) -> bool:
+    """Whether the engine grants ``watchword:tokens`` ``action`` in ``org_id``."""
+    if org_id is None or principal.issuer is None or principal.subject is None:
+        return False
+    return await Access(runtime, principal).allowed("tokens", action, token_id, org_id=org_id)
+
+
+async def _visible(
+    runtime: Runtime, principal: Principal, token_id: str, action: str = "read"
+) -> TokenRecord:
+    """The token, if the caller may do ``action`` on it: 404 if it may not even read it."""
     record = await runtime.service(token_service).get(token_id)
-    if not principal.superuser and record.owner != _owner_of(principal):
-        raise NotFound(f"no token {token_id!r}")
-    return record
+    if principal.superuser:
+        return record
+    if record.owner == _owner_of(principal):
+        if action != "read":
+            await _require_writable(runtime, principal)
+        return record
+    org = record.organization_id
+    if await _org_allows(runtime, principal, action, org, token_id):
+        return record
+    if action != "read" and await _org_allows(runtime, principal, "read", org, token_id):
+        raise PermissionDenied(f"you may not {action} token {token_id!r}")
+    raise NotFound(f"no token {token_id!r}")
+
+
+async def _require_writable(runtime: Runtime, principal: Principal) -> TokenRecord:
+    """The caller's own token record, which must be read-write to change tokens."""
+    mine = await runtime.service(token_service).get(principal.id)
+    if mine.permission is not Permission.READ_WRITE:
+        raise PermissionDenied("a read-only token cannot create, rotate or revoke tokens")
+    return mine
 
 
 async def _spec_for(runtime: Runtime, principal: Principal, body: TokenCreate) -> NewToken:
     kind = TokenKind.from_label(body.kind)
     permission = Permission(body.permission)
     scopes = frozenset(body.scopes)
+    expires_at = body.expires_at
     if principal.superuser:
         if body.owner_subject is None:
             raise InvalidInput("owner_subject is required", pointer="/owner_subject")
         owner = Owner(body.owner_issuer or runtime.settings.issuer_url, body.owner_subject)
         organization_id = body.organization_id
+    elif kind is TokenKind.SERVICE_ACCOUNT:
+        owner, organization_id = await _service_account_owner(runtime, principal, body)
     else:
         owner = _owner_of(principal)
         if (body.owner_subject or owner.subject) != owner.subject or (
@@ -137,9 +178,11 @@ async def _spec_for(runtime: Runtime, principal: Principal, body: TokenCreate) -
         if body.organization_id not in (None, principal.organization_id):
             raise PermissionDenied("a token may only create tokens for its own organization")
         organization_id = principal.organization_id
-        mine = await runtime.service(token_service).get(principal.id)
+        mine = await _require_writable(runtime, principal)
         if not covers(mine.scopes, mine.permission, scopes, permission):
             raise PermissionDenied("the new token's scopes must be within the caller's own")
+        if mine.expires_at is not None and (expires_at is None or expires_at > mine.expires_at):
+            expires_at = mine.expires_at  # a child never outlives the token that made it
     return NewToken(
         kind=kind,
         name=body.name,
@@ -147,8 +190,33 @@ async def _spec_for(runtime: Runtime, principal: Principal, body: TokenCreate) -
         scopes=scopes,
         permission=permission,
         organization_id=organization_id,
-        expires_at=body.expires_at,
+        expires_at=expires_at,
     )
+
+
+async def _service_account_owner(
+    runtime: Runtime, principal: Principal, body: TokenCreate
+) -> tuple[Owner, str]:
+    """A service-account token made by an organization's administrator."""
+    org = body.organization_id
+    if org is None:
+        raise InvalidInput(
+            "organization_id is required for a service account token", pointer="/organization_id"
+        )
+    subject = body.owner_subject or ""
+    if not subject.startswith("sa:"):
+        raise InvalidInput(
+            "owner_subject must be sa:<service account id>", pointer="/owner_subject"
+        )
+    if body.owner_issuer not in (None, runtime.settings.issuer_url):
+        raise InvalidInput("service accounts belong to watchword's issuer", pointer="/owner_issuer")
+    if not await _org_allows(runtime, principal, "create", org):
+        if await _org_allows(runtime, principal, "read", org):
+            raise PermissionDenied(f"you may not create tokens in organization {org!r}")
+        raise NotFound(f"organization {org!r} does not exist")
+    # The service account must be this organization's (a foreign one is simply not found).
+    await get_service_account(store_context(runtime), subject[3:], organization_id=org)
+    return Owner(runtime.settings.issuer_url, subject), org
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a token (shown once)")
@@ -169,9 +237,15 @@ async def list_tokens(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     owner_subject: Annotated[str | None, Query(max_length=255)] = None,
     owner_issuer: Annotated[str | None, Query(max_length=500)] = None,
+    organization_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TokenList:
     owner: Owner | None
-    if principal.superuser:
+    if organization_id is not None and not principal.superuser:
+        # An organization's tokens, for those the engine lets read them.
+        if not await _org_allows(runtime, principal, "read", organization_id):
+            raise NotFound(f"organization {organization_id!r} does not exist")
+        owner = None
+    elif principal.superuser:
         owner = (
             Owner(owner_issuer or runtime.settings.issuer_url, owner_subject)
             if owner_subject is not None
@@ -179,7 +253,9 @@ async def list_tokens(
         )
     else:
         owner = _owner_of(principal)
-    page = await runtime.service(token_service).list(owner=owner, cursor=cursor, limit=limit)
+    page = await runtime.service(token_service).list(
+        owner=owner, cursor=cursor, limit=limit, organization_id=organization_id
+    )
     now = runtime.clock.now()
     return TokenList(
         items=[TokenOut.model_validate(_out(r, now)) for r in page.items],
@@ -199,8 +275,8 @@ async def get_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep)
     summary="Replace a token; the old one stays valid for the grace period",
 )
 async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenCreated:
-    record = await _visible(runtime, principal, token_id)
-    if not principal.superuser:
+    record = await _visible(runtime, principal, token_id, "update")
+    if not principal.superuser and record.owner == _owner_of(principal):
         # Rotation hands out a new secret with the old token's scopes: the same rule as
         # create, or a narrow token could obtain a broader sibling's powers.
         mine = await runtime.service(token_service).get(principal.id)
@@ -214,6 +290,6 @@ async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeD
 
 @router.post("/{token_id}/revoke", summary="Revoke a token now (idempotent)")
 async def revoke_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenOut:
-    await _visible(runtime, principal, token_id)
+    await _visible(runtime, principal, token_id, "delete")
     record = await runtime.service(token_service).revoke(token_id)
     return TokenOut.model_validate(_out(record, runtime.clock.now()))
