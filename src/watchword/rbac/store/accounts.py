@@ -9,27 +9,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Row, delete, insert, select
+from sqlalchemy import ColumnElement, Row, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword.errors import AlreadyExists, InvalidInput, NotFound
+from watchword.errors import AlreadyExists, InvalidInput
 from watchword.ids import new_id
 from watchword.rbac.claims import service_account_subject
 from watchword.rbac.errors import ServiceAccountForeignOrg, UnknownRoleReference
 from watchword.rbac.model import IssuerRecord, RoleBinding, ServiceAccount, SystemAccount
 from watchword.rbac.store.context import StoreContext
-from watchword.rbac.store.organizations import require_organization
 from watchword.rbac.store.record import (
     Page,
+    RowOf,
     delete_row,
     fetch_row,
-    page_rows,
-    require_name_free,
+    given,
+    insert_row,
+    list_records,
+    read_record,
     stamp_of,
     update_row,
     writing,
+)
+from watchword.rbac.store.scoped import (
+    ScopedRecords,
+    create_scoped,
+    get_scoped,
+    list_scoped,
+    update_scoped,
 )
 from watchword.rbac.tables import (
     group_members,
@@ -63,6 +73,9 @@ __all__ = [
     "update_service_account",
     "update_system_account",
 ]
+
+
+G = TypeVar("G", SystemAccount, RoleBinding)
 
 
 def _sa(row: Row[tuple[object, ...]]) -> ServiceAccount:
@@ -121,45 +134,49 @@ async def _check_global_roles(conn: AsyncConnection, role_ids: Sequence[str]) ->
             )
 
 
+async def _update_grant(
+    ctx: StoreContext,
+    table: Table,
+    key: str,
+    of: Callable[[RowOf], G],
+    *,
+    what: str,
+    if_match: int,
+    role_ids: Sequence[str] | None,
+    description: str | None,
+) -> G:
+    """Change a global grant's roles (catalogue roles only) or description."""
+    async with writing(ctx.engine) as conn:
+        values: dict[str, object] = {}
+        if role_ids is not None:
+            await _check_global_roles(conn, role_ids)
+            values["role_ids"] = sorted(set(role_ids))
+        if description is not None:
+            values["description"] = description
+        await update_row(
+            conn, table, key, if_match=if_match, values=values, now=ctx.clock.now(), what=what
+        )
+        return of(await fetch_row(conn, table, key, what=what))
+
+
 # Service accounts --------------------------------------------------------------------------
+
+
+SERVICE_ACCOUNTS = ScopedRecords(service_accounts, "service account", "sa", _sa)
 
 
 async def create_service_account(
     ctx: StoreContext, *, organization_id: str, name: str, description: str = ""
 ) -> ServiceAccount:
-    now = ctx.clock.now()
-    sid = new_id("sa")
-    async with writing(ctx.engine) as conn:
-        await require_organization(conn, organization_id)
-        await require_name_free(
-            conn,
-            service_accounts,
-            name,
-            scope=service_accounts.c.organization_id == organization_id,
-            what="service account in this organization",
-        )
-        await conn.execute(
-            insert(service_accounts).values(
-                id=sid,
-                organization_id=organization_id,
-                name=name,
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        return _sa(await fetch_row(conn, service_accounts, sid, what="service account"))
+    return await create_scoped(
+        ctx, SERVICE_ACCOUNTS, organization_id=organization_id, name=name, description=description
+    )
 
 
 async def get_service_account(
     ctx: StoreContext, sa_id: str, *, organization_id: str | None = None
 ) -> ServiceAccount:
-    async with ctx.engine.connect() as conn:
-        sa = _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
-    if organization_id is not None and sa.organization_id != organization_id:
-        raise NotFound(f"service account {sa_id!r} does not exist")
-    return sa
+    return await get_scoped(ctx, SERVICE_ACCOUNTS, sa_id, organization_id=organization_id)
 
 
 async def list_service_accounts(
@@ -171,21 +188,15 @@ async def list_service_accounts(
     extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[ServiceAccount]:
-    where = []
-    if organization_id is not None:
-        where.append(service_accounts.c.organization_id == organization_id)
-    if name is not None:
-        where.append(service_accounts.c.name == name)
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn,
-            select(service_accounts),
-            service_accounts,
-            limit=limit,
-            cursor=cursor,
-            where=[*where, *extra],
-        )
-    return Page(tuple(_sa(r) for r in rows), nxt)
+    return await list_scoped(
+        ctx,
+        SERVICE_ACCOUNTS,
+        organization_id=organization_id,
+        name=name,
+        limit=limit,
+        cursor=cursor,
+        extra=extra,
+    )
 
 
 async def update_service_account(
@@ -197,27 +208,24 @@ async def update_service_account(
     description: str | None = None,
     organization_id: str | None = None,
 ) -> ServiceAccount:
-    async with writing(ctx.engine) as conn:
-        current = _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
+    def stays_home(current: ServiceAccount) -> None:
         if organization_id is not None and organization_id != current.organization_id:
             raise ServiceAccountForeignOrg(
                 f"service account {sa_id!r} belongs to {current.organization_id!r}; "
                 "it cannot move to another organization",
                 pointer="/organization_id",
             )
-        values = {
-            k: v for k, v in {"name": name, "description": description}.items() if v is not None
-        }
-        await update_row(
-            conn,
-            service_accounts,
-            sa_id,
-            if_match=if_match,
-            values=values,
-            now=ctx.clock.now(),
-            what="service account",
-        )
-        return _sa(await fetch_row(conn, service_accounts, sa_id, what="service account"))
+
+    return await update_scoped(
+        ctx,
+        SERVICE_ACCOUNTS,
+        sa_id,
+        if_match=if_match,
+        name=name,
+        description=description,
+        check=stays_home,
+        precheck_name=False,
+    )
 
 
 async def delete_service_account(ctx: StoreContext, sa_id: str, *, if_match: int | None) -> None:
@@ -246,24 +254,23 @@ async def create_system_account(
     sid = new_id("sys")
     async with writing(ctx.engine) as conn:
         await _check_global_roles(conn, role_ids)
-        await conn.execute(
-            insert(system_accounts).values(
-                id=sid,
-                issuer=issuer or ctx.issuer_url,
-                subject_id=subject_id,
-                role_ids=sorted(set(role_ids)),
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            system_accounts,
+            now=now,
+            values={
+                "id": sid,
+                "issuer": issuer or ctx.issuer_url,
+                "subject_id": subject_id,
+                "role_ids": sorted(set(role_ids)),
+                "description": description,
+            },
         )
         return _sys(await fetch_row(conn, system_accounts, sid, what="system account"))
 
 
 async def get_system_account(ctx: StoreContext, sys_id: str) -> SystemAccount:
-    async with ctx.engine.connect() as conn:
-        return _sys(await fetch_row(conn, system_accounts, sys_id, what="system account"))
+    return await read_record(ctx.engine, system_accounts, sys_id, _sys, what="system account")
 
 
 async def list_system_accounts(
@@ -273,16 +280,9 @@ async def list_system_accounts(
     cursor: str | None = None,
     extra: Sequence[ColumnElement[bool]] = (),
 ) -> Page[SystemAccount]:
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn,
-            select(system_accounts),
-            system_accounts,
-            limit=limit,
-            cursor=cursor,
-            where=list(extra),
-        )
-    return Page(tuple(_sys(r) for r in rows), nxt)
+    return await list_records(
+        ctx.engine, system_accounts, _sys, limit=limit, cursor=cursor, where=extra
+    )
 
 
 async def update_system_account(
@@ -293,23 +293,16 @@ async def update_system_account(
     role_ids: Sequence[str] | None = None,
     description: str | None = None,
 ) -> SystemAccount:
-    async with writing(ctx.engine) as conn:
-        values: dict[str, object] = {}
-        if role_ids is not None:
-            await _check_global_roles(conn, role_ids)
-            values["role_ids"] = sorted(set(role_ids))
-        if description is not None:
-            values["description"] = description
-        await update_row(
-            conn,
-            system_accounts,
-            sys_id,
-            if_match=if_match,
-            values=values,
-            now=ctx.clock.now(),
-            what="system account",
-        )
-        return _sys(await fetch_row(conn, system_accounts, sys_id, what="system account"))
+    return await _update_grant(
+        ctx,
+        system_accounts,
+        sys_id,
+        _sys,
+        what="system account",
+        if_match=if_match,
+        role_ids=role_ids,
+        description=description,
+    )
 
 
 async def delete_system_account(ctx: StoreContext, sys_id: str, *, if_match: int | None) -> None:
@@ -342,25 +335,24 @@ async def create_binding(
     bid = new_id("rb")
     async with writing(ctx.engine) as conn:
         await _check_global_roles(conn, role_ids)
-        await conn.execute(
-            insert(role_bindings).values(
-                id=bid,
-                issuer=issuer,
-                subject_id=subject_id,
-                idp_group=idp_group,
-                role_ids=sorted(set(role_ids)),
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            role_bindings,
+            now=now,
+            values={
+                "id": bid,
+                "issuer": issuer,
+                "subject_id": subject_id,
+                "idp_group": idp_group,
+                "role_ids": sorted(set(role_ids)),
+                "description": description,
+            },
         )
         return _binding(await fetch_row(conn, role_bindings, bid, what="role binding"))
 
 
 async def get_binding(ctx: StoreContext, binding_id: str) -> RoleBinding:
-    async with ctx.engine.connect() as conn:
-        return _binding(await fetch_row(conn, role_bindings, binding_id, what="role binding"))
+    return await read_record(ctx.engine, role_bindings, binding_id, _binding, what="role binding")
 
 
 async def list_bindings(
@@ -372,16 +364,9 @@ async def list_bindings(
     issuer: str | None = None,
 ) -> Page[RoleBinding]:
     where = [] if issuer is None else [role_bindings.c.issuer == issuer]
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn,
-            select(role_bindings),
-            role_bindings,
-            limit=limit,
-            cursor=cursor,
-            where=[*where, *extra],
-        )
-    return Page(tuple(_binding(r) for r in rows), nxt)
+    return await list_records(
+        ctx.engine, role_bindings, _binding, limit=limit, cursor=cursor, where=[*where, *extra]
+    )
 
 
 async def update_binding(
@@ -392,23 +377,16 @@ async def update_binding(
     role_ids: Sequence[str] | None = None,
     description: str | None = None,
 ) -> RoleBinding:
-    async with writing(ctx.engine) as conn:
-        values: dict[str, object] = {}
-        if role_ids is not None:
-            await _check_global_roles(conn, role_ids)
-            values["role_ids"] = sorted(set(role_ids))
-        if description is not None:
-            values["description"] = description
-        await update_row(
-            conn,
-            role_bindings,
-            binding_id,
-            if_match=if_match,
-            values=values,
-            now=ctx.clock.now(),
-            what="role binding",
-        )
-        return _binding(await fetch_row(conn, role_bindings, binding_id, what="role binding"))
+    return await _update_grant(
+        ctx,
+        role_bindings,
+        binding_id,
+        _binding,
+        what="role binding",
+        if_match=if_match,
+        role_ids=role_ids,
+        description=description,
+    )
 
 
 async def delete_binding(ctx: StoreContext, binding_id: str, *, if_match: int | None) -> None:
@@ -436,26 +414,25 @@ async def create_issuer(
     async with writing(ctx.engine) as conn:
         if (await conn.execute(select(issuers.c.id).where(issuers.c.url == url))).first():
             raise AlreadyExists(f"issuer {url!r} is already configured", pointer="/url")
-        await conn.execute(
-            insert(issuers).values(
-                id=iid,
-                url=url,
-                audiences=list(audiences),
-                subject_claim=subject_claim,
-                groups_claim=groups_claim,
-                authz_claim=authz_claim,
-                membership_from_claims=membership_from_claims,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            issuers,
+            now=now,
+            values={
+                "id": iid,
+                "url": url,
+                "audiences": list(audiences),
+                "subject_claim": subject_claim,
+                "groups_claim": groups_claim,
+                "authz_claim": authz_claim,
+                "membership_from_claims": membership_from_claims,
+            },
         )
         return _issuer(await fetch_row(conn, issuers, iid, what="issuer"))
 
 
 async def get_issuer(ctx: StoreContext, issuer_id: str) -> IssuerRecord:
-    async with ctx.engine.connect() as conn:
-        return _issuer(await fetch_row(conn, issuers, issuer_id, what="issuer"))
+    return await read_record(ctx.engine, issuers, issuer_id, _issuer, what="issuer")
 
 
 async def get_issuer_by_url(conn: AsyncConnection, url: str) -> IssuerRecord | None:
@@ -472,11 +449,9 @@ async def list_issuers(
     url: str | None = None,
 ) -> Page[IssuerRecord]:
     where = [] if url is None else [issuers.c.url == url]
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn, select(issuers), issuers, limit=limit, cursor=cursor, where=[*where, *extra]
-        )
-    return Page(tuple(_issuer(r) for r in rows), nxt)
+    return await list_records(
+        ctx.engine, issuers, _issuer, limit=limit, cursor=cursor, where=[*where, *extra]
+    )
 
 
 async def update_issuer(
@@ -490,17 +465,13 @@ async def update_issuer(
     authz_claim: str | None = None,
     membership_from_claims: bool | None = None,
 ) -> IssuerRecord:
-    values: dict[str, object] = {
-        k: v
-        for k, v in {
-            "audiences": None if audiences is None else list(audiences),
-            "subject_claim": subject_claim,
-            "groups_claim": groups_claim,
-            "authz_claim": authz_claim,
-            "membership_from_claims": membership_from_claims,
-        }.items()
-        if v is not None
-    }
+    values = given(
+        audiences=None if audiences is None else list(audiences),
+        subject_claim=subject_claim,
+        groups_claim=groups_claim,
+        authz_claim=authz_claim,
+        membership_from_claims=membership_from_claims,
+    )
     async with writing(ctx.engine) as conn:
         await update_row(
             conn,

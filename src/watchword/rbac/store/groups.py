@@ -28,15 +28,21 @@ from watchword.rbac.errors import (
 )
 from watchword.rbac.model import Group, GroupMember, IdpGroup
 from watchword.rbac.store.context import StoreContext
-from watchword.rbac.store.organizations import require_organization
 from watchword.rbac.store.record import (
     Page,
     delete_row,
     fetch_row,
+    given,
+    insert_row,
     page_rows,
     require_name_free,
     stamp_of,
     writing,
+)
+from watchword.rbac.store.scoped import (
+    require_organization,
+    require_same_organization,
+    scoped_filters,
 )
 from watchword.rbac.tables import (
     group_idp_groups,
@@ -179,6 +185,17 @@ async def _check_projects(
             )
 
 
+async def _insert_members(
+    conn: AsyncConnection, group_id: str, members: Sequence[GroupMember]
+) -> None:
+    for m in members:
+        await conn.execute(
+            insert(group_members).values(
+                group_id=group_id, issuer=m.issuer, subject_id=m.id, email=m.email
+            )
+        )
+
+
 async def _replace_children(
     conn: AsyncConnection,
     group_id: str,
@@ -230,24 +247,19 @@ async def create_group(
         await _check_members(conn, ctx, organization_id, members)
         await _check_roles(conn, organization_id, role_ids)
         await _check_projects(conn, organization_id, project_ids)
-        await conn.execute(
-            insert(groups).values(
-                id=gid,
-                organization_id=organization_id,
-                name=name,
-                description=description,
-                legacy_user_ids=None if legacy_user_ids is None else list(legacy_user_ids),
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            groups,
+            now=now,
+            values={
+                "id": gid,
+                "organization_id": organization_id,
+                "name": name,
+                "description": description,
+                "legacy_user_ids": None if legacy_user_ids is None else list(legacy_user_ids),
+            },
         )
-        for m in members:
-            await conn.execute(
-                insert(group_members).values(
-                    group_id=gid, issuer=m.issuer, subject_id=m.id, email=m.email
-                )
-            )
+        await _insert_members(conn, gid, members)
         await _replace_children(
             conn, gid, idp_groups=idp_groups, role_ids=role_ids, project_ids=project_ids
         )
@@ -259,8 +271,7 @@ async def get_group(
 ) -> Group:
     async with ctx.engine.connect() as conn:
         group = await load_group(conn, group_id)
-    if organization_id is not None and group.organization_id != organization_id:
-        raise NotFound(f"group {group_id!r} does not exist")
+    require_same_organization(group.organization_id, organization_id, what="group", key=group_id)
     return group
 
 
@@ -273,11 +284,7 @@ async def list_groups(
     extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[Group]:
-    where = []
-    if organization_id is not None:
-        where.append(groups.c.organization_id == organization_id)
-    if name is not None:
-        where.append(groups.c.name == name)
+    where = scoped_filters(groups, organization_id=organization_id, name=name)
     async with ctx.engine.connect() as conn:
         rows, nxt = await page_rows(
             conn, select(groups), groups, limit=limit, cursor=cursor, where=[*where, *extra]
@@ -327,9 +334,7 @@ async def update_group(
     async with writing(ctx.engine) as conn:
         group = await _bump(conn, ctx, group_id, if_match)
         org = group.organization_id
-        values = {
-            k: v for k, v in {"name": name, "description": description}.items() if v is not None
-        }
+        values = given(name=name, description=description)
         if name is not None:
             await require_name_free(
                 conn,
@@ -348,12 +353,7 @@ async def update_group(
         if members is not None:
             await _check_members(conn, ctx, org, members)
             await conn.execute(delete(group_members).where(group_members.c.group_id == group_id))
-            for m in members:
-                await conn.execute(
-                    insert(group_members).values(
-                        group_id=group_id, issuer=m.issuer, subject_id=m.id, email=m.email
-                    )
-                )
+            await _insert_members(conn, group_id, members)
         await _replace_children(
             conn, group_id, idp_groups=idp_groups, role_ids=role_ids, project_ids=project_ids
         )
@@ -377,11 +377,7 @@ async def add_member(
             existing=[m.pair for m in group.members],
             pointer=None,
         )
-        await conn.execute(
-            insert(group_members).values(
-                group_id=group_id, issuer=member.issuer, subject_id=member.id, email=member.email
-            )
-        )
+        await _insert_members(conn, group_id, [member])
         return await load_group(conn, group_id)
 
 

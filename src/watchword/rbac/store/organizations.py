@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Row, func, select
 
-from watchword.errors import NotFound
 from watchword.ids import new_id
-from watchword.rbac.errors import InUse, UnknownOrganization
+from watchword.rbac.errors import InUse
 from watchword.rbac.model import Organization, Project
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.record import (
     Page,
     delete_row,
     fetch_row,
-    page_rows,
+    given,
+    insert_row,
+    list_records,
+    read_record,
     require_name_free,
     stamp_of,
     update_row,
     writing,
+)
+from watchword.rbac.store.scoped import (
+    ScopedRecords,
+    create_scoped,
+    get_scoped,
+    list_scoped,
+    require_organization,
+    scoped_filters,
+    update_scoped,
 )
 from watchword.rbac.tables import groups, organizations, projects, roles, service_accounts
 
@@ -49,18 +59,6 @@ def _project(row: Row[tuple[object, ...]]) -> Project:
     return Project(m["id"], m["organization_id"], m["name"], m["description"], stamp_of(row))
 
 
-async def require_organization(
-    conn: AsyncConnection, organization_id: str, *, pointer: str = "/organization_id"
-) -> None:
-    found = (
-        await conn.execute(select(organizations.c.id).where(organizations.c.id == organization_id))
-    ).first()
-    if found is None:
-        raise UnknownOrganization(
-            f"organization {organization_id!r} does not exist", pointer=pointer
-        )
-
-
 async def create_organization(
     ctx: StoreContext, *, name: str, description: str = ""
 ) -> Organization:
@@ -68,22 +66,17 @@ async def create_organization(
     oid = new_id("org")
     async with writing(ctx.engine) as conn:
         await require_name_free(conn, organizations, name, what="organization")
-        await conn.execute(
-            insert(organizations).values(
-                id=oid,
-                name=name,
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            organizations,
+            now=now,
+            values={"id": oid, "name": name, "description": description},
         )
         return _org(await fetch_row(conn, organizations, oid, what="organization"))
 
 
 async def get_organization(ctx: StoreContext, organization_id: str) -> Organization:
-    async with ctx.engine.connect() as conn:
-        return _org(await fetch_row(conn, organizations, organization_id, what="organization"))
+    return await read_record(ctx.engine, organizations, organization_id, _org, what="organization")
 
 
 async def list_organizations(
@@ -94,17 +87,10 @@ async def list_organizations(
     extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[Organization]:
-    where = [] if name is None else [organizations.c.name == name]
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn,
-            select(organizations),
-            organizations,
-            limit=limit,
-            cursor=cursor,
-            where=[*where, *extra],
-        )
-    return Page(tuple(_org(r) for r in rows), nxt)
+    where = scoped_filters(organizations, organization_id=None, name=name)
+    return await list_records(
+        ctx.engine, organizations, _org, limit=limit, cursor=cursor, where=[*where, *extra]
+    )
 
 
 async def update_organization(
@@ -115,7 +101,6 @@ async def update_organization(
     name: str | None = None,
     description: str | None = None,
 ) -> Organization:
-    values = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
     async with writing(ctx.engine) as conn:
         if name is not None:
             await require_name_free(
@@ -126,7 +111,7 @@ async def update_organization(
             organizations,
             organization_id,
             if_match=if_match,
-            values=values,
+            values=given(name=name, description=description),
             now=ctx.clock.now(),
             what="organization",
         )
@@ -158,42 +143,21 @@ async def delete_organization(
         )
 
 
+PROJECTS = ScopedRecords(projects, "project", "prj", _project)
+
+
 async def create_project(
     ctx: StoreContext, *, organization_id: str, name: str, description: str = ""
 ) -> Project:
-    now = ctx.clock.now()
-    pid = new_id("prj")
-    async with writing(ctx.engine) as conn:
-        await require_organization(conn, organization_id)
-        await require_name_free(
-            conn,
-            projects,
-            name,
-            scope=projects.c.organization_id == organization_id,
-            what="project in this organization",
-        )
-        await conn.execute(
-            insert(projects).values(
-                id=pid,
-                organization_id=organization_id,
-                name=name,
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        return _project(await fetch_row(conn, projects, pid, what="project"))
+    return await create_scoped(
+        ctx, PROJECTS, organization_id=organization_id, name=name, description=description
+    )
 
 
 async def get_project(
     ctx: StoreContext, project_id: str, *, organization_id: str | None = None
 ) -> Project:
-    async with ctx.engine.connect() as conn:
-        project = _project(await fetch_row(conn, projects, project_id, what="project"))
-    if organization_id is not None and project.organization_id != organization_id:
-        raise NotFound(f"project {project_id!r} does not exist")
-    return project
+    return await get_scoped(ctx, PROJECTS, project_id, organization_id=organization_id)
 
 
 async def list_projects(
@@ -205,16 +169,15 @@ async def list_projects(
     extra: Sequence[ColumnElement[bool]] = (),
     name: str | None = None,
 ) -> Page[Project]:
-    where = []
-    if organization_id is not None:
-        where.append(projects.c.organization_id == organization_id)
-    if name is not None:
-        where.append(projects.c.name == name)
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn, select(projects), projects, limit=limit, cursor=cursor, where=[*where, *extra]
-        )
-    return Page(tuple(_project(r) for r in rows), nxt)
+    return await list_scoped(
+        ctx,
+        PROJECTS,
+        organization_id=organization_id,
+        name=name,
+        limit=limit,
+        cursor=cursor,
+        extra=extra,
+    )
 
 
 async def update_project(
@@ -225,28 +188,9 @@ async def update_project(
     name: str | None = None,
     description: str | None = None,
 ) -> Project:
-    values = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
-    async with writing(ctx.engine) as conn:
-        if name is not None:
-            current = _project(await fetch_row(conn, projects, project_id, what="project"))
-            await require_name_free(
-                conn,
-                projects,
-                name,
-                scope=projects.c.organization_id == current.organization_id,
-                except_key=project_id,
-                what="project in this organization",
-            )
-        await update_row(
-            conn,
-            projects,
-            project_id,
-            if_match=if_match,
-            values=values,
-            now=ctx.clock.now(),
-            what="project",
-        )
-        return _project(await fetch_row(conn, projects, project_id, what="project"))
+    return await update_scoped(
+        ctx, PROJECTS, project_id, if_match=if_match, name=name, description=description
+    )
 
 
 async def delete_project(ctx: StoreContext, project_id: str, *, if_match: int | None) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, Table, delete, select
+from sqlalchemy import ColumnElement, Row, Select, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,7 +38,11 @@ __all__ = [
     "delete_row",
     "encode_cursor",
     "fetch_row",
+    "given",
+    "insert_row",
+    "list_records",
     "page_rows",
+    "read_record",
     "require_name_free",
     "stamp_of",
     "update_row",
@@ -47,6 +51,7 @@ __all__ = [
 
 MAX_LIMIT = 500
 T = TypeVar("T")
+RowOf = Row[tuple[object, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +180,40 @@ async def page_rows(
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(str(rows[-1]._mapping[pk.name]))
+
+
+def given(**values: object | None) -> dict[str, object]:
+    """The fields of a partial update that the caller gave (``None`` means unchanged)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+async def insert_row(
+    conn: AsyncConnection, table: Table, *, now: datetime, values: Mapping[str, object]
+) -> None:
+    """Insert a new record at version 1, created and updated ``now``."""
+    await conn.execute(insert(table).values(**values, version=1, created_at=now, updated_at=now))
+
+
+async def read_record(
+    engine: AsyncEngine, table: Table, key: str, of: Callable[[RowOf], T], *, what: str
+) -> T:
+    """One record by primary key, outside any write transaction."""
+    async with engine.connect() as conn:
+        return of(await fetch_row(conn, table, key, what=what))
+
+
+async def list_records(
+    engine: AsyncEngine,
+    table: Table,
+    of: Callable[[RowOf], T],
+    *,
+    limit: int,
+    cursor: str | None,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Page[T]:
+    """One page of a table's records (see :func:`page_rows`)."""
+    async with engine.connect() as conn:
+        rows, nxt = await page_rows(
+            conn, select(table), table, limit=limit, cursor=cursor, where=where
+        )
+    return Page(tuple(of(r) for r in rows), nxt)

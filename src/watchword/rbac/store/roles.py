@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import ColumnElement, Row, insert, or_, select
+from sqlalchemy import ColumnElement, Row, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.authz.model import Policy, Registry, ResourceType
@@ -23,16 +23,18 @@ from watchword.rbac.model import ResourceTypeRecord, RoleRecord
 from watchword.rbac.role import permissions_from_json, permissions_to_json, role_from_json
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.generation import read_generation
-from watchword.rbac.store.organizations import require_organization
 from watchword.rbac.store.record import (
     Page,
     delete_row,
     fetch_row,
-    page_rows,
+    insert_row,
+    list_records,
+    read_record,
     stamp_of,
     update_row,
     writing,
 )
+from watchword.rbac.store.scoped import require_organization
 from watchword.rbac.tables import (
     group_roles,
     resource_types,
@@ -124,24 +126,23 @@ async def create_role(
             await require_organization(conn, organization_id)
         await _check_name_free(conn, name, organization_id)
         doc = await _validated_permissions(conn, rid, permissions)
-        await conn.execute(
-            insert(roles).values(
-                id=rid,
-                name=name,
-                organization_id=organization_id,
-                description=description,
-                permissions=doc,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            roles,
+            now=now,
+            values={
+                "id": rid,
+                "name": name,
+                "organization_id": organization_id,
+                "description": description,
+                "permissions": doc,
+            },
         )
         return _role(await fetch_row(conn, roles, rid, what="role"))
 
 
 async def get_role(ctx: StoreContext, role_id: str) -> RoleRecord:
-    async with ctx.engine.connect() as conn:
-        return _role(await fetch_row(conn, roles, role_id, what="role"))
+    return await read_record(ctx.engine, roles, role_id, _role, what="role")
 
 
 async def list_roles(
@@ -161,11 +162,9 @@ async def list_roles(
         )
     if name is not None:
         where.append(roles.c.name == name)
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn, select(roles), roles, limit=limit, cursor=cursor, where=[*where, *extra]
-        )
-    return Page(tuple(_role(r) for r in rows), nxt)
+    return await list_records(
+        ctx.engine, roles, _role, limit=limit, cursor=cursor, where=[*where, *extra]
+    )
 
 
 async def update_role(
@@ -238,22 +237,17 @@ async def create_resource_type(
         ).first()
         if exists is not None:
             raise AlreadyExists(f"resource type {name!r} already exists", pointer="/name")
-        await conn.execute(
-            insert(resource_types).values(
-                name=rt.name,
-                actions=sorted(rt.actions),
-                description=description,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+        await insert_row(
+            conn,
+            resource_types,
+            now=now,
+            values={"name": rt.name, "actions": sorted(rt.actions), "description": description},
         )
         return _type(await fetch_row(conn, resource_types, name, what="resource type"))
 
 
 async def get_resource_type(ctx: StoreContext, name: str) -> ResourceTypeRecord:
-    async with ctx.engine.connect() as conn:
-        return _type(await fetch_row(conn, resource_types, name, what="resource type"))
+    return await read_record(ctx.engine, resource_types, name, _type, what="resource type")
 
 
 async def list_resource_types(
@@ -263,16 +257,9 @@ async def list_resource_types(
     cursor: str | None = None,
     extra: Sequence[ColumnElement[bool]] = (),
 ) -> Page[ResourceTypeRecord]:
-    async with ctx.engine.connect() as conn:
-        rows, nxt = await page_rows(
-            conn,
-            select(resource_types),
-            resource_types,
-            limit=limit,
-            cursor=cursor,
-            where=list(extra),
-        )
-    return Page(tuple(_type(r) for r in rows), nxt)
+    return await list_records(
+        ctx.engine, resource_types, _type, limit=limit, cursor=cursor, where=extra
+    )
 
 
 async def _roles_still_valid(conn: AsyncConnection, registry: Registry, what: str) -> None:
@@ -336,15 +323,15 @@ async def seed_catalogue(ctx: StoreContext) -> Mapping[str, list[str]]:
         have_types = set((await conn.execute(select(resource_types.c.name))).scalars())
         for type_name, actions in CATALOGUE_TYPES.items():
             if type_name not in have_types:
-                await conn.execute(
-                    insert(resource_types).values(
-                        name=type_name,
-                        actions=list(actions),
-                        description="watchword",
-                        version=1,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                await insert_row(
+                    conn,
+                    resource_types,
+                    now=now,
+                    values={
+                        "name": type_name,
+                        "actions": list(actions),
+                        "description": "watchword",
+                    },
                 )
                 added["resource_types"].append(type_name)
         have_roles = set((await conn.execute(select(roles.c.id))).scalars())
@@ -352,17 +339,17 @@ async def seed_catalogue(ctx: StoreContext) -> Mapping[str, list[str]]:
             if seed.id in have_roles:
                 continue
             doc = await _validated_permissions(conn, seed.id, dict(seed.permissions))
-            await conn.execute(
-                insert(roles).values(
-                    id=seed.id,
-                    name=seed.id,
-                    organization_id=None,
-                    description=seed.description,
-                    permissions=doc,
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                )
+            await insert_row(
+                conn,
+                roles,
+                now=now,
+                values={
+                    "id": seed.id,
+                    "name": seed.id,
+                    "organization_id": None,
+                    "description": seed.description,
+                    "permissions": doc,
+                },
             )
             added["roles"].append(seed.id)
     return added
