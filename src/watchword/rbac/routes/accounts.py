@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from watchword.rbac.model import ServiceAccount
 from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, set_etag
+from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
 from watchword.rbac.routes.schemas import (
     BindingIn,
     BindingOut,
@@ -23,6 +25,7 @@ from watchword.rbac.routes.schemas import (
     SystemAccountIn,
     SystemAccountOut,
     SystemAccountPatch,
+    page_out,
 )
 from watchword.rbac.store import accounts as store
 from watchword.rbac.tables import issuers, role_bindings, service_accounts, system_accounts
@@ -42,8 +45,7 @@ async def create_service_account(
     sa = await store.create_service_account(
         access.ctx, organization_id=organization_id, name=body.name, description=body.description
     )
-    set_etag(response, sa.stamp.version)
-    return ServiceAccountOut.of(sa, access.ctx.issuer_url)
+    return tagged(response, sa, _sa_out(access))
 
 
 @router.get(SA, tags=["service-accounts"], summary="List an organization's service accounts")
@@ -65,10 +67,12 @@ async def list_service_accounts(
         name=name,
         extra=visible,
     )
+    return page_out(page, _sa_out(access))
+
+
+def _sa_out(access: AccessDep) -> Callable[[ServiceAccount], ServiceAccountOut]:
     url = access.ctx.issuer_url
-    return PageOut(
-        items=[ServiceAccountOut.of(s, url) for s in page.items], next_cursor=page.next_cursor
-    )
+    return lambda sa: ServiceAccountOut.of(sa, url)
 
 
 async def _sa(access: AccessDep, organization_id: str, sa_id: str, action: str) -> None:
@@ -84,8 +88,7 @@ async def get_service_account(
 ) -> ServiceAccountOut:
     await _sa(access, organization_id, sa_id, "read")
     sa = await store.get_service_account(access.ctx, sa_id)
-    set_etag(response, sa.stamp.version)
-    return ServiceAccountOut.of(sa, access.ctx.issuer_url)
+    return tagged(response, sa, _sa_out(access))
 
 
 @router.patch(SA + "/{sa_id}", tags=["service-accounts"], summary="Update a service account")
@@ -106,8 +109,7 @@ async def update_service_account(
         description=body.description,
         organization_id=body.organization_id,
     )
-    set_etag(response, sa.stamp.version)
-    return ServiceAccountOut.of(sa, access.ctx.issuer_url)
+    return tagged(response, sa, _sa_out(access))
 
 
 @router.delete(SA + "/{sa_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["service-accounts"])
@@ -137,8 +139,7 @@ async def create_system_account(
         role_ids=body.role_ids,
         description=body.description,
     )
-    set_etag(response, acct.stamp.version)
-    return SystemAccountOut.of(acct)
+    return tagged(response, acct, SystemAccountOut.of)
 
 
 @router.get(SYS, tags=["system-accounts"], summary="List system accounts")
@@ -147,7 +148,7 @@ async def list_system_accounts(
 ) -> PageOut[SystemAccountOut]:
     visible = await access.visible("system-accounts", id=system_accounts.c.id)
     page = await store.list_system_accounts(access.ctx, limit=limit, cursor=cursor, extra=visible)
-    return PageOut(items=[SystemAccountOut.of(s) for s in page.items], next_cursor=page.next_cursor)
+    return page_out(page, SystemAccountOut.of)
 
 
 @router.get(SYS + "/{sys_id}", tags=["system-accounts"], summary="Read a system account")
@@ -156,8 +157,7 @@ async def get_system_account(
 ) -> SystemAccountOut:
     await access.require("system-accounts", "read", sys_id, what="system account")
     acct = await store.get_system_account(access.ctx, sys_id)
-    set_etag(response, acct.stamp.version)
-    return SystemAccountOut.of(acct)
+    return tagged(response, acct, SystemAccountOut.of)
 
 
 @router.patch(SYS + "/{sys_id}", tags=["system-accounts"], summary="Update a system account")
@@ -177,8 +177,7 @@ async def update_system_account(
         role_ids=body.role_ids,
         description=body.description,
     )
-    set_etag(response, acct.stamp.version)
-    return SystemAccountOut.of(acct)
+    return tagged(response, acct, SystemAccountOut.of)
 
 
 @router.delete(SYS + "/{sys_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["system-accounts"])
@@ -206,8 +205,7 @@ async def create_binding(body: BindingIn, access: AccessDep, response: Response)
         role_ids=body.role_ids,
         description=body.description,
     )
-    set_etag(response, binding.stamp.version)
-    return BindingOut.of(binding)
+    return tagged(response, binding, BindingOut.of)
 
 
 @router.get(RB, tags=["role-bindings"], summary="List role bindings")
@@ -218,15 +216,14 @@ async def list_bindings(
     page = await store.list_bindings(
         access.ctx, limit=limit, cursor=cursor, issuer=issuer, extra=visible
     )
-    return PageOut(items=[BindingOut.of(b) for b in page.items], next_cursor=page.next_cursor)
+    return page_out(page, BindingOut.of)
 
 
 @router.get(RB + "/{binding_id}", tags=["role-bindings"], summary="Read a role binding")
 async def get_binding(binding_id: str, access: AccessDep, response: Response) -> BindingOut:
     await access.require("role-bindings", "read", binding_id, what="role binding")
     binding = await store.get_binding(access.ctx, binding_id)
-    set_etag(response, binding.stamp.version)
-    return BindingOut.of(binding)
+    return tagged(response, binding, BindingOut.of)
 
 
 @router.patch(RB + "/{binding_id}", tags=["role-bindings"], summary="Update a role binding")
@@ -246,8 +243,7 @@ async def update_binding(
         role_ids=body.role_ids,
         description=body.description,
     )
-    set_etag(response, binding.stamp.version)
-    return BindingOut.of(binding)
+    return tagged(response, binding, BindingOut.of)
 
 
 @router.delete(RB + "/{binding_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["role-bindings"])
@@ -276,8 +272,7 @@ async def create_issuer(body: IssuerIn, access: AccessDep, response: Response) -
         authz_claim=body.authz_claim or access.runtime.settings.authz_claim,
         membership_from_claims=body.membership_from_claims,
     )
-    set_etag(response, record.stamp.version)
-    return IssuerOut.of(record)
+    return tagged(response, record, IssuerOut.of)
 
 
 @router.get(ISS, tags=["issuers"], summary="List trusted issuers")
@@ -286,15 +281,14 @@ async def list_issuers(
 ) -> PageOut[IssuerOut]:
     visible = await access.visible("issuers", id=issuers.c.id)
     page = await store.list_issuers(access.ctx, limit=limit, cursor=cursor, url=url, extra=visible)
-    return PageOut(items=[IssuerOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+    return page_out(page, IssuerOut.of)
 
 
 @router.get(ISS + "/{issuer_id}", tags=["issuers"], summary="Read an issuer")
 async def get_issuer(issuer_id: str, access: AccessDep, response: Response) -> IssuerOut:
     await access.require("issuers", "read", issuer_id, what="issuer")
     record = await store.get_issuer(access.ctx, issuer_id)
-    set_etag(response, record.stamp.version)
-    return IssuerOut.of(record)
+    return tagged(response, record, IssuerOut.of)
 
 
 @router.patch(ISS + "/{issuer_id}", tags=["issuers"], summary="Update an issuer")
@@ -317,8 +311,7 @@ async def update_issuer(
         authz_claim=body.authz_claim,
         membership_from_claims=body.membership_from_claims,
     )
-    set_etag(response, record.stamp.version)
-    return IssuerOut.of(record)
+    return tagged(response, record, IssuerOut.of)
 
 
 @router.delete(ISS + "/{issuer_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["issuers"])

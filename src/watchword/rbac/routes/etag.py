@@ -7,13 +7,24 @@ is refused with 428 (a blind write could overwrite someone's change); a stale on
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Header, HTTPException, Response
 
 from watchword.errors import InvalidInput
+from watchword.rbac.model import Stamp
 
-__all__ = ["IfMatch", "optional_version", "required_version", "set_etag"]
+__all__ = ["IfMatch", "Versioned", "optional_version", "required_version", "set_etag", "tagged"]
+
+
+class Versioned(Protocol):
+    @property
+    def stamp(self) -> Stamp: ...
+
+
+V = TypeVar("V", bound=Versioned)
+W = TypeVar("W")
 
 IfMatch = Annotated[
     str | None,
@@ -23,6 +34,12 @@ IfMatch = Annotated[
 
 def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
+
+
+def tagged(response: Response, record: V, out: Callable[[V], W]) -> W:
+    """The wire form of ``record``, its version set as the response's ETag."""
+    set_etag(response, record.stamp.version)
+    return out(record)
 
 
 def optional_version(value: str | None) -> int | None:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from watchword.rbac.model import GroupMember, IdpGroup
 from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, set_etag
-from watchword.rbac.routes.schemas import GroupIn, GroupOut, GroupPatch, MemberIn, PageOut
+from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
+from watchword.rbac.routes.schemas import GroupIn, GroupOut, GroupPatch, MemberIn, PageOut, page_out
 from watchword.rbac.store import groups as store
 from watchword.rbac.tables import groups
 
@@ -41,8 +41,7 @@ async def create_group(
         role_ids=body.role_ids,
         project_ids=body.project_ids,
     )
-    set_etag(response, group.stamp.version)
-    return GroupOut.of(group)
+    return tagged(response, group, GroupOut.of)
 
 
 @router.get("", summary="List an organization's groups")
@@ -62,7 +61,7 @@ async def list_groups(
         name=name,
         extra=visible,
     )
-    return PageOut(items=[GroupOut.of(g) for g in page.items], next_cursor=page.next_cursor)
+    return page_out(page, GroupOut.of)
 
 
 async def _authorize(access: AccessDep, organization_id: str, group_id: str, action: str) -> None:
@@ -76,8 +75,7 @@ async def get_group(
 ) -> GroupOut:
     await _authorize(access, organization_id, group_id, "read")
     group = await store.get_group(access.ctx, group_id)
-    set_etag(response, group.stamp.version)
-    return GroupOut.of(group)
+    return tagged(response, group, GroupOut.of)
 
 
 @router.patch("/{group_id}", summary="Update a group (lists given are replaced)")
@@ -103,8 +101,7 @@ async def update_group(
         role_ids=body.role_ids,
         project_ids=body.project_ids,
     )
-    set_etag(response, group.stamp.version)
-    return GroupOut.of(group)
+    return tagged(response, group, GroupOut.of)
 
 
 @router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a group")
@@ -133,8 +130,7 @@ async def add_member(
     group = await store.add_member(
         access.ctx, group_id, member, if_match=optional_version(if_match)
     )
-    set_etag(response, group.stamp.version)
-    return GroupOut.of(group)
+    return tagged(response, group, GroupOut.of)
 
 
 @router.delete("/{group_id}/members", summary="Remove a member, named by issuer and id")
@@ -155,5 +151,4 @@ async def remove_member(
         subject,
         if_match=optional_version(if_match),
     )
-    set_etag(response, group.stamp.version)
-    return GroupOut.of(group)
+    return tagged(response, group, GroupOut.of)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, set_etag
+from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
 from watchword.rbac.routes.schemas import (
     OrganizationIn,
     OrganizationOut,
@@ -16,6 +16,7 @@ from watchword.rbac.routes.schemas import (
     ProjectIn,
     ProjectOut,
     ProjectPatch,
+    page_out,
 )
 from watchword.rbac.store import organizations as store
 from watchword.rbac.tables import organizations, projects
@@ -33,8 +34,7 @@ async def create_organization(
 ) -> OrganizationOut:
     await access.require_create("organizations")
     org = await store.create_organization(access.ctx, name=body.name, description=body.description)
-    set_etag(response, org.stamp.version)
-    return OrganizationOut.of(org)
+    return tagged(response, org, OrganizationOut.of)
 
 
 @router.get("", summary="List the organizations the caller may read")
@@ -47,7 +47,7 @@ async def list_organizations(
     page = await store.list_organizations(
         access.ctx, limit=limit, cursor=cursor, name=name, extra=visible
     )
-    return PageOut(items=[OrganizationOut.of(o) for o in page.items], next_cursor=page.next_cursor)
+    return page_out(page, OrganizationOut.of)
 
 
 @router.get("/{organization_id}", summary="Read an organization")
@@ -56,8 +56,7 @@ async def get_organization(
 ) -> OrganizationOut:
     await access.require("organizations", "read", organization_id, org_id=organization_id)
     org = await store.get_organization(access.ctx, organization_id)
-    set_etag(response, org.stamp.version)
-    return OrganizationOut.of(org)
+    return tagged(response, org, OrganizationOut.of)
 
 
 @router.patch("/{organization_id}", summary="Update an organization (If-Match required)")
@@ -77,8 +76,7 @@ async def update_organization(
         name=body.name,
         description=body.description,
     )
-    set_etag(response, org.stamp.version)
-    return OrganizationOut.of(org)
+    return tagged(response, org, OrganizationOut.of)
 
 
 @router.delete(
@@ -107,8 +105,7 @@ async def create_project(
     project = await store.create_project(
         access.ctx, organization_id=organization_id, name=body.name, description=body.description
     )
-    set_etag(response, project.stamp.version)
-    return ProjectOut.of(project)
+    return tagged(response, project, ProjectOut.of)
 
 
 @router.get("/{organization_id}/projects", summary="List an organization's projects")
@@ -130,7 +127,7 @@ async def list_projects(
         name=name,
         extra=visible,
     )
-    return PageOut(items=[ProjectOut.of(p) for p in page.items], next_cursor=page.next_cursor)
+    return page_out(page, ProjectOut.of)
 
 
 async def _project(access: AccessDep, organization_id: str, project_id: str, action: str) -> None:
@@ -146,8 +143,7 @@ async def get_project(
 ) -> ProjectOut:
     await _project(access, organization_id, project_id, "read")
     project = await store.get_project(access.ctx, project_id)
-    set_etag(response, project.stamp.version)
-    return ProjectOut.of(project)
+    return tagged(response, project, ProjectOut.of)
 
 
 @router.patch("/{organization_id}/projects/{project_id}", summary="Update a project")
@@ -167,8 +163,7 @@ async def update_project(
         name=body.name,
         description=body.description,
     )
-    set_etag(response, project.stamp.version)
-    return ProjectOut.of(project)
+    return tagged(response, project, ProjectOut.of)
 
 
 @router.delete(

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import ColumnElement, String, func, literal
 
 from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, set_etag
+from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
 from watchword.rbac.routes.schemas import (
     PageOut,
     ResourceTypeIn,
@@ -25,6 +25,7 @@ from watchword.rbac.routes.schemas import (
     RoleIn,
     RoleOut,
     RolePatch,
+    page_out,
 )
 from watchword.rbac.store import roles as store
 from watchword.rbac.tables import resource_types, roles
@@ -54,8 +55,7 @@ async def create_role(body: RoleIn, access: AccessDep, response: Response) -> Ro
         description=body.description,
         permissions=_permissions(body),
     )
-    set_etag(response, role.stamp.version)
-    return RoleOut.of(role)
+    return tagged(response, role, RoleOut.of)
 
 
 @roles_router.get("", summary="List roles (with organization_id: the catalogue and its own)")
@@ -80,7 +80,7 @@ async def list_roles(
         name=name,
         extra=visible,
     )
-    return PageOut(items=[RoleOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+    return page_out(page, RoleOut.of)
 
 
 @roles_router.get("/{role_id}", summary="Read a role")
@@ -90,8 +90,7 @@ async def get_role(
     role = await store.get_role(access.ctx, role_id)
     org = role.organization_id or organization_id
     await access.require("roles", "read", role_id, org_id=org, what="role")
-    set_etag(response, role.stamp.version)
-    return RoleOut.of(role)
+    return tagged(response, role, RoleOut.of)
 
 
 @roles_router.patch("/{role_id}", summary="Update a role (validated against the policy)")
@@ -112,8 +111,7 @@ async def update_role(
         description=body.description,
         permissions=_permissions(body),
     )
-    set_etag(response, role.stamp.version)
-    return RoleOut.of(role)
+    return tagged(response, role, RoleOut.of)
 
 
 @roles_router.delete("/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -135,8 +133,7 @@ async def create_resource_type(
     rt = await store.create_resource_type(
         access.ctx, name=body.name, actions=body.actions, description=body.description
     )
-    set_etag(response, rt.stamp.version)
-    return ResourceTypeOut.of(rt)
+    return tagged(response, rt, ResourceTypeOut.of)
 
 
 @types_router.get("", summary="List registered resource types")
@@ -152,7 +149,7 @@ async def list_resource_types(
         org_id=None if organization_id is None else literal(organization_id, String()),
     )
     page = await store.list_resource_types(access.ctx, limit=limit, cursor=cursor, extra=visible)
-    return PageOut(items=[ResourceTypeOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+    return page_out(page, ResourceTypeOut.of)
 
 
 @types_router.get("/{name}", summary="Read a resource type")
@@ -163,8 +160,7 @@ async def get_resource_type(
         "resource-types", "read", name, org_id=organization_id, what="resource type"
     )
     rt = await store.get_resource_type(access.ctx, name)
-    set_etag(response, rt.stamp.version)
-    return ResourceTypeOut.of(rt)
+    return tagged(response, rt, ResourceTypeOut.of)
 
 
 @types_router.patch("/{name}", summary="Change a resource type's actions or description")
@@ -184,8 +180,7 @@ async def update_resource_type(
         actions=body.actions,
         description=body.description,
     )
-    set_etag(response, rt.stamp.version)
-    return ResourceTypeOut.of(rt)
+    return tagged(response, rt, ResourceTypeOut.of)
 
 
 @types_router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
@@ -19,10 +20,12 @@ from watchword.rbac.model import (
     Stamp,
     SystemAccount,
 )
+from watchword.rbac.store.record import Page
 
 Name = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
 OptionalName = Field(default=None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _In(BaseModel):
@@ -48,6 +51,11 @@ class PageOut(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+
+
+def page_out(page: Page[R], out: Callable[[R], T]) -> PageOut[T]:
+    """A store page in its wire form."""
+    return PageOut(items=[out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 # Organizations and projects ----------------------------------------------------------------
