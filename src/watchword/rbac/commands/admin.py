@@ -8,7 +8,15 @@ import typer
 
 from watchword.cli.output import fail
 from watchword.errors import InvalidInput
-from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, json_arg, page_of, run
+from watchword.rbac.commands.output import (
+    Cursor,
+    JsonOpt,
+    Limit,
+    deleted,
+    json_arg,
+    listed,
+    run,
+)
 from watchword.rbac.routes.schemas import IssuerOut, RoleOut, ServiceAccountOut
 from watchword.rbac.service import rbac_service, store_context
 from watchword.rbac.store import accounts, roles
@@ -39,7 +47,7 @@ def role_list(
         page = await roles.list_roles(
             store_context(rt), organization_id=org, limit=limit, cursor=cursor
         )
-        return page_of([RoleOut.of(r) for r in page.items], page.next_cursor)
+        return listed(page, RoleOut.of)
 
     run(ctx, body, as_json, ("id", "name", "organization_id", "description"))
 
@@ -85,7 +93,7 @@ def role_delete(ctx: typer.Context, role_id: str, as_json: JsonOpt = False) -> N
 
     async def body(rt: Runtime) -> dict[str, str]:
         await roles.delete_role(store_context(rt), role_id, if_match=None)
-        return {"deleted": role_id}
+        return deleted(role_id)
 
     run(ctx, body, as_json)
 
@@ -162,7 +170,7 @@ def issuer_list(
 
     async def body(rt: Runtime) -> dict[str, object]:
         page = await accounts.list_issuers(store_context(rt), limit=limit, cursor=cursor)
-        return page_of([IssuerOut.of(i) for i in page.items], page.next_cursor)
+        return listed(page, IssuerOut.of)
 
     run(ctx, body, as_json, ("id", "url", "membership_from_claims", "authz_claim"))
 
@@ -200,7 +208,7 @@ def sa_list(
             store_context(rt), organization_id=organization_id, limit=limit, cursor=cursor
         )
         url = rt.settings.issuer_url
-        return page_of([ServiceAccountOut.of(s, url) for s in page.items], page.next_cursor)
+        return listed(page, lambda sa: ServiceAccountOut.of(sa, url))
 
     run(ctx, body, as_json, ("id", "name", "organization_id"))
 
@@ -215,6 +223,6 @@ def sa_delete(
         sc = store_context(rt)
         await accounts.get_service_account(sc, sa_id, organization_id=organization_id)
         await accounts.delete_service_account(sc, sa_id, if_match=None)
-        return {"deleted": sa_id}
+        return deleted(sa_id)
 
     run(ctx, body, as_json)

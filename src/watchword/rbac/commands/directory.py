@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, page_of, run
+from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, deleted, listed, run
 from watchword.rbac.model import GroupMember
 from watchword.rbac.routes.schemas import GroupOut, OrganizationOut, ProjectOut
 from watchword.rbac.service import store_context
@@ -52,7 +52,7 @@ def org_list(
         page = await organizations.list_organizations(
             store_context(rt), limit=limit, cursor=cursor, name=name
         )
-        return page_of([OrganizationOut.of(o) for o in page.items], page.next_cursor)
+        return listed(page, OrganizationOut.of)
 
     run(ctx, body, as_json, ("id", "name", "version"))
 
@@ -96,7 +96,7 @@ def org_delete(ctx: typer.Context, organization_id: str, as_json: JsonOpt = Fals
 
     async def body(rt: Runtime) -> dict[str, str]:
         await organizations.delete_organization(store_context(rt), organization_id, if_match=None)
-        return {"deleted": organization_id}
+        return deleted(organization_id)
 
     run(ctx, body, as_json)
 
@@ -142,7 +142,7 @@ def project_list(
             cursor=cursor,
             name=name,
         )
-        return page_of([ProjectOut.of(p) for p in page.items], page.next_cursor)
+        return listed(page, ProjectOut.of)
 
     run(ctx, body, as_json, ("id", "name", "version"))
 
@@ -157,7 +157,7 @@ def project_delete(
         sc = store_context(rt)
         await organizations.get_project(sc, project_id, organization_id=organization_id)
         await organizations.delete_project(sc, project_id, if_match=None)
-        return {"deleted": project_id}
+        return deleted(project_id)
 
     run(ctx, body, as_json)
 
@@ -216,7 +216,7 @@ def group_list(
             cursor=cursor,
             name=name,
         )
-        return page_of([GroupOut.of(g) for g in page.items], page.next_cursor)
+        return listed(page, GroupOut.of)
 
     run(ctx, body, as_json, ("id", "name", "role_ids", "project_ids", "members"))
 
@@ -287,6 +287,6 @@ def group_delete(
         sc = store_context(rt)
         await groups.get_group(sc, group_id, organization_id=organization_id)
         await groups.delete_group(sc, group_id, if_match=None)
-        return {"deleted": group_id}
+        return deleted(group_id)
 
     run(ctx, body, as_json)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -13,9 +13,12 @@ from rich.table import Table
 
 from watchword.cli.output import console, emit, fail, run_with_runtime
 from watchword.errors import InvalidInput
+from watchword.rbac.store.record import Page
 from watchword.runtime import Runtime
 
-__all__ = ["Cursor", "JsonOpt", "Limit", "json_arg", "page_of", "run"]
+__all__ = ["Cursor", "JsonOpt", "Limit", "deleted", "json_arg", "listed", "page_of", "run"]
+
+R = TypeVar("R")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 Limit = Annotated[int, typer.Option(help="Page size (1-500).")]
@@ -64,6 +67,15 @@ def _cell(value: object) -> str:
 
 def page_of(items: Sequence[BaseModel], next_cursor: str | None) -> dict[str, object]:
     return {"items": list(items), "next_cursor": next_cursor}
+
+
+def listed(page: Page[R], out: Callable[[R], BaseModel]) -> dict[str, object]:
+    """A store page as the commands print it, each record in its wire form."""
+    return page_of([out(r) for r in page.items], page.next_cursor)
+
+
+def deleted(key: str) -> dict[str, str]:
+    return {"deleted": key}
 
 
 def json_arg(value: str, what: str) -> Any:
