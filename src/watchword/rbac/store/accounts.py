@@ -257,14 +257,12 @@ async def create_system_account(
         await insert_row(
             conn,
             system_accounts,
-            now=now,
-            values={
-                "id": sid,
-                "issuer": issuer or ctx.issuer_url,
-                "subject_id": subject_id,
-                "role_ids": sorted(set(role_ids)),
-                "description": description,
-            },
+            now,
+            id=sid,
+            issuer=issuer or ctx.issuer_url,
+            subject_id=subject_id,
+            role_ids=sorted(set(role_ids)),
+            description=description,
         )
         return _sys(await fetch_row(conn, system_accounts, sid, what="system account"))
 
@@ -338,15 +336,13 @@ async def create_binding(
         await insert_row(
             conn,
             role_bindings,
-            now=now,
-            values={
-                "id": bid,
-                "issuer": issuer,
-                "subject_id": subject_id,
-                "idp_group": idp_group,
-                "role_ids": sorted(set(role_ids)),
-                "description": description,
-            },
+            now,
+            id=bid,
+            issuer=issuer,
+            subject_id=subject_id,
+            idp_group=idp_group,
+            role_ids=sorted(set(role_ids)),
+            description=description,
         )
         return _binding(await fetch_row(conn, role_bindings, bid, what="role binding"))
 
@@ -417,16 +413,14 @@ async def create_issuer(
         await insert_row(
             conn,
             issuers,
-            now=now,
-            values={
-                "id": iid,
-                "url": url,
-                "audiences": list(audiences),
-                "subject_claim": subject_claim,
-                "groups_claim": groups_claim,
-                "authz_claim": authz_claim,
-                "membership_from_claims": membership_from_claims,
-            },
+            now,
+            id=iid,
+            url=url,
+            audiences=list(audiences),
+            subject_claim=subject_claim,
+            groups_claim=groups_claim,
+            authz_claim=authz_claim,
+            membership_from_claims=membership_from_claims,
         )
         return _issuer(await fetch_row(conn, issuers, iid, what="issuer"))
 

@@ -35,11 +35,11 @@ from watchword.rbac.store.record import (
     given,
     insert_row,
     page_rows,
-    require_name_free,
     stamp_of,
     writing,
 )
 from watchword.rbac.store.scoped import (
+    require_name_free_in,
     require_organization,
     require_same_organization,
     scoped_filters,
@@ -237,27 +237,19 @@ async def create_group(
     gid = group_id or new_id("grp")
     async with writing(ctx.engine) as conn:
         await require_organization(conn, organization_id)
-        await require_name_free(
-            conn,
-            groups,
-            name,
-            scope=groups.c.organization_id == organization_id,
-            what="group in this organization",
-        )
+        await require_name_free_in(conn, groups, name, organization_id, what="group")
         await _check_members(conn, ctx, organization_id, members)
         await _check_roles(conn, organization_id, role_ids)
         await _check_projects(conn, organization_id, project_ids)
         await insert_row(
             conn,
             groups,
-            now=now,
-            values={
-                "id": gid,
-                "organization_id": organization_id,
-                "name": name,
-                "description": description,
-                "legacy_user_ids": None if legacy_user_ids is None else list(legacy_user_ids),
-            },
+            now,
+            id=gid,
+            organization_id=organization_id,
+            name=name,
+            description=description,
+            legacy_user_ids=None if legacy_user_ids is None else list(legacy_user_ids),
         )
         await _insert_members(conn, gid, members)
         await _replace_children(
@@ -336,14 +328,7 @@ async def update_group(
         org = group.organization_id
         values = given(name=name, description=description)
         if name is not None:
-            await require_name_free(
-                conn,
-                groups,
-                name,
-                scope=groups.c.organization_id == org,
-                except_key=group_id,
-                what="group in this organization",
-            )
+            await require_name_free_in(conn, groups, name, org, what="group", except_key=group_id)
         if values:
             await conn.execute(update(groups).where(groups.c.id == group_id).values(**values))
         if role_ids is not None:

@@ -66,12 +66,7 @@ async def create_organization(
     oid = new_id("org")
     async with writing(ctx.engine) as conn:
         await require_name_free(conn, organizations, name, what="organization")
-        await insert_row(
-            conn,
-            organizations,
-            now=now,
-            values={"id": oid, "name": name, "description": description},
-        )
+        await insert_row(conn, organizations, now, id=oid, name=name, description=description)
         return _org(await fetch_row(conn, organizations, oid, what="organization"))
 
 

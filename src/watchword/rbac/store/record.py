@@ -187,9 +187,7 @@ def given(**values: object | None) -> dict[str, object]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-async def insert_row(
-    conn: AsyncConnection, table: Table, *, now: datetime, values: Mapping[str, object]
-) -> None:
+async def insert_row(conn: AsyncConnection, table: Table, now: datetime, **values: object) -> None:
     """Insert a new record at version 1, created and updated ``now``."""
     await conn.execute(insert(table).values(**values, version=1, created_at=now, updated_at=now))
 

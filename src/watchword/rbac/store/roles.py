@@ -129,14 +129,12 @@ async def create_role(
         await insert_row(
             conn,
             roles,
-            now=now,
-            values={
-                "id": rid,
-                "name": name,
-                "organization_id": organization_id,
-                "description": description,
-                "permissions": doc,
-            },
+            now,
+            id=rid,
+            name=name,
+            organization_id=organization_id,
+            description=description,
+            permissions=doc,
         )
         return _role(await fetch_row(conn, roles, rid, what="role"))
 
@@ -240,8 +238,10 @@ async def create_resource_type(
         await insert_row(
             conn,
             resource_types,
-            now=now,
-            values={"name": rt.name, "actions": sorted(rt.actions), "description": description},
+            now,
+            name=rt.name,
+            actions=sorted(rt.actions),
+            description=description,
         )
         return _type(await fetch_row(conn, resource_types, name, what="resource type"))
 
@@ -326,12 +326,10 @@ async def seed_catalogue(ctx: StoreContext) -> Mapping[str, list[str]]:
                 await insert_row(
                     conn,
                     resource_types,
-                    now=now,
-                    values={
-                        "name": type_name,
-                        "actions": list(actions),
-                        "description": "watchword",
-                    },
+                    now,
+                    name=type_name,
+                    actions=list(actions),
+                    description="watchword",
                 )
                 added["resource_types"].append(type_name)
         have_roles = set((await conn.execute(select(roles.c.id))).scalars())
@@ -342,14 +340,12 @@ async def seed_catalogue(ctx: StoreContext) -> Mapping[str, list[str]]:
             await insert_row(
                 conn,
                 roles,
-                now=now,
-                values={
-                    "id": seed.id,
-                    "name": seed.id,
-                    "organization_id": None,
-                    "description": seed.description,
-                    "permissions": doc,
-                },
+                now,
+                id=seed.id,
+                name=seed.id,
+                organization_id=None,
+                description=seed.description,
+                permissions=doc,
             )
             added["roles"].append(seed.id)
     return added

@@ -41,6 +41,7 @@ __all__ = [
     "create_scoped",
     "get_scoped",
     "list_scoped",
+    "require_name_free_in",
     "require_organization",
     "require_same_organization",
     "scoped_filters",
@@ -65,10 +66,6 @@ class ScopedRecords(Generic[R]):
     id_prefix: str  # "prj": for new identifiers
     of: Callable[[RowOf], R]
 
-    @property
-    def what_in_organization(self) -> str:
-        return f"{self.what} in this organization"
-
 
 async def require_organization(
     conn: AsyncConnection, organization_id: str, *, pointer: str = "/organization_id"
@@ -80,6 +77,21 @@ async def require_organization(
         raise UnknownOrganization(
             f"organization {organization_id!r} does not exist", pointer=pointer
         )
+
+
+async def require_name_free_in(
+    conn: AsyncConnection,
+    table: Table,
+    name: str,
+    organization_id: str,
+    *,
+    what: str,
+    except_key: str | None = None,
+) -> None:
+    """Names are unique within an organization (``already_exists``, pointer ``/name``)."""
+    scope = table.c.organization_id == organization_id
+    what = f"{what} in this organization"
+    await require_name_free(conn, table, name, scope=scope, except_key=except_key, what=what)
 
 
 def require_same_organization(
@@ -103,24 +115,9 @@ async def create_scoped(
     table = records.table
     async with writing(ctx.engine) as conn:
         await require_organization(conn, organization_id)
-        await require_name_free(
-            conn,
-            table,
-            name,
-            scope=table.c.organization_id == organization_id,
-            what=records.what_in_organization,
-        )
-        await insert_row(
-            conn,
-            table,
-            now=now,
-            values={
-                "id": key,
-                "organization_id": organization_id,
-                "name": name,
-                "description": description,
-            },
-        )
+        await require_name_free_in(conn, table, name, organization_id, what=records.what)
+        values = {"organization_id": organization_id, "name": name, "description": description}
+        await insert_row(conn, table, now, id=key, **values)
         return records.of(await fetch_row(conn, table, key, what=records.what))
 
 
@@ -181,13 +178,8 @@ async def update_scoped(
         current = records.of(await fetch_row(conn, table, key, what=records.what))
         check(current)
         if name is not None and precheck_name:
-            await require_name_free(
-                conn,
-                table,
-                name,
-                scope=table.c.organization_id == current.organization_id,
-                except_key=key,
-                what=records.what_in_organization,
+            await require_name_free_in(
+                conn, table, name, current.organization_id, what=records.what, except_key=key
             )
         await update_row(
             conn,
