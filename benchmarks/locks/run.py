@@ -126,14 +126,15 @@ def redis_up() -> bool:
     return True
 
 
-def wal_backend(url: str) -> LockBackend:
-    """SQLite in WAL mode with synchronous=NORMAL: commits skip the fsync."""
+def rollback_journal_backend(url: str) -> LockBackend:
+    """SQLite with a rollback journal and synchronous=FULL (SQLite's own defaults; watchword
+    itself runs SQLite files in WAL with synchronous=NORMAL): every commit waits for fsync."""
     engine = create_engine_for_url(url)
 
     def pragmas(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA journal_mode=DELETE")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     event.listen(engine.sync_engine, "connect", pragmas)
@@ -212,13 +213,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
         upgrade(sqlite_url, "0002_locks")
-        wal_url = f"sqlite+aiosqlite:///{tmp}/bench-wal.sqlite3"
-        upgrade(wal_url, "0002_locks")
+        journal_url = f"sqlite+aiosqlite:///{tmp}/bench-journal.sqlite3"
+        upgrade(journal_url, "0002_locks")
         prefix = f"ww-bench-{secrets.token_hex(4)}:"
         targets: dict[str, Callable[[], LockBackend]] = {
             "memory": lambda: open_backend("memory://"),
             "sqlite": lambda: open_backend(sqlite_url),
-            "sqlite-wal": lambda: wal_backend(wal_url),
+            "sqlite-rollback-journal": lambda: rollback_journal_backend(journal_url),
         }
         if redis_up():
             targets["redis"] = lambda: open_backend(REDIS_URL, redis_prefix=prefix)
