@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from watchword.errors import AlreadyExists, Conflict, InvalidInput, NotFound, VersionConflict
+from watchword.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from watchword.rbac.errors import ServiceAccountForeignOrg, UnknownOrganization
 from watchword.rbac.model import Project, ServiceAccount
 from watchword.rbac.store import accounts, organizations
@@ -97,7 +97,7 @@ async def test_scoped_list_filters_by_organization_and_name_and_pages(
     assert exc.value.pointer == "/limit"
 
 
-async def test_scoped_rename_to_a_taken_name_project_already_exists_service_account_conflict(
+async def test_scoped_rename_to_a_taken_name_is_already_exists_for_both_kinds(
     ctx: StoreContext,
 ) -> None:
     org_a, _ = await _two_orgs(ctx)
@@ -111,10 +111,9 @@ async def test_scoped_rename_to_a_taken_name_project_already_exists_service_acco
     bot: ServiceAccount = await accounts.create_service_account(
         ctx, organization_id=org_a, name="bot"
     )
-    # Service accounts leave a duplicate name to the unique constraint, as they always have.
-    with pytest.raises(Conflict) as sa_exc:
+    with pytest.raises(AlreadyExists) as sa_exc:
         await accounts.update_service_account(ctx, bot.id, if_match=1, name="ci")
-    assert type(sa_exc.value) is Conflict
+    assert sa_exc.value.pointer == "/name"
 
 
 async def test_scoped_update_bumps_version_and_refuses_a_stale_or_foreign_one(

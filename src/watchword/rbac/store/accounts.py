@@ -224,7 +224,6 @@ async def update_service_account(
         name=name,
         description=description,
         check=stays_home,
-        precheck_name=False,
     )
 
 
