@@ -165,19 +165,17 @@ async def update_scoped(
     name: str | None,
     description: str | None,
     check: Callable[[R], None] = lambda _: None,
-    precheck_name: bool = True,
 ) -> R:
     """Rename or redescribe a record at version ``if_match``.
 
-    ``check`` sees the current record first (a refusal there wins over everything else).
-    ``precheck_name=False`` leaves a duplicate name to the unique constraint
-    (``conflict`` instead of ``already_exists``), as service accounts always have.
+    ``check`` sees the current record first (a refusal there wins over everything else);
+    a name taken in the organization is ``already_exists`` pointing at ``/name``.
     """
     table = records.table
     async with writing(ctx.engine) as conn:
         current = records.of(await fetch_row(conn, table, key, what=records.what))
         check(current)
-        if name is not None and precheck_name:
+        if name is not None:
             await require_name_free_in(
                 conn, table, name, current.organization_id, what=records.what, except_key=key
             )
