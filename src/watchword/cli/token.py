@@ -43,21 +43,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 def _record_dict(record: TokenRecord, now: datetime) -> dict[str, object]:
     return {
-        "id": record.id,
-        "kind": record.kind.label,
-        "name": record.name,
-        "owner_issuer": record.owner.issuer,
-        "owner_subject": record.owner.subject,
-        "organization_id": record.organization_id,
-        "scopes": sorted(record.scopes),
-        "permission": record.permission.value,
-        "prefix": record.display_prefix,
-        "state": record.state_at(now).value,
-        "created_at": record.created_at.isoformat(),
-        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
-        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
-        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
-        "rotated_from": record.rotated_from,
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in record.public_view(now).items()
     }
 
 

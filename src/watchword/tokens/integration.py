@@ -26,7 +26,6 @@ if the commit fails the entry is removed again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,14 +33,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.errors import DatabaseUnavailable
-from watchword.ids import new_id
 from watchword.runtime import Runtime
 from watchword.secret import Secret
 from watchword.tokens import store
-from watchword.tokens.format import TokenKind, display_prefix
+from watchword.tokens.format import TokenKind
 from watchword.tokens.metrics import TokenMetrics
-from watchword.tokens.mint import new_token, token_hash
-from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.mint import mint
+from watchword.tokens.model import Owner
 from watchword.tokens.plaintext_cache import (
     CachedPlaintext,
     LocalPlaintextCache,
@@ -50,7 +48,7 @@ from watchword.tokens.plaintext_cache import (
     cache_key,
     derive_key,
 )
-from watchword.tokens.rotation import RotationPlan, cached_value_fresh, plan_rotation
+from watchword.tokens.rotation import cached_value_fresh, plan_rotation
 from watchword.tokens.scope import Permission, normalize_scopes
 from watchword.tokens.service import token_service
 from watchword.tokens.tables import token_rotation_anchors
@@ -152,34 +150,24 @@ class IntegrationRotator:
         )
         for token_id, expires_at in plan.expire:
             await store.set_expiry(conn, token_id, expires_at)
-        token = new_token(TokenKind.INTEGRATION)
-        await store.insert_token(conn, _record(token, spec, now, plan))
+        token, record = mint(
+            TokenKind.INTEGRATION,
+            name=spec.name,
+            owner=spec.owner,
+            organization_id=spec.organization_id,
+            scopes=spec.scopes,
+            permission=spec.permission,
+            now=now,
+            expires_at=plan.successor_expires_at,
+            rotated_from=plan.rotated_from,
+        )
+        await store.insert_token(conn, record)
         await conn.execute(
             update(token_rotation_anchors)
             .where(*_anchor_where(spec.owner, spec.name))
             .values(rotated_at=now)
         )
         return token
-
-
-def _record(token: Secret, spec: IntegrationSpec, now: datetime, plan: RotationPlan) -> TokenRecord:
-    return TokenRecord(
-        id=new_id("tok"),
-        kind=TokenKind.INTEGRATION,
-        name=spec.name,
-        owner=spec.owner,
-        organization_id=spec.organization_id,
-        scopes=spec.scopes,
-        permission=spec.permission,
-        display_prefix=display_prefix(token.reveal()),
-        token_hash=token_hash(token),
-        created_at=now,
-        expires_at=plan.successor_expires_at,
-        last_used_at=None,
-        revoked_at=None,
-        rotated_from=plan.rotated_from,
-        version=1,
-    )
 
 
 def _anchor_where(owner: Owner, name: str) -> tuple[ColumnElement[bool], ...]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
+from watchword.ids import new_id
 from watchword.secret import Secret, sha256_hex
-from watchword.tokens.format import BASE62, BODY_LENGTH, TokenKind, compose
+from watchword.tokens.format import BASE62, BODY_LENGTH, TokenKind, compose, display_prefix
+from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.scope import Permission
 
-__all__ = ["new_token", "token_hash"]
+__all__ = ["mint", "new_token", "token_hash"]
 
 
 def new_token(kind: TokenKind) -> Secret:
@@ -23,3 +27,37 @@ def token_hash(token: Secret) -> str:
     dictionary to try and a stolen table of hashes cannot be reversed.
     """
     return sha256_hex(token.reveal())
+
+
+def mint(
+    kind: TokenKind,
+    *,
+    name: str,
+    owner: Owner,
+    organization_id: str | None,
+    scopes: frozenset[str],
+    permission: Permission,
+    now: datetime,
+    expires_at: datetime | None,
+    rotated_from: str | None = None,
+) -> tuple[Secret, TokenRecord]:
+    """A new token and the record that stores it (its hash and display prefix, never it)."""
+    token = new_token(kind)
+    record = TokenRecord(
+        id=new_id("tok"),
+        kind=kind,
+        name=name,
+        owner=owner,
+        organization_id=organization_id,
+        scopes=scopes,
+        permission=permission,
+        display_prefix=display_prefix(token.reveal()),
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=expires_at,
+        last_used_at=None,
+        revoked_at=None,
+        rotated_from=rotated_from,
+        version=1,
+    )
+    return token, record

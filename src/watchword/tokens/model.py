@@ -46,6 +46,26 @@ class TokenRecord:
     rotated_from: str | None
     version: int
 
+    def public_view(self, now: datetime) -> dict[str, object]:
+        """What a caller may see of the token (never its hash), as of ``now``."""
+        return {
+            "id": self.id,
+            "kind": self.kind.label,
+            "name": self.name,
+            "owner_issuer": self.owner.issuer,
+            "owner_subject": self.owner.subject,
+            "organization_id": self.organization_id,
+            "scopes": sorted(self.scopes),
+            "permission": self.permission.value,
+            "prefix": self.display_prefix,
+            "state": self.state_at(now).value,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+            "revoked_at": self.revoked_at,
+            "rotated_from": self.rotated_from,
+        }
+
     def state_at(self, now: datetime) -> TokenState:
         """Revoked wins over expired: a revoked token says so even after its expiry."""
         if self.revoked_at is not None and self.revoked_at <= now:

@@ -41,16 +41,15 @@ from watchword.errors import (
     TokenUnknown,
     Unavailable,
 )
-from watchword.ids import new_id
 from watchword.observability.logging import get_logger
 from watchword.runtime import Runtime
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
 from watchword.tokens import store
 from watchword.tokens.cache import VerifyCache
-from watchword.tokens.format import TokenKind, display_prefix, parse
+from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
-from watchword.tokens.mint import new_token, token_hash
+from watchword.tokens.mint import mint, token_hash
 from watchword.tokens.model import Owner, TokenRecord, TokenState
 from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
 from watchword.tokens.scope import Permission, normalize_scopes
@@ -182,23 +181,15 @@ class TokenService:
         expires_at = spec.expires_at
         if expires_at is None and spec.kind is TokenKind.INTEGRATION:
             expires_at = self._successor_expiry(spec.kind, None, now)
-        token = new_token(spec.kind)
-        record = TokenRecord(
-            id=new_id("tok"),
-            kind=spec.kind,
+        token, record = mint(
+            spec.kind,
             name=name,
             owner=spec.owner,
             organization_id=spec.organization_id,
             scopes=normalize_scopes(spec.scopes),
             permission=spec.permission,
-            display_prefix=display_prefix(token.reveal()),
-            token_hash=token_hash(token),
-            created_at=now,
+            now=now,
             expires_at=expires_at,
-            last_used_at=None,
-            revoked_at=None,
-            rotated_from=None,
-            version=1,
         )
         async with self._connection(begin=True) as conn:
             await store.insert_token(conn, record)
@@ -311,23 +302,16 @@ class TokenService:
     def _successor(
         self, old: TokenRecord, now: datetime, expires_at: datetime | None
     ) -> IssuedToken:
-        token = new_token(old.kind)
-        record = TokenRecord(
-            id=new_id("tok"),
-            kind=old.kind,
+        token, record = mint(
+            old.kind,
             name=old.name,
             owner=old.owner,
             organization_id=old.organization_id,
             scopes=old.scopes,
             permission=old.permission,
-            display_prefix=display_prefix(token.reveal()),
-            token_hash=token_hash(token),
-            created_at=now,
+            now=now,
             expires_at=expires_at,
-            last_used_at=None,
-            revoked_at=None,
             rotated_from=old.id,
-            version=1,
         )
         return IssuedToken(record=record, token=token)
 

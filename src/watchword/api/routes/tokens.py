@@ -90,23 +90,7 @@ class TokenList(BaseModel):
 
 
 def _out(record: TokenRecord, now: datetime) -> dict[str, object]:
-    return {
-        "id": record.id,
-        "kind": record.kind.label,
-        "name": record.name,
-        "owner_issuer": record.owner.issuer,
-        "owner_subject": record.owner.subject,
-        "organization_id": record.organization_id,
-        "scopes": sorted(record.scopes),
-        "permission": record.permission.value,
-        "prefix": record.display_prefix,
-        "state": record.state_at(now).value,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "last_used_at": record.last_used_at,
-        "revoked_at": record.revoked_at,
-        "rotated_from": record.rotated_from,
-    }
+    return record.public_view(now)
 
 
 def _created(issued: IssuedToken, now: datetime) -> TokenCreated:
