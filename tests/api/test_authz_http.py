@@ -273,3 +273,33 @@ async def test_authz_checks_are_measured_and_decisions_logged(
         if '"authz.decision"' in line
     ]
     assert len(events) == 1 and events[0]["action"] == "read"
+
+
+async def test_authz_bad_role_update_is_refused_and_the_active_policy_stays(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    question = {"subject": BOB, "action": "read", "object": _obj("c1")}
+    before = await client.post("/v1/authz/check", json=question, headers=admin)
+    assert before.json()["allowed"] is True
+    bad = await client.patch(
+        "/v1/roles/role_member",
+        json={
+            "permissions": {
+                "organization": [{"resource_type": "compute:clusters", "actions": ["fly"]}]
+            }
+        },
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "unknown_action"
+    assert bad.json()["pointer"] == "/permissions/organization/0/actions"
+    after = await client.post("/v1/authz/check", json=question, headers=admin)
+    assert after.json() == before.json()
+    # A good update takes effect on the next question (no restart, no stale compiled subject).
+    good = await client.patch(
+        "/v1/roles/role_member",
+        json={"permissions": {"organization": []}},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert good.status_code == 200, good.text
+    now = await client.post("/v1/authz/check", json=question, headers=admin)
+    assert now.json()["allowed"] is False
