@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.api.app import create_app
@@ -50,21 +51,24 @@ def _unavailable(hint: str, exc: Exception) -> None:
     pytest.skip(hint)
 
 
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """libpq DSN of a database created for this test run and dropped after it."""
-    name = f"ww_test_{secrets.token_hex(6)}"
-    try:
+class PgDatabases:
+    """Creates PostgreSQL databases for tests (``create(prefix)`` returns a SQLAlchemy URL)
+    and drops every one of them at the end of the run."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def create(self, prefix: str = "ww_test") -> str:
+        name = f"{prefix}_{secrets.token_hex(6)}"
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        _unavailable(PG_HINT, exc)
-    dsn = PG_ADMIN_DSN.replace("dbname=test", f"dbname={name}")
-    try:
-        yield dsn
-    finally:
+        self.names.append(name)
+        return _sqlalchemy_url(PG_ADMIN_DSN.replace("dbname=test", f"dbname={name}"))
+
+    def drop_all(self) -> None:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in self.names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _sqlalchemy_url(dsn: str) -> str:
@@ -73,23 +77,39 @@ def _sqlalchemy_url(dsn: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_dsn: str) -> str:
-    """SQLAlchemy URL (psycopg 3 driver) of the per-run PostgreSQL database (shared by the
-    whole run: other tests migrate it and leave rows in it)."""
-    return _sqlalchemy_url(pg_dsn)
+def pg_databases() -> Iterator[PgDatabases]:
+    """Fresh PostgreSQL databases on demand (``pg_databases.create("ww_tokens")``), all
+    dropped after the run; fails (CI) or skips when PostgreSQL does not answer."""
+    databases = PgDatabases()
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        _unavailable(PG_HINT, exc)
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_databases: PgDatabases) -> str:
+    """SQLAlchemy URL (psycopg 3 driver) of a database for this run, shared by the whole
+    run: tests migrate it and leave rows in it."""
+    return pg_databases.create()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_url: str) -> str:
+    """The libpq DSN of ``pg_url``'s database."""
+    url = make_url(pg_url)
+    return f"host={url.host} port={url.port} user={url.username} dbname={url.database}"
 
 
 @pytest.fixture
-def pg_empty_url(pg_dsn: str) -> Iterator[str]:
-    """SQLAlchemy URL of a database created empty for one test and dropped after it."""
-    name = f"ww_test_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _sqlalchemy_url(PG_ADMIN_DSN.replace("dbname=test", f"dbname={name}"))
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def pg_empty_url(pg_databases: PgDatabases) -> str:
+    """SQLAlchemy URL of a database created empty for one test."""
+    return pg_databases.create()
 
 
 @pytest.fixture(scope="session")

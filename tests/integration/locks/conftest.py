@@ -4,10 +4,10 @@ backend of each kind, and a factory for backends of the same kind sharing one st
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,24 +18,19 @@ from watchword.locks.sqlite import SQLiteBackend
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade
 
+if TYPE_CHECKING:
+    from tests.conftest import PgDatabases
+
 
 @pytest.fixture(scope="session")
-def locks_pg_url(pg_dsn: str) -> Iterator[str]:
+def locks_pg_url(pg_databases: PgDatabases) -> str:
     """A database of the lock tests' own, migrated to ``0002_locks``.
 
     Not the shared ``pg_url`` database: the migration tests expect to find it empty.
     """
-    name = f"ww_locks_{secrets.token_hex(5)}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = dict(item.split("=", 1) for item in pg_dsn.split())
-    url = f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{name}"
+    url = pg_databases.create("ww_locks")
     upgrade(url, "0002_locks")
-    try:
-        yield url
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return url
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import inspect
 
@@ -38,16 +36,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.sqlite3'}"
         return
-    pg_dsn: str = request.getfixturevalue("pg_dsn")
-    name = f"ww_locks_mig_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = dict(item.split("=", 1) for item in pg_dsn.split())
-    try:
-        yield f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{name}"
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield request.getfixturevalue("pg_empty_url")
 
 
 def test_migration_0002_locks_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:

@@ -7,11 +7,10 @@ shared by the RBAC tests, which therefore use unique names, subjects and issuers
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 
@@ -24,18 +23,13 @@ from watchword.runtime import Runtime
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
+if TYPE_CHECKING:
+    from tests.conftest import PgDatabases
+
 
 @pytest.fixture(scope="session")
-def rbac_pg_url(pg_dsn: str) -> Iterator[str]:
-    name = f"ww_rbac_{secrets.token_hex(6)}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = dict(item.split("=", 1) for item in pg_dsn.split())
-    try:
-        yield f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{name}"
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def rbac_pg_url(pg_databases: PgDatabases) -> str:
+    return pg_databases.create("ww_rbac")
 
 
 @pytest.fixture(
