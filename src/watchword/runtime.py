@@ -21,7 +21,7 @@ from watchword.clock import Clock, SystemClock
 from watchword.config import Settings
 from watchword.errors import DatabaseUnavailable, RedisUnavailable
 from watchword.storage import migrate
-from watchword.storage.db import create_engine_for_url, redacted_url
+from watchword.storage.db import create_engine_for_url, describe_error, redacted_url
 
 __all__ = ["Runtime"]
 
@@ -81,7 +81,7 @@ class Runtime:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else _first_line(exc)
+            reason = "timed out" if isinstance(exc, TimeoutError) else describe_error(exc)
             raise DatabaseUnavailable(
                 f"database {redacted_url(self.engine.url)} is unreachable: {reason}"
             ) from exc
@@ -104,9 +104,3 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text_ = str(orig).strip()
-    return (text_.splitlines()[0] if text_ else type(orig).__name__)[:200]

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from watchword.errors import ConfigurationError
+from watchword.observability.redaction import redact_text
 
-__all__ = ["create_engine_for_url", "normalize_url", "redacted_url"]
+__all__ = ["create_engine_for_url", "describe_error", "normalize_url", "redacted_url"]
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -50,6 +51,14 @@ def redacted_url(url: str | URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable URL>"
+
+
+def describe_error(exc: BaseException) -> str:
+    """The first line of a driver error, credentials masked: safe for messages and logs."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    line = text.splitlines()[0] if text else type(orig).__name__
+    return redact_text(line[:200])
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

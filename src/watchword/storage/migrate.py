@@ -7,6 +7,7 @@ with an application that has its own Alembic history.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.errors import DatabaseUnavailable, InvalidInput, SchemaOutdated
-from watchword.storage.db import create_engine_for_url, normalize_url, redacted_url
+from watchword.storage.db import (
+    create_engine_for_url,
+    describe_error,
+    normalize_url,
+    redacted_url,
+)
 
 __all__ = [
     "VERSION_TABLE",
@@ -81,7 +87,7 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "heads") -> None:
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(
             f"database {redacted_url(engine.url)} is unreachable or refused the migration: "
-            f"{_reason(exc)}"
+            f"{describe_error(exc)}"
         ) from exc
 
 
@@ -90,15 +96,16 @@ def downgrade(url: str, revision: str) -> None:
     _run_command(url, lambda cfg: command.downgrade(cfg, revision))
 
 
-def _run_command(url: str, action: object) -> None:
+def _run_command(url: str, action: Callable[[Config], None]) -> None:
     cfg = alembic_config(url)
     try:
-        action(cfg)  # type: ignore[operator]
+        action(cfg)
     except CommandError as exc:
         raise InvalidInput(f"migration failed: {exc}") from exc
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(
-            f"database {redacted_url(url)} is unreachable or refused the migration: {_reason(exc)}"
+            f"database {redacted_url(url)} is unreachable or refused the migration: "
+            + describe_error(exc)
         ) from exc
 
 
@@ -113,15 +120,9 @@ async def schema_status(engine: AsyncEngine) -> SchemaStatus:
             current = await connection.run_sync(_current)
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(
-            f"database {redacted_url(engine.url)} is unreachable: {_reason(exc)}"
+            f"database {redacted_url(engine.url)} is unreachable: {describe_error(exc)}"
         ) from exc
     return SchemaStatus(current=current, heads=head_revisions())
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return text[:200]
 
 
 async def ensure_current(engine: AsyncEngine) -> SchemaStatus:
