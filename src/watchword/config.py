@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from watchword.errors import ConfigurationError
+from watchword.observability.redaction import redact_text
 from watchword.secret import REDACTED
 
 __all__ = [
@@ -228,7 +229,7 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if name in {"database_url", "redis_url"} and value is not None:
-                value = redacted_url(value) if name == "database_url" else _redact_redis(value)
+                value = redacted_url(value) if name == "database_url" else redact_text(value)
             elif isinstance(value, timedelta):
                 value = f"{value.total_seconds():g}s"
             elif isinstance(value, StrEnum):
@@ -245,15 +246,6 @@ SECRET_SETTINGS = frozenset({"secret_key"})
 
 def _looks_secret(name: str) -> bool:
     return name in SECRET_SETTINGS
-
-
-def _redact_redis(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}{sep}{user}:{REDACTED}@{host}"
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -21,6 +21,9 @@ def test_redact_text_masks_tokens_bearer_and_url_passwords() -> None:
     assert "abcdefghijklmnop" not in out
     assert "eyJhbGciOi" not in out
     assert "s3cret" not in out and "app:" in out
+    # Redis URLs usually carry a password with an empty user name.
+    assert redact_text("redis://:r3dis@cache:6379/0") == "redis://:**********@cache:6379/0"
+    assert redact_text("see https://example.com/a@b") == "see https://example.com/a@b"
 
 
 def test_redact_value_by_key_name_and_secret_type() -> None:

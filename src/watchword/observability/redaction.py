@@ -18,23 +18,19 @@ _SECRET_KEY = re.compile(
     r"(pass(word|wd)?|secret|token|authorization|api[_-]?key|cookie|credential|private)",
     re.IGNORECASE,
 )
-_PATTERNS = (
+# Rules: each pattern with what replaces a match.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # watchword tokens and bootstrap keys: ww<kind>_<body>
-    re.compile(r"\bww[a-z]{0,4}_[A-Za-z0-9]{20,}\b"),
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
-    # userinfo in URLs: scheme://user:password@host
-    re.compile(r"(?<=://)([^/\s:@]+):([^/\s@]+)@"),
+    (re.compile(r"\bww[a-z]{0,4}_[A-Za-z0-9]{20,}\b"), REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+    # userinfo in URLs: scheme://user:password@host, the user possibly empty (redis://:pw@h)
+    (re.compile(r"(?<=://)([^/\s:@]*):([^/\s@]+)@"), rf"\1:{REDACTED}@"),
 )
 
 
 def redact_text(text: str) -> str:
-    for pattern in _PATTERNS:
-        if pattern.groups == 2 and pattern.pattern.startswith("(?<="):
-            text = pattern.sub(lambda m: f"{m[1]}:{REDACTED}@", text)
-        elif pattern.groups:
-            text = pattern.sub(lambda m: f"{m[1]} {REDACTED}", text)
-        else:
-            text = pattern.sub(REDACTED, text)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
