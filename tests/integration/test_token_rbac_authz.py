@@ -117,3 +117,49 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
 
     revoked = await client.post(f"/v1/tokens/{token_id}/revoke", headers=carol)
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+
+
+async def test_authz_check_by_subject_ref_resolves_stored_memberships(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from watchword.bootstrap import create_admin_key
+    from watchword.rbac.model import GroupMember
+    from watchword.rbac.store.groups import create_group
+    from watchword.rbac.store.organizations import create_organization
+
+    ctx = store_context(runtime)
+    iss = runtime.settings.issuer_url
+    acme = await create_organization(ctx, name="acme-ref")
+    await create_group(
+        ctx,
+        organization_id=acme.id,
+        name="readers",
+        members=[GroupMember(iss, "erin")],
+        role_ids=["org-reader"],
+    )
+    _, key = await create_admin_key(runtime.engine, runtime.clock)
+    admin = {"Authorization": f"Bearer {key.reveal()}"}
+    obj = {"type": "watchword:organizations", "id": acme.id, "org_id": acme.id}
+
+    async def ask(subject: str, action: str) -> bool:
+        r = await client.post(
+            "/v1/authz/check",
+            json={"subject_ref": {"issuer": iss, "id": subject}, "action": action, "object": obj},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        return bool(r.json()["allowed"])
+
+    assert await ask("erin", "read") is True
+    assert await ask("erin", "update") is False
+    # The same id under another issuer is another subject with nothing.
+    other = await client.post(
+        "/v1/authz/check",
+        json={
+            "subject_ref": {"issuer": "https://elsewhere.example", "id": "erin"},
+            "action": "read",
+            "object": obj,
+        },
+        headers=admin,
+    )
+    assert other.json()["allowed"] is False

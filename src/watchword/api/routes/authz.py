@@ -148,10 +148,10 @@ AskerDep = Annotated[Principal, Depends(asker)]
 
 async def _compile(runtime: Runtime, part: SubjectPart) -> CompiledSubject:
     service = runtime.service(rbac_service)
-    await service.generation()
     if part.subject is not None:
+        await service.generation()  # the engine holds the stored policy of now
         return service.engine.compile(parse_subject(part.subject, "/subject"))
-    ref = part.subject_ref
+    ref = part.subject_ref  # resolve() reads the generation itself
     assert ref is not None  # noqa: S101 - guaranteed by SubjectPart's validator
     return (await service.resolve(ref.issuer, ref.id, ref.claims)).compiled
 
