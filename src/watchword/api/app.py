@@ -20,11 +20,16 @@ from watchword.api.routes import (
     acl,
     admin,
     authz,
+    groups,
     health,
+    issuers,
     oauth,
-    rbac,
+    organizations,
     resource_types,
+    role_bindings,
     roles,
+    service_accounts,
+    system_accounts,
     tokens,
 )
 from watchword.config import Settings, load_settings
@@ -103,6 +108,21 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
-    for module in (health, admin, authz, resource_types, roles, rbac, acl, tokens, oauth):
+    for module in (
+        health,
+        admin,
+        authz,
+        resource_types,
+        roles,
+        organizations,
+        groups,
+        service_accounts,
+        system_accounts,
+        role_bindings,
+        issuers,
+        acl,
+        tokens,
+        oauth,
+    ):
         app.include_router(module.router)
     return app

@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from watchword.api.deps import Principal, current_principal, get_runtime
+from watchword.api.schemas import AclOut
 from watchword.bootstrap import create_admin_key
 from watchword.rbac.model import GroupMember
-from watchword.rbac.routes.schemas import AclOut
 from watchword.rbac.store import groups, organizations
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime

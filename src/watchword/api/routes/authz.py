@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import column, table
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
+from watchword.api.access import AccessDep
 from watchword.api.deps import Principal, RuntimeDep
 from watchword.authz import (
     NO_ACL,
@@ -31,7 +32,6 @@ from watchword.authz import (
 )
 from watchword.authz.sql import NoAcl
 from watchword.errors import InvalidInput, PermissionDenied
-from watchword.rbac.routes.access import AccessDep
 from watchword.rbac.service import rbac_service
 from watchword.runtime import Runtime
 

@@ -27,9 +27,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from watchword.api.access import Access
 from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
-from watchword.rbac.routes.access import Access
 from watchword.rbac.service import store_context
 from watchword.rbac.store.accounts import get_service_account
 from watchword.runtime import Runtime

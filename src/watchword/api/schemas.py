@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchword.rbac.model import (
@@ -44,6 +45,9 @@ class Versioned(BaseModel):
             "created_at": stamp.created_at,
             "updated_at": stamp.updated_at,
         }
+
+
+PageLimit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 
 
 class PageOut(BaseModel, Generic[T]):

@@ -10,16 +10,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from watchword.api.access import AccessDep
+from watchword.api.etag import IfMatch, optional_version, required_version, tagged
+from watchword.api.schemas import (
+    GroupIn,
+    GroupOut,
+    GroupPatch,
+    MemberIn,
+    PageLimit,
+    PageOut,
+    page_out,
+)
 from watchword.rbac.model import GroupMember, IdpGroup
-from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
-from watchword.rbac.routes.schemas import GroupIn, GroupOut, GroupPatch, MemberIn, PageOut, page_out
 from watchword.rbac.store import groups as store
 from watchword.rbac.tables import groups
 
 router = APIRouter(prefix="/v1/organizations/{organization_id}/groups", tags=["groups"])
-
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 def _members(access: AccessDep, members: list[MemberIn]) -> list[GroupMember]:
@@ -48,7 +54,7 @@ async def create_group(
 async def list_groups(
     organization_id: str,
     access: AccessDep,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
     name: str | None = None,
 ) -> PageOut[GroupOut]:

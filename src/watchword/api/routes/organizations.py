@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from watchword.rbac.routes.access import AccessDep
-from watchword.rbac.routes.etag import IfMatch, optional_version, required_version, tagged
-from watchword.rbac.routes.schemas import (
+from watchword.api.access import AccessDep
+from watchword.api.etag import IfMatch, optional_version, required_version, tagged
+from watchword.api.schemas import (
     OrganizationIn,
     OrganizationOut,
     OrganizationPatch,
+    PageLimit,
     PageOut,
     ProjectIn,
     ProjectOut,
@@ -23,7 +24,6 @@ from watchword.rbac.tables import organizations, projects
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 NameFilter = Annotated[str | None, Query(description="Only records with this exact name.")]
 
@@ -39,7 +39,7 @@ async def create_organization(
 
 @router.get("", summary="List the organizations the caller may read")
 async def list_organizations(
-    access: AccessDep, limit: Limit = 50, cursor: Cursor = None, name: NameFilter = None
+    access: AccessDep, limit: PageLimit = 50, cursor: Cursor = None, name: NameFilter = None
 ) -> PageOut[OrganizationOut]:
     visible = await access.visible(
         "organizations", id=organizations.c.id, org_id=organizations.c.id
@@ -112,7 +112,7 @@ async def create_project(
 async def list_projects(
     organization_id: str,
     access: AccessDep,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     cursor: Cursor = None,
     name: NameFilter = None,
 ) -> PageOut[ProjectOut]:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from watchword.rbac.commands.output import Cursor, JsonOpt, Limit, deleted, listed, run
+from watchword.api.schemas import GroupOut, OrganizationOut, ProjectOut
+from watchword.cli.rbac_output import Cursor, JsonOpt, Limit, deleted, listed, run
 from watchword.rbac.model import GroupMember
-from watchword.rbac.routes.schemas import GroupOut, OrganizationOut, ProjectOut
 from watchword.rbac.service import store_context
 from watchword.rbac.store import groups, organizations
 from watchword.runtime import Runtime

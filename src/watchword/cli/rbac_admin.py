@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from watchword.api.schemas import IssuerOut, RoleOut, ServiceAccountOut
 from watchword.cli.output import fail
-from watchword.errors import InvalidInput
-from watchword.rbac.commands.output import (
+from watchword.cli.rbac_output import (
     Cursor,
     JsonOpt,
     Limit,
@@ -17,7 +17,7 @@ from watchword.rbac.commands.output import (
     listed,
     run,
 )
-from watchword.rbac.routes.schemas import IssuerOut, RoleOut, ServiceAccountOut
+from watchword.errors import InvalidInput
 from watchword.rbac.service import rbac_service, store_context
 from watchword.rbac.store import accounts, roles
 from watchword.runtime import Runtime

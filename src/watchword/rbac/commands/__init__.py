@@ -1,1 +1,0 @@
-"""The RBAC command groups (registered by ``watchword.cli.rbac``)."""

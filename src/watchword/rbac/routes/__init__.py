@@ -1,1 +1,0 @@
-"""HTTP routers of the RBAC administration API (composed in ``watchword.api.routes``)."""
