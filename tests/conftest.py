@@ -26,6 +26,7 @@ from watchword.api.app import create_app
 from watchword.clock import FakeClock
 from watchword.config import load_settings
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
@@ -156,9 +157,19 @@ async def runtime(sqlite_engine: AsyncEngine) -> Runtime:
 
 
 @pytest.fixture
-def app(runtime: Runtime) -> FastAPI:
-    """The real app factory's app over ``runtime``."""
-    return create_app(runtime=runtime)
+async def services(runtime: Runtime) -> AsyncIterator[Services]:
+    """The services of ``runtime``, wired as a serving process wires them."""
+    built = Services.build(runtime)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.fixture
+def app(services: Services) -> FastAPI:
+    """The real app factory's app over ``services``."""
+    return create_app(services=services)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from watchword.config import load_settings
 from watchword.rbac.acl import acl_document
 from watchword.rbac.claims import Identity
 from watchword.rbac.model import GroupMember
-from watchword.rbac.service import RbacService, rbac_service, store_context
+from watchword.rbac.service import RbacService
 from watchword.rbac.store import groups as group_store
 from watchword.rbac.store import roles as role_store
 from watchword.rbac.store.facts import load_facts
@@ -47,6 +47,7 @@ from watchword.rbac.tables import (
     projects,
 )
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
@@ -77,8 +78,9 @@ def group_roles_for(j: int) -> list[str]:
     return ["project-member", "cluster-operator" if j % 2 else "volume-reader"]
 
 
-async def build(runtime: Runtime, n_orgs: int, n_groups: int, n_projects: int) -> None:
-    ctx = store_context(runtime)
+async def build(services: Services, n_orgs: int, n_groups: int, n_projects: int) -> None:
+    ctx = services.store
+    runtime = services.runtime
     for name, actions in EXTRA_TYPES.items():
         await role_store.create_resource_type(ctx, name=name, actions=actions)
     for rid, perms in EXTRA_ROLES.items():
@@ -163,8 +165,9 @@ async def end_to_end(url: str, args: argparse.Namespace) -> list[tuple[str, list
     engine = create_engine_for_url(url)
     await upgrade_engine(engine)
     runtime = Runtime(settings=load_settings(environ={}), engine=engine, clock=SystemClock())
-    await build(runtime, args.orgs, args.groups, args.projects)
-    service = runtime.service(rbac_service)
+    services = Services.build(runtime)
+    await build(services, args.orgs, args.groups, args.projects)
+    service = services.rbac
     issuer = runtime.settings.issuer_url
 
     async def cold() -> object:
@@ -179,6 +182,7 @@ async def end_to_end(url: str, args: argparse.Namespace) -> list[tuple[str, list
         ("cold, end to end (PostgreSQL facts + compute)", await atimed(cold, 10, args.repeat)),
         ("cached, end to end (PostgreSQL generation read)", await atimed(cached, 200, args.repeat)),
     ]
+    await services.aclose()
     await runtime.close()
     return rows
 
@@ -205,10 +209,11 @@ async def main() -> None:
     engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp.name}/bench.sqlite3")
     await upgrade_engine(engine)
     runtime = Runtime(settings=load_settings(environ={}), engine=engine, clock=SystemClock())
+    services = Services.build(runtime)
     t0 = time.perf_counter()
-    await build(runtime, args.orgs, args.groups, args.projects)
+    await build(services, args.orgs, args.groups, args.projects)
     setup_s = time.perf_counter() - t0
-    service: RbacService = runtime.service(rbac_service)
+    service: RbacService = services.rbac
     issuer = runtime.settings.issuer_url
 
     # Inputs of the pure computation, loaded once.
@@ -317,7 +322,7 @@ async def main() -> None:
 
     # Invalidation: a write to any input bumps the generation; the next call recomputes.
     before = await service.acl(issuer, SUBJECT)
-    ctx = store_context(runtime)
+    ctx = services.store
     g = await group_store.get_group(ctx, "grp_0000_02")
     await group_store.update_group(ctx, g.id, if_match=g.stamp.version, project_ids=[])
     after = await service.acl(issuer, SUBJECT)
@@ -366,6 +371,7 @@ async def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+    await services.aclose()
     await runtime.close()
     tmp.cleanup()
 

@@ -46,8 +46,9 @@ from sqlalchemy import select
 
 from watchword.config import load_settings
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.storage.migrate import upgrade
-from watchword.tokens import NewToken, Owner, TokenKind, token_service
+from watchword.tokens import NewToken, Owner, TokenKind
 from watchword.tokens.tables import api_tokens
 
 PG_ADMIN = os.environ.get(
@@ -64,8 +65,9 @@ async def per_op(op: Callable[[], Awaitable[object]], n: int) -> float:
 
 async def bench_database(url: str, reps: int, ops: int) -> dict[str, object]:
     runtime = Runtime.create(load_settings(environ={}, database_url=url))
+    services = Services.build(runtime)
     try:
-        service = runtime.service(token_service)
+        service = services.tokens
         owner = Owner(runtime.settings.issuer_url, "bench")
         issued = await service.create(
             NewToken(TokenKind.SERVICE_ACCOUNT, "bench", owner, frozenset({"projects:read"}))
@@ -95,6 +97,7 @@ async def bench_database(url: str, reps: int, ops: int) -> dict[str, object]:
                 rows[name].append(await per_op(op, n))
         return summarize(rows, "pk_query")
     finally:
+        await services.aclose()
         await runtime.close()
 
 
@@ -128,14 +131,16 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
 
 async def bench_http(url: str, reps: int, ops: int) -> dict[str, object]:
     runtime = Runtime.create(load_settings(environ={}, database_url=url))
+    services = Services.build(runtime)
     try:
-        service = runtime.service(token_service)
+        service = services.tokens
         owner = Owner(runtime.settings.issuer_url, "bench-http")
         caller = await service.create(NewToken(TokenKind.SERVICE_ACCOUNT, "rs", owner, frozenset()))
         target = await service.create(
             NewToken(TokenKind.PERSONAL, "t", owner, frozenset({"projects:read"}))
         )
     finally:
+        await services.aclose()
         await runtime.close()
     port = free_port()
     server = start_server(url, port)

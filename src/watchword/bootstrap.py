@@ -18,11 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from watchword.clock import Clock, utc
 from watchword.errors import AuthenticationError, NotFound
 from watchword.ids import new_id
+from watchword.principal import Credential, CredentialSource, Principal, PrincipalKind
 from watchword.secret import Secret, sha256_hex
 from watchword.storage.tables import admin_keys
 
 __all__ = [
+    "KEY_PREFIX",
     "AdminKey",
+    "AdminKeyAuthenticator",
     "create_admin_key",
     "list_admin_keys",
     "revoke_admin_key",
@@ -92,3 +95,22 @@ async def revoke_admin_key(engine: AsyncEngine, key_id: str, clock: Clock) -> No
         )
     if result.rowcount == 0:
         raise NotFound(f"no active admin key {key_id!r}")
+
+
+class AdminKeyAuthenticator:
+    """A bootstrap admin key (``Authorization: Bearer wwb_…``): a superuser."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def accepts(self, credential: Credential) -> bool:
+        return (
+            credential.source is CredentialSource.BEARER
+            and credential.value.reveal().startswith(KEY_PREFIX)
+        )
+
+    async def authenticate(self, credential: Credential) -> Principal:
+        key = await verify_admin_key(self._engine, credential.value)
+        return Principal(kind=PrincipalKind.ADMIN_KEY, id=key.id, superuser=True)

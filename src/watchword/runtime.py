@@ -1,15 +1,14 @@
-"""The running pieces one process shares: settings, database engine, Redis, metrics, clock.
+"""The I/O handles one process shares: settings, database engine, Redis, metrics, clock.
 
-The API and the CLI both open a :class:`Runtime` and hand it to the services, so there is
-no import-time global state and tests can build as many as they like.
+A :class:`Runtime` holds handles, not services: :class:`watchword.services.Services` builds
+the services from it, each given only what it uses. There is no import-time global state,
+so tests can build as many runtimes as they like (one per simulated replica).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
@@ -25,8 +24,6 @@ from watchword.storage.db import create_engine_for_url, describe_error, redacted
 
 __all__ = ["Runtime"]
 
-T = TypeVar("T")
-
 
 @dataclass(slots=True)
 class Runtime:
@@ -35,19 +32,6 @@ class Runtime:
     redis: aioredis.Redis | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     clock: Clock = field(default_factory=SystemClock)
-    _services: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
-
-    def service(self, factory: Callable[[Runtime], T]) -> T:
-        """The process-wide instance that ``factory`` builds from this runtime (built once).
-
-        Subsystems keep their long-lived objects (caches, engines, lock clients) here, so
-        each runtime (one per app or CLI command, several in tests) has its own.
-        """
-        try:
-            return self._services[factory]  # type: ignore[no-any-return]
-        except KeyError:
-            instance = self._services[factory] = factory(self)
-            return instance
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -95,12 +79,7 @@ class Runtime:
             raise RedisUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
-        """Close every service that can be closed, then Redis, then the engine."""
-        for instance in reversed(list(self._services.values())):
-            aclose = getattr(instance, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        self._services.clear()
+        """Close Redis, then the engine (close the services built on them first)."""
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

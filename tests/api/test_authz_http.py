@@ -8,21 +8,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.bootstrap import create_admin_key
-from watchword.rbac.service import store_context
 from watchword.rbac.store.roles import create_resource_type, create_role
 from watchword.runtime import Runtime
+from watchword.services import Services
 
 ISS = "https://id.example.com"
 
 
 @pytest.fixture
-async def admin(runtime: Runtime) -> dict[str, str]:
-    return await seed_policy(runtime)
+async def admin(runtime: Runtime, services: Services) -> dict[str, str]:
+    return await seed_policy(runtime, services)
 
 
-async def seed_policy(runtime: Runtime) -> dict[str, str]:
+async def seed_policy(runtime: Runtime, services: Services) -> dict[str, str]:
     """Store a small policy and return admin credentials."""
-    ctx = store_context(runtime)
+    ctx = services.store
     await create_resource_type(
         ctx, name="compute:clusters", actions=["create", "read", "update", "delete"]
     )
@@ -250,13 +250,14 @@ async def test_authz_checks_are_measured_and_decisions_logged(
     await upgrade_engine(sqlite_engine)
     settings = load_settings(environ={}, authz_observe_every=1, decision_log_sample_rate=1.0)
     runtime = Runtime(settings=settings, engine=sqlite_engine, clock=FakeClock())
-    app = create_app(runtime=runtime)
+    services = Services.build(runtime)
+    app = create_app(services=services)
     configure_logging("info", LogFormat.JSON)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as client:
-            headers = await seed_policy(runtime)
+            headers = await seed_policy(runtime, services)
             r = await client.post(
                 "/v1/authz/check",
                 json={"subject": BOB, "action": "read", "object": _obj("c1")},

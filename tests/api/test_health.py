@@ -8,6 +8,7 @@ import pytest
 from watchword.api.app import create_app
 from watchword.config import load_settings
 from watchword.runtime import Runtime
+from watchword.services import Services
 
 
 async def test_healthz_ok(client: httpx.AsyncClient) -> None:
@@ -22,10 +23,14 @@ async def test_readyz_ok_names_each_check(client: httpx.AsyncClient) -> None:
 
 
 async def _get(runtime: Runtime, path: str) -> httpx.Response:
-    app = create_app(runtime=runtime)
+    services = Services.build(runtime)
+    app = create_app(services=services)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        return await c.get(path)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.get(path)
+    finally:
+        await services.aclose()
 
 
 async def test_readyz_unmigrated_database_is_503_naming_schema(tmp_path: Path) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from watchword.rbac.service import store_context
 from watchword.rbac.store.accounts import create_binding
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.tokens.format import TokenKind
 from watchword.tokens.model import Owner
 from watchword.tokens.scope import Permission
-from watchword.tokens.service import NewToken, token_service
+from watchword.tokens.service import NewToken
 
 QUESTION = {
     "subject": {"issuer": "https://i", "id": "x", "global_roles": []},
@@ -20,9 +20,9 @@ QUESTION = {
 
 
 async def _token(
-    runtime: Runtime, subject: str, scopes: set[str], permission: Permission
+    runtime: Runtime, services: Services, subject: str, scopes: set[str], permission: Permission
 ) -> dict[str, str]:
-    issued = await runtime.service(token_service).create(
+    issued = await services.tokens.create(
         NewToken(
             kind=TokenKind.PERSONAL,
             name="t",
@@ -35,39 +35,43 @@ async def _token(
 
 
 async def test_token_owner_with_authz_client_role_may_ask_and_scope_narrows(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, services: Services
 ) -> None:
     await create_binding(
-        store_context(runtime),
+        services.store,
         issuer=runtime.settings.issuer_url,
         role_ids=["authz-client"],
         subject_id="svc-orders",
     )
-    granted = await _token(runtime, "svc-orders", {"watchword:authz:check"}, Permission.READ_ONLY)
+    granted = await _token(
+        runtime, services, "svc-orders", {"watchword:authz:check"}, Permission.READ_ONLY
+    )
     r = await client.post("/v1/authz/check", json=QUESTION, headers=granted)
     assert r.status_code == 200, r.text
     assert r.json()["allowed"] is False  # the inline subject has no roles
 
     # Same owner, but the token's scope does not include the authz check.
-    narrowed = await _token(runtime, "svc-orders", {"watchword:acl:read"}, Permission.READ_WRITE)
+    narrowed = await _token(
+        runtime, services, "svc-orders", {"watchword:acl:read"}, Permission.READ_WRITE
+    )
     assert (
         await client.post("/v1/authz/check", json=QUESTION, headers=narrowed)
     ).status_code == 403
 
     # A subject without the role is refused whatever its token says.
-    other = await _token(runtime, "svc-other", {"*:*"}, Permission.READ_WRITE)
+    other = await _token(runtime, services, "svc-other", {"*:*"}, Permission.READ_WRITE)
     assert (await client.post("/v1/authz/check", json=QUESTION, headers=other)).status_code == 403
 
 
 async def test_org_admin_manages_service_account_tokens_of_its_organization_only(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, services: Services
 ) -> None:
     from watchword.rbac.model import GroupMember
     from watchword.rbac.store.accounts import create_service_account
     from watchword.rbac.store.groups import create_group
     from watchword.rbac.store.organizations import create_organization
 
-    ctx = store_context(runtime)
+    ctx = services.store
     iss = runtime.settings.issuer_url
     acme = await create_organization(ctx, name="acme")
     globex = await create_organization(ctx, name="globex")
@@ -80,8 +84,8 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
         members=[GroupMember(iss, "carol")],
         role_ids=["org-admin"],
     )
-    carol = await _token(runtime, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
-    dave = await _token(runtime, "dave", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    carol = await _token(runtime, services, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    dave = await _token(runtime, services, "dave", {"watchword:tokens:*"}, Permission.READ_WRITE)
 
     def sa_token(org: str, sa: str) -> dict[str, object]:
         return {
@@ -120,14 +124,14 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
 
 
 async def test_authz_check_by_subject_ref_resolves_stored_memberships(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, services: Services
 ) -> None:
     from watchword.bootstrap import create_admin_key
     from watchword.rbac.model import GroupMember
     from watchword.rbac.store.groups import create_group
     from watchword.rbac.store.organizations import create_organization
 
-    ctx = store_context(runtime)
+    ctx = services.store
     iss = runtime.settings.issuer_url
     acme = await create_organization(ctx, name="acme-ref")
     await create_group(

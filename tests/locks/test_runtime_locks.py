@@ -5,14 +5,14 @@ from datetime import timedelta
 import pytest
 
 from watchword.config import load_settings
-from watchword.locks import PostgresBackend, RedisBackend, SQLiteBackend, runtime_locks
+from watchword.locks import PostgresBackend, RedisBackend, SQLiteBackend
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.storage.migrate import upgrade_engine
 
 
-async def _hold_once(runtime: Runtime) -> int:
-    locks = runtime.service(runtime_locks)
-    assert runtime.service(runtime_locks) is locks
+async def _hold_once(services: Services) -> int:
+    locks = services.locks
     async with locks.hold("runtime-locks-test", ttl=timedelta(seconds=5), wait=timedelta(0)) as a:
         fence = a.fence
     async with locks.hold("runtime-locks-test", ttl=timedelta(seconds=5), wait=timedelta(0)) as b:
@@ -20,9 +20,11 @@ async def _hold_once(runtime: Runtime) -> int:
     return b.fence
 
 
-async def test_runtime_locks_default_to_the_sqlite_database(runtime: Runtime) -> None:
-    await _hold_once(runtime)
-    assert isinstance(runtime.service(runtime_locks)._backend, SQLiteBackend)
+async def test_runtime_locks_default_to_the_sqlite_database(
+    runtime: Runtime, services: Services
+) -> None:
+    await _hold_once(services)
+    assert isinstance(services.locks._backend, SQLiteBackend)
 
 
 @pytest.mark.postgres
@@ -30,9 +32,11 @@ async def test_runtime_locks_use_postgres_with_configured_durability(pg_url: str
     rt = Runtime.create(load_settings(environ={}, database_url=pg_url, lock_durable_grants=False))
     try:
         await upgrade_engine(rt.engine)
-        await _hold_once(rt)
-        backend = rt.service(runtime_locks)._backend
+        services = Services.build(rt)
+        await _hold_once(services)
+        backend = services.locks._backend
         assert isinstance(backend, PostgresBackend)
+        await services.aclose()
     finally:
         await rt.close()
 
@@ -49,7 +53,9 @@ async def test_runtime_locks_prefer_redis_when_configured(redis_url: str) -> Non
     )
     try:
         await upgrade_engine(rt.engine)
-        await _hold_once(rt)
-        assert isinstance(rt.service(runtime_locks)._backend, RedisBackend)
+        services = Services.build(rt)
+        await _hold_once(services)
+        assert isinstance(services.locks._backend, RedisBackend)
+        await services.aclose()
     finally:
         await rt.close()

@@ -17,7 +17,6 @@ def test_tokens_public_api_is_exactly_the_curated_names() -> None:
         "TokenState",
         "looks_like_token",
         "parse",
-        "token_service",
     ]
     for name in tokens.__all__:
         assert getattr(tokens, name) is not None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -14,10 +15,12 @@ from watchword.config import load_settings
 from watchword.errors import DatabaseUnavailable, RedisUnavailable, TokenExpired
 from watchword.runtime import Runtime
 from watchword.secret import Secret
+from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
-from watchword.tokens import Owner, TokenKind, store, token_service
+from watchword.tokens import Owner, TokenKind, store
 from watchword.tokens.integration import IntegrationRotator, IntegrationSpec, rotate_integration
+from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.plaintext_cache import (
     CachedPlaintext,
     LocalPlaintextCache,
@@ -33,37 +36,41 @@ async def _count(runtime: Runtime) -> int:
 
 
 async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping_grace(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
     clock = runtime.clock
     assert isinstance(clock, FakeClock)
     settings = runtime.settings
-    first = await rotate_integration(runtime, owner, scopes=frozenset({"accounts:read"}))
-    assert (await rotate_integration(runtime, owner)).reveal() == first.reveal()
+    first = await rotate_integration(
+        services.integrations, owner, scopes=frozenset({"accounts:read"})
+    )
+    assert (await rotate_integration(services.integrations, owner)).reveal() == first.reveal()
     assert await _count(runtime) == 1
-    record = await runtime.service(token_service).verify(first)
+    record = await services.tokens.verify(first)
     assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
 
     clock.advance(settings.token_rotation_cache_ttl)
     rotated_at = clock.now()
-    second = await rotate_integration(runtime, owner)
+    second = await rotate_integration(services.integrations, owner)
     assert second.reveal() != first.reveal()
     assert await _count(runtime) == 2
-    new = await runtime.service(token_service).verify(second)
+    new = await services.tokens.verify(second)
     assert new.rotated_from == record.id
 
     clock.set(rotated_at + settings.token_grace_period - timedelta(seconds=1))
-    fresh = Runtime(settings=settings, engine=runtime.engine, clock=clock)
-    assert (await fresh.service(token_service).verify(first)).id == record.id
+    fresh = Services.build(Runtime(settings=settings, engine=runtime.engine, clock=clock))
+    assert (await fresh.tokens.verify(first)).id == record.id
     clock.set(rotated_at + settings.token_grace_period)
     with pytest.raises(TokenExpired):
-        await fresh.service(token_service).verify(first)
+        await fresh.tokens.verify(first)
 
 
-async def test_rotate_integration_names_are_independent(runtime: Runtime, owner: Owner) -> None:
-    a = await rotate_integration(runtime, owner, name="sync")
-    b = await rotate_integration(runtime, owner, name="billing")
-    c = await rotate_integration(runtime, Owner(owner.issuer, "other"), name="sync")
+async def test_rotate_integration_names_are_independent(
+    runtime: Runtime, owner: Owner, services: Services
+) -> None:
+    a = await rotate_integration(services.integrations, owner, name="sync")
+    b = await rotate_integration(services.integrations, owner, name="billing")
+    c = await rotate_integration(services.integrations, Owner(owner.issuer, "other"), name="sync")
     assert len({a.reveal(), b.reveal(), c.reveal()}) == 3
 
 
@@ -75,9 +82,15 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
     clock = FakeClock()
     shared = LocalPlaintextCache()  # stands in for Redis: one cache, two replicas
     try:
+        settings = load_settings(environ={})
         rotators = [
             IntegrationRotator(
-                Runtime(settings=load_settings(environ={}), engine=engine, clock=clock), shared
+                engine,
+                clock,
+                cache=shared,
+                metrics=TokenMetrics(CollectorRegistry()),
+                cache_ttl=settings.token_rotation_cache_ttl,
+                grace=settings.token_grace_period,
             )
             for _ in range(2)
         ]
@@ -110,24 +123,24 @@ async def test_redis_plaintext_cache_when_redis_is_down_raises_redis_unavailable
 
 
 async def test_rotate_integration_after_its_token_is_revoked_hands_out_a_new_one(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    service = runtime.service(token_service)
-    first = await rotate_integration(runtime, owner)
+    service = services.tokens
+    first = await rotate_integration(services.integrations, owner)
     record = await service.verify(first)
     await service.revoke(record.id)
-    second = await rotate_integration(runtime, owner)  # within the rotation cache TTL
+    second = await rotate_integration(services.integrations, owner)  # within the rotation cache TTL
     assert second.reveal() != first.reveal()
     assert (await service.verify(second)).kind is TokenKind.INTEGRATION
 
 
 async def test_rotate_integration_when_the_database_fails_raises_database_unavailable(
-    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
     async def broken(*args: object, **kwargs: object) -> list[object]:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(store, "load_lifetimes", broken)
     with pytest.raises(DatabaseUnavailable) as info:
-        await rotate_integration(runtime, owner)
+        await rotate_integration(services.integrations, owner)
     assert info.value.code == "database_unavailable"

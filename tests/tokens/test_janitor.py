@@ -12,8 +12,9 @@ from watchword.clock import FakeClock
 from watchword.errors import DatabaseUnavailable
 from watchword.locks import Locks, SQLiteBackend
 from watchword.runtime import Runtime
-from watchword.tokens import NewToken, Owner, TokenKind, store, token_service
-from watchword.tokens.janitor import LEASE_KEY, run_janitor, run_janitor_forever
+from watchword.services import Services
+from watchword.tokens import NewToken, Owner, TokenKind, store
+from watchword.tokens.janitor import LEASE_KEY
 from watchword.tokens.rotation import DeletionReason
 from watchword.tokens.tables import api_tokens
 
@@ -30,11 +31,11 @@ def _metric(registry: CollectorRegistry, reason: str) -> float:
     return value or 0.0
 
 
-async def _cases(runtime: Runtime, owner: Owner) -> dict[str, str]:
+async def _cases(runtime: Runtime, services: Services, owner: Owner) -> dict[str, str]:
     """One token per case, as the table in the brief lists them; returns case -> id."""
     clock = runtime.clock
     assert isinstance(clock, FakeClock)
-    service = runtime.service(token_service)
+    service = services.tokens
     start = clock.now()
 
     async def make(kind: TokenKind, expires_in: timedelta | None) -> str:
@@ -83,25 +84,25 @@ KEPT = {
 
 
 async def test_janitor_deletes_exactly_the_expected_cases_and_counts_by_reason(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    ids = await _cases(runtime, owner)
+    ids = await _cases(runtime, services, owner)
     assert set(ids) == set(DELETED) | KEPT
-    report = await run_janitor(runtime, batch_size=2)  # several batches
+    report = await services.janitor.run(batch_size=2)  # several batches
     assert report.ran and not report.dry_run
     assert dict(report.deleted) == dict.fromkeys(DELETED.values(), 1)
     assert await _ids(runtime) == {ids[case] for case in KEPT}
     for reason in DeletionReason:
         assert _metric(runtime.registry, reason.value) == 1
-    again = await run_janitor(runtime)
+    again = await services.janitor.run()
     assert again.total == 0
 
 
 async def test_janitor_dry_run_deletes_nothing_and_reports_the_same(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    ids = await _cases(runtime, owner)
-    report = await run_janitor(runtime, dry_run=True)
+    ids = await _cases(runtime, services, owner)
+    report = await services.janitor.run(dry_run=True)
     assert report.dry_run and report.total == 3
     assert await _ids(runtime) == set(ids.values())
     assert _metric(runtime.registry, "expired") == 0
@@ -113,24 +114,26 @@ async def test_janitor_dry_run_deletes_nothing_and_reports_the_same(
 
 
 async def test_janitor_skips_when_another_replica_holds_the_lease(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    await _cases(runtime, owner)
+    await _cases(runtime, services, owner)
     other = Locks(SQLiteBackend(runtime.engine, clock=runtime.clock))
     try:
         async with other.hold(LEASE_KEY, ttl=timedelta(minutes=1), wait=timedelta(0)):
-            report = await run_janitor(runtime)
+            report = await services.janitor.run()
         assert not report.ran and report.total == 0
         assert len(await _ids(runtime)) == 7
     finally:
         await other.aclose()
-    assert (await run_janitor(runtime)).total == 3
+    assert (await services.janitor.run()).total == 3
 
 
-async def test_run_janitor_forever_runs_until_stopped(runtime: Runtime, owner: Owner) -> None:
-    await _cases(runtime, owner)
+async def test_run_janitor_forever_runs_until_stopped(
+    runtime: Runtime, owner: Owner, services: Services
+) -> None:
+    await _cases(runtime, services, owner)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_janitor_forever(runtime, every=timedelta(seconds=60), stop=stop))
+    task = asyncio.create_task(services.janitor.run_forever(every=timedelta(seconds=60), stop=stop))
     for _ in range(200):
         if len(await _ids(runtime)) == 4:
             break
@@ -139,24 +142,24 @@ async def test_run_janitor_forever_runs_until_stopped(runtime: Runtime, owner: O
     await asyncio.wait_for(task, timeout=5)
     assert len(await _ids(runtime)) == 4
     with pytest.raises(ValueError, match="every"):
-        await run_janitor_forever(runtime, every=timedelta(0))
+        await services.janitor.run_forever(every=timedelta(0))
 
 
 async def test_run_janitor_forever_when_the_database_fails_logs_and_keeps_running(
-    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    await _cases(runtime, owner)
+    await _cases(runtime, services, owner)
 
     async def broken(*args: object, **kwargs: object) -> list[object]:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(store, "find_janitor_candidates", broken)
     with pytest.raises(DatabaseUnavailable) as info:
-        await run_janitor(runtime)
+        await services.janitor.run()
     assert info.value.code == "database_unavailable"
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_janitor_forever(runtime, every=timedelta(milliseconds=10), stop=stop)
+        services.janitor.run_forever(every=timedelta(milliseconds=10), stop=stop)
     )
     await asyncio.sleep(0.1)
     assert not task.done()  # a failed run is logged; the loop waits for the next period

@@ -20,6 +20,7 @@ from watchword.errors import (
 )
 from watchword.runtime import Runtime
 from watchword.secret import Secret
+from watchword.services import Services
 from watchword.tokens import (
     NewToken,
     Owner,
@@ -27,7 +28,6 @@ from watchword.tokens import (
     TokenKind,
     TokenRecord,
     store,
-    token_service,
 )
 from watchword.tokens.format import BODY_LENGTH, compose
 from watchword.tokens.tables import api_tokens
@@ -52,9 +52,9 @@ def _clock(runtime: Runtime) -> FakeClock:
 
 
 async def test_verify_cache_hit_runs_zero_sql_statements_and_miss_runs_some(
-    runtime: Runtime, owner: Owner, sql_log: StatementLog
+    runtime: Runtime, owner: Owner, sql_log: StatementLog, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     issued = await service.create(_spec(owner))
     sql_log.clear()
     first = await service.verify(issued.token)
@@ -68,9 +68,9 @@ async def test_verify_cache_hit_runs_zero_sql_statements_and_miss_runs_some(
 
 
 async def test_verify_malformed_runs_no_sql_and_unknown_is_negative_cached(
-    runtime: Runtime, sql_log: StatementLog
+    runtime: Runtime, sql_log: StatementLog, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     with pytest.raises(TokenMalformed):
         await service.verify(Secret("wwp_" + "a" * 36))
     assert len(sql_log) == 0
@@ -85,9 +85,9 @@ async def test_verify_malformed_runs_no_sql_and_unknown_is_negative_cached(
 
 
 async def test_verify_expired_and_revoked_raise_their_own_codes(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     clock = _clock(runtime)
     short = await service.create(_spec(owner, expires_at=clock.now() + timedelta(minutes=5)))
     assert (await service.verify(short.token)).id == short.record.id
@@ -105,24 +105,26 @@ async def test_verify_expired_and_revoked_raise_their_own_codes(
 
 
 async def test_revocation_reaches_another_replica_within_the_cache_ttl(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    other = Runtime(settings=runtime.settings, engine=runtime.engine, clock=runtime.clock)
-    issued = await runtime.service(token_service).create(_spec(owner))
-    await other.service(token_service).verify(issued.token)
-    await runtime.service(token_service).revoke(issued.record.id)
+    other = Services.build(
+        Runtime(settings=runtime.settings, engine=runtime.engine, clock=runtime.clock)
+    )
+    issued = await services.tokens.create(_spec(owner))
+    await other.tokens.verify(issued.token)
+    await services.tokens.revoke(issued.record.id)
     # still trusted by the other replica's in-process cache ...
-    await other.service(token_service).verify(issued.token)
+    await other.tokens.verify(issued.token)
     _clock(runtime).advance(runtime.settings.token_verify_cache_ttl)
     # ... never longer than token_verify_cache_ttl
     with pytest.raises(TokenRevoked):
-        await other.service(token_service).verify(issued.token)
+        await other.tokens.verify(issued.token)
 
 
 async def test_last_used_at_is_written_at_most_once_a_minute(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     clock = _clock(runtime)
     issued = await service.create(_spec(owner))
 
@@ -146,9 +148,9 @@ async def test_last_used_at_is_written_at_most_once_a_minute(
 
 
 async def test_create_stores_only_the_hash_and_lists_without_secrets(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     issued = [await service.create(_spec(owner, name=f"t{i}")) for i in range(5)]
     async with runtime.engine.connect() as conn:
         rows = (await conn.execute(select(api_tokens))).all()
@@ -165,9 +167,9 @@ async def test_create_stores_only_the_hash_and_lists_without_secrets(
 
 
 async def test_create_integration_token_always_has_an_expiry(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    issued = await runtime.service(token_service).create(_spec(owner, kind=TokenKind.INTEGRATION))
+    issued = await services.tokens.create(_spec(owner, kind=TokenKind.INTEGRATION))
     s = runtime.settings
     assert issued.record.expires_at == runtime.clock.now() + s.token_rotation_cache_ttl + (
         s.token_grace_period
@@ -179,17 +181,17 @@ async def test_create_integration_token_always_has_an_expiry(
     [("name", " ", "/name"), ("scopes", frozenset({"bad scope"}), "/scopes")],
 )
 async def test_create_invalid_input_names_the_field(
-    runtime: Runtime, owner: Owner, field: str, value: object, pointer: str
+    runtime: Runtime, owner: Owner, field: str, value: object, pointer: str, services: Services
 ) -> None:
     with pytest.raises(InvalidInput) as info:
-        await runtime.service(token_service).create(_spec(owner, **{field: value}))
+        await services.tokens.create(_spec(owner, **{field: value}))
     assert info.value.pointer == pointer
 
 
 async def test_rotate_keeps_old_valid_for_grace_then_expires_and_only_once(
-    runtime: Runtime, owner: Owner
+    runtime: Runtime, owner: Owner, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     clock = _clock(runtime)
     old = await service.create(_spec(owner, permission=Permission.READ_WRITE))
     new = await service.rotate(old.record.id)
@@ -205,8 +207,8 @@ async def test_rotate_keeps_old_valid_for_grace_then_expires_and_only_once(
     assert (await service.verify(new.token)).id == new.record.id
 
 
-async def test_get_and_revoke_unknown_id_is_not_found(runtime: Runtime) -> None:
-    service = runtime.service(token_service)
+async def test_get_and_revoke_unknown_id_is_not_found(runtime: Runtime, services: Services) -> None:
+    service = services.tokens
     with pytest.raises(NotFound):
         await service.get("tok_nope")
     with pytest.raises(NotFound):
@@ -214,9 +216,9 @@ async def test_get_and_revoke_unknown_id_is_not_found(runtime: Runtime) -> None:
 
 
 async def test_verify_when_revoked_during_the_database_read_does_not_cache_the_stale_record(
-    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     issued = await service.create(_spec(owner))
     read_active = store.load_by_hash
 
@@ -236,9 +238,9 @@ async def test_verify_when_revoked_during_the_database_read_does_not_cache_the_s
 
 
 async def test_verify_when_the_database_fails_raises_database_unavailable(
-    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, owner: Owner, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    service = runtime.service(token_service)
+    service = services.tokens
     issued = await service.create(_spec(owner))
 
     async def broken(*args: object, **kwargs: object) -> TokenRecord | None:

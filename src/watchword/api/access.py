@@ -2,7 +2,7 @@
 
 A superuser principal (a bootstrap admin key) passes. Anyone else is resolved into the
 same compiled subject the ACL document uses, from the principal's (issuer, subject), its
-verified claims when the authenticator provides them, and its token scope; each request
+verified claims (``Principal.claims``), and its token scope; each request
 is then checked by the engine for (``watchword:<type>``, action, object with its
 organization and project).
 
@@ -13,30 +13,23 @@ page holds only visible rows and pagination stays exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy import ColumnElement, String, null
 from sqlalchemy import cast as sql_cast
 
-from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
+from watchword.api.deps import PrincipalDep, ServicesDep
 from watchword.authz.compile import CompiledSubject
 from watchword.authz.model import Object, TokenScope
 from watchword.authz.sql import NO_ACL, ColumnMapping, SqlColumn
 from watchword.errors import NotFound, PermissionDenied
+from watchword.principal import Principal
 from watchword.rbac.catalogue import type_name
-from watchword.rbac.service import RbacService, rbac_service
+from watchword.rbac.service import RbacService
 from watchword.rbac.store.context import StoreContext
-from watchword.runtime import Runtime
 
-__all__ = ["Access", "AccessDep", "get_access", "principal_claims", "principal_scope"]
-
-
-def principal_claims(principal: Principal) -> Mapping[str, object]:
-    """Verified claims the authenticator attached to the principal, if it does."""
-    claims = getattr(principal, "claims", None)
-    return cast("Mapping[str, object]", claims) if isinstance(claims, Mapping) else {}
+__all__ = ["Access", "AccessDep", "get_access", "principal_scope"]
 
 
 def principal_scope(principal: Principal) -> TokenScope | None:
@@ -46,11 +39,10 @@ def principal_scope(principal: Principal) -> TokenScope | None:
 class Access:
     """What the caller may do, asked of the engine."""
 
-    def __init__(self, runtime: Runtime, principal: Principal) -> None:
-        self.runtime = runtime
+    def __init__(self, rbac: RbacService, principal: Principal) -> None:
         self.principal = principal
-        self.service: RbacService = runtime.service(rbac_service)
-        self.ctx: StoreContext = self.service.ctx
+        self.service = rbac
+        self.ctx: StoreContext = rbac.ctx
         self._compiled: CompiledSubject | None = None
 
     @property
@@ -62,10 +54,9 @@ class Access:
             p = self.principal
             if p.issuer is None or p.subject is None:
                 raise PermissionDenied("this credential names no subject to authorize")
-            resolved = await self.service.resolve(
-                p.issuer, p.subject, principal_claims(p), scope=principal_scope(p)
+            self._compiled = await self.service.compiled_for(
+                p.issuer, p.subject, p.claims, scope=principal_scope(p)
             )
-            self._compiled = self.service.engine.refresh(resolved.compiled)
         return self._compiled
 
     async def allowed(
@@ -81,7 +72,7 @@ class Access:
             return True
         compiled = await self.compiled()
         obj = Object(type_name(kind), obj_id, org_id=org_id, project_id=project_id)
-        return self.service.engine.check(compiled, action, obj).allowed
+        return self.service.policy_engine.check(compiled, action, obj).allowed
 
     async def require(
         self,
@@ -124,7 +115,7 @@ class Access:
         if self.superuser:
             return []
         compiled = await self.compiled()
-        prepared = self.service.engine.prepare(compiled, "read", type_name(kind))
+        prepared = self.service.policy_engine.prepare(compiled, "read", type_name(kind))
         nothing: SqlColumn = sql_cast(null(), String())
         mapping = ColumnMapping(
             id=id,
@@ -136,8 +127,8 @@ class Access:
         return [prepared.to_sql(mapping)]
 
 
-def get_access(runtime: RuntimeDep, principal: PrincipalDep) -> Access:
-    return Access(runtime, principal)
+def get_access(services: ServicesDep, principal: PrincipalDep) -> Access:
+    return Access(services.rbac, principal)
 
 
 AccessDep = Annotated[Access, Depends(get_access)]

@@ -7,9 +7,8 @@ environment).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -33,11 +32,13 @@ from watchword.api.routes import (
     tokens,
 )
 from watchword.config import Settings, load_settings
+from watchword.jobs import background_jobs, start_jobs, stop_jobs
 from watchword.observability.metrics import HttpMetrics
 from watchword.observability.tracing import configure_tracing
 from watchword.runtime import Runtime
+from watchword.services import Services
 
-__all__ = ["background_jobs", "create_app"]
+__all__ = ["create_app"]
 
 
 DESCRIPTION = """\
@@ -47,53 +48,44 @@ Errors are RFC 9457 `application/problem+json` bodies with a stable `code`.
 """
 
 
-Job = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    run_jobs: bool | None = None,
+) -> FastAPI:
+    """Build the app.
 
-
-def background_jobs() -> list[Job]:
-    """Long-running tasks of a serving process, each stopping when the event is set.
-
-    - token revocations published by other replicas, applied to this one's caches at once;
-    - the token janitor, every ``token_janitor_every``, under a lease (one replica at a time).
+    Without ``services``, the app opens a runtime and its services in its lifespan, runs
+    the background jobs (:mod:`watchword.jobs`) unless ``run_jobs`` is false, and closes
+    everything at shutdown. With ``services`` given, the caller owns them (opens, closes,
+    and runs jobs where it wants them).
     """
-    from watchword.tokens.invalidation import run_invalidation_listener
-    from watchword.tokens.janitor import run_janitor_forever
-
-    async def invalidations(runtime: Runtime, stop: asyncio.Event) -> None:
-        await run_invalidation_listener(runtime, stop=stop)
-
-    async def janitor(runtime: Runtime, stop: asyncio.Event) -> None:
-        await run_janitor_forever(runtime, every=runtime.settings.token_janitor_every, stop=stop)
-
-    return [invalidations, janitor]
-
-
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. With ``runtime`` given, the caller owns (opens and closes) it."""
-    if runtime is None:
-        runtime = Runtime.create(settings or load_settings())
-        owned = True
-    else:
-        owned = False
+    owned = services is None
+    if services is None:
+        services = Services.build(Runtime.create(settings or load_settings()))
+    runtime = services.runtime
+    jobs_on = owned if run_jobs is None else run_jobs
     configure_tracing(runtime.settings.otlp_endpoint, runtime.settings.service_name)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not owned:  # the caller runs the runtime and its background jobs
+        if not owned:
             yield
             return
         try:
             await runtime.prepare_schema()
         except BaseException:
+            await services.aclose()
             await runtime.close()
             raise
         stop = asyncio.Event()
-        jobs = [asyncio.create_task(job(runtime, stop)) for job in background_jobs()]
+        tasks = start_jobs(background_jobs(services), stop) if jobs_on else []
         try:
             yield
         finally:
-            stop.set()
-            await asyncio.gather(*jobs, return_exceptions=True)
+            await stop_jobs(tasks, stop)
+            await services.aclose()
             await runtime.close()
 
     app = FastAPI(
@@ -105,7 +97,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         docs_url="/docs",
         redoc_url="/redoc",
     )
-    app.state.runtime = runtime
+    app.state.services = services
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
     for module in (

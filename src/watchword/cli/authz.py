@@ -23,9 +23,9 @@ from watchword.authz import (
     parse_policy,
     parse_subject,
 )
-from watchword.cli.output import EXIT_FAILURE, console, emit, fail, run_with_runtime
+from watchword.cli.output import EXIT_FAILURE, console, emit, fail, run_with_services
 from watchword.errors import InvalidInput, WatchwordError
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 NAME = "authz"
 app = typer.Typer(help="Ask the policy engine one question.", no_args_is_help=True)
@@ -69,16 +69,15 @@ class _Question:
         self.object: Object = parse_object(_document(obj, "object"), "/object")
         self.policy_doc = _document("@" + str(policy), "policy") if policy is not None else None
 
-    async def stored(self, runtime: Runtime) -> tuple[Engine, CompiledSubject]:
-        from watchword.rbac.service import rbac_service
-
-        service = runtime.service(rbac_service)
-        await service.generation()
+    async def stored(self, services: Services) -> tuple[Engine, CompiledSubject]:
+        rbac = services.rbac
         if self.subject_doc is not None:
-            return service.engine, service.engine.compile(parse_subject(self.subject_doc))
+            return services.policy_engine, await rbac.compile_document(
+                parse_subject(self.subject_doc)
+            )
         assert self.issuer is not None  # noqa: S101 - checked in __init__
-        resolved = await service.resolve(self.issuer, self.subject_id, self.claims)
-        return service.engine, resolved.compiled
+        compiled = await rbac.compiled_for(self.issuer, self.subject_id, self.claims)
+        return services.policy_engine, compiled
 
     def from_file(self) -> tuple[Engine, CompiledSubject]:
         if self.subject_doc is None:
@@ -90,7 +89,7 @@ class _Question:
 def _ask(ctx: typer.Context, q: _Question, as_json: bool) -> tuple[Engine, CompiledSubject]:
     if q.policy_doc is not None:
         return q.from_file()
-    return run_with_runtime(ctx, q.stored, as_json=as_json)
+    return run_with_services(ctx, q.stored, as_json=as_json)
 
 
 SubjectIdOpt = Annotated[str | None, typer.Option("--subject-id", help="Stored subject id.")]

@@ -9,9 +9,8 @@ import typer
 from watchword.api.schemas import GroupOut, OrganizationOut, ProjectOut
 from watchword.cli.rbac_output import Cursor, JsonOpt, Limit, deleted, listed, run
 from watchword.rbac.model import GroupMember
-from watchword.rbac.service import store_context
 from watchword.rbac.store import groups, organizations
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 __all__ = ["group_app", "org_app", "project_app"]
 
@@ -29,10 +28,8 @@ def org_create(
 ) -> None:
     """Create an organization."""
 
-    async def body(rt: Runtime) -> OrganizationOut:
-        org = await organizations.create_organization(
-            store_context(rt), name=name, description=description
-        )
+    async def body(svc: Services) -> OrganizationOut:
+        org = await organizations.create_organization(svc.store, name=name, description=description)
         return OrganizationOut.of(org)
 
     run(ctx, body, as_json)
@@ -48,9 +45,9 @@ def org_list(
 ) -> None:
     """List organizations."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
+    async def body(svc: Services) -> dict[str, object]:
         page = await organizations.list_organizations(
-            store_context(rt), limit=limit, cursor=cursor, name=name
+            svc.store, limit=limit, cursor=cursor, name=name
         )
         return listed(page, OrganizationOut.of)
 
@@ -61,10 +58,8 @@ def org_list(
 def org_show(ctx: typer.Context, organization_id: str, as_json: JsonOpt = False) -> None:
     """Show an organization."""
 
-    async def body(rt: Runtime) -> OrganizationOut:
-        return OrganizationOut.of(
-            await organizations.get_organization(store_context(rt), organization_id)
-        )
+    async def body(svc: Services) -> OrganizationOut:
+        return OrganizationOut.of(await organizations.get_organization(svc.store, organization_id))
 
     run(ctx, body, as_json)
 
@@ -79,8 +74,8 @@ def org_update(
 ) -> None:
     """Rename or describe an organization."""
 
-    async def body(rt: Runtime) -> OrganizationOut:
-        sc = store_context(rt)
+    async def body(svc: Services) -> OrganizationOut:
+        sc = svc.store
         current = await organizations.get_organization(sc, organization_id)
         org = await organizations.update_organization(
             sc, organization_id, if_match=current.stamp.version, name=name, description=description
@@ -94,8 +89,8 @@ def org_update(
 def org_delete(ctx: typer.Context, organization_id: str, as_json: JsonOpt = False) -> None:
     """Delete an empty organization."""
 
-    async def body(rt: Runtime) -> dict[str, str]:
-        await organizations.delete_organization(store_context(rt), organization_id, if_match=None)
+    async def body(svc: Services) -> dict[str, str]:
+        await organizations.delete_organization(svc.store, organization_id, if_match=None)
         return deleted(organization_id)
 
     run(ctx, body, as_json)
@@ -114,9 +109,9 @@ def project_create(
 ) -> None:
     """Create a project in an organization."""
 
-    async def body(rt: Runtime) -> ProjectOut:
+    async def body(svc: Services) -> ProjectOut:
         p = await organizations.create_project(
-            store_context(rt), organization_id=organization_id, name=name, description=description
+            svc.store, organization_id=organization_id, name=name, description=description
         )
         return ProjectOut.of(p)
 
@@ -134,9 +129,9 @@ def project_list(
 ) -> None:
     """List an organization's projects."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
+    async def body(svc: Services) -> dict[str, object]:
         page = await organizations.list_projects(
-            store_context(rt),
+            svc.store,
             organization_id=organization_id,
             limit=limit,
             cursor=cursor,
@@ -153,8 +148,8 @@ def project_delete(
 ) -> None:
     """Delete a project (groups lose their link to it)."""
 
-    async def body(rt: Runtime) -> dict[str, str]:
-        sc = store_context(rt)
+    async def body(svc: Services) -> dict[str, str]:
+        sc = svc.store
         await organizations.get_project(sc, project_id, organization_id=organization_id)
         await organizations.delete_project(sc, project_id, if_match=None)
         return deleted(project_id)
@@ -184,9 +179,9 @@ def group_create(
 ) -> None:
     """Create a group with roles and linked projects."""
 
-    async def body(rt: Runtime) -> GroupOut:
+    async def body(svc: Services) -> GroupOut:
         g = await groups.create_group(
-            store_context(rt),
+            svc.store,
             organization_id=organization_id,
             name=name,
             role_ids=role or [],
@@ -208,9 +203,9 @@ def group_list(
 ) -> None:
     """List an organization's groups."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
+    async def body(svc: Services) -> dict[str, object]:
         page = await groups.list_groups(
-            store_context(rt),
+            svc.store,
             organization_id=organization_id,
             limit=limit,
             cursor=cursor,
@@ -227,9 +222,9 @@ def group_show(
 ) -> None:
     """Show a group with its members."""
 
-    async def body(rt: Runtime) -> GroupOut:
+    async def body(svc: Services) -> GroupOut:
         return GroupOut.of(
-            await groups.get_group(store_context(rt), group_id, organization_id=organization_id)
+            await groups.get_group(svc.store, group_id, organization_id=organization_id)
         )
 
     run(ctx, body, as_json)
@@ -247,8 +242,8 @@ def group_add_member(
 ) -> None:
     """Add a subject (issuer, id) to a group."""
 
-    async def body(rt: Runtime) -> GroupOut:
-        sc = store_context(rt)
+    async def body(svc: Services) -> GroupOut:
+        sc = svc.store
         await groups.get_group(sc, group_id, organization_id=organization_id)
         member = GroupMember(issuer or sc.issuer_url, subject, email)
         return GroupOut.of(await groups.add_member(sc, group_id, member))
@@ -267,8 +262,8 @@ def group_remove_member(
 ) -> None:
     """Remove a subject (issuer, id) from a group."""
 
-    async def body(rt: Runtime) -> GroupOut:
-        sc = store_context(rt)
+    async def body(svc: Services) -> GroupOut:
+        sc = svc.store
         await groups.get_group(sc, group_id, organization_id=organization_id)
         return GroupOut.of(
             await groups.remove_member(sc, group_id, issuer or sc.issuer_url, subject)
@@ -283,8 +278,8 @@ def group_delete(
 ) -> None:
     """Delete a group."""
 
-    async def body(rt: Runtime) -> dict[str, str]:
-        sc = store_context(rt)
+    async def body(svc: Services) -> dict[str, str]:
+        sc = svc.store
         await groups.get_group(sc, group_id, organization_id=organization_id)
         await groups.delete_group(sc, group_id, if_match=None)
         return deleted(group_id)

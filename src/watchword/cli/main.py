@@ -23,11 +23,12 @@ from watchword.cli.output import (
     emit,
     err_console,
     fail,
-    run_with_runtime,
+    run_with_services,
     settings_from,
 )
 from watchword.errors import WatchwordError
 from watchword.runtime import Runtime
+from watchword.services import Services
 
 app = typer.Typer(
     name="watchword",
@@ -126,6 +127,40 @@ def serve(
     )
 
 
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run the background jobs (token janitor, revocation listener) without serving HTTP.
+
+    Stops cleanly on SIGINT or SIGTERM. Jobs that must run on one replica at a time hold a
+    lease, so any number of workers (and serving processes) can run side by side.
+    """
+    import signal
+
+    from watchword.jobs import background_jobs, run_jobs
+    from watchword.observability.logging import configure_logging
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def work() -> None:
+        async with Services.open(settings) as services:
+            await services.runtime.prepare_schema()
+            await services.runtime.check_redis()
+            names = ", ".join(job.name for job in background_jobs(services))
+            err_console.print(f"watchword {__version__} worker: running {names}")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await run_jobs(services, stop)
+        err_console.print("watchword worker: stopped")
+
+    try:
+        asyncio.run(work())
+    except WatchwordError as exc:
+        fail(exc)
+
+
 @config_app.command("show")
 def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print the effective configuration, secrets redacted."""
@@ -145,11 +180,12 @@ def admin_bootstrap(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Create an administrator key. It is shown once; only its hash is stored."""
     from watchword.bootstrap import create_admin_key
 
-    async def body(runtime: Runtime) -> dict[str, str]:
+    async def body(services: Services) -> dict[str, str]:
+        runtime = services.runtime
         key, secret = await create_admin_key(runtime.engine, runtime.clock)
         return {"id": key.id, "key": secret.reveal(), "created_at": key.created_at.isoformat()}
 
-    result = run_with_runtime(ctx, body, as_json=as_json)
+    result = run_with_services(ctx, body, as_json=as_json)
     if as_json:
         print(json.dumps(result))
         return

@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from watchword.cli.output import console, emit, err_console, fail, run_with_runtime
+from watchword.cli.output import console, emit, err_console, fail, run_with_services
 from watchword.errors import InvalidInput
 from watchword.rbac.legacy import Change, parse_export
-from watchword.rbac.service import store_context
 from watchword.rbac.store.legacy import import_legacy_groups
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 __all__ = ["NAME", "app"]
 
@@ -41,11 +40,11 @@ def legacy_groups(
     except InvalidInput as exc:
         fail(InvalidInput(f"{file}: {exc.pointer or '/'}: {exc.detail}"), as_json=as_json)
 
-    async def body(runtime: Runtime) -> list[Change]:
+    async def body(services: Services) -> list[Change]:
         with err_console.status("importing legacy groups…", spinner="dots"):
-            return list(await import_legacy_groups(store_context(runtime), export, dry_run=dry_run))
+            return list(await import_legacy_groups(services.store, export, dry_run=dry_run))
 
-    plan = run_with_runtime(ctx, body, as_json=as_json)
+    plan = run_with_services(ctx, body, as_json=as_json)
     rows = [c.to_dict() for c in plan]
 
     def human() -> None:

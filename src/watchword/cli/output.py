@@ -18,7 +18,7 @@ from rich.console import Console
 
 from watchword.config import Settings, load_settings
 from watchword.errors import ConfigurationError, InvalidInput, WatchwordError
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 __all__ = [
     "EXIT_FAILURE",
@@ -28,7 +28,7 @@ __all__ = [
     "console",
     "emit",
     "fail",
-    "run_with_runtime",
+    "run_with_services",
     "settings_from",
 ]
 
@@ -70,24 +70,22 @@ def emit(data: Any, *, as_json: bool, human: Callable[[], None]) -> None:
         human()
 
 
-def run_with_runtime(
+def run_with_services(
     ctx: typer.Context,
-    body: Callable[[Runtime], Coroutine[Any, Any, T]],
+    body: Callable[[Services], Coroutine[Any, Any, T]],
     *,
     as_json: bool = False,
     require_schema: bool = True,
 ) -> T:
-    """Open a runtime, run ``body``, close it; domain errors become exit codes."""
+    """Open a runtime and its services, run ``body``, close them; domain errors become exit
+    codes."""
     settings = settings_from(ctx)
 
     async def run() -> T:
-        runtime = Runtime.create(settings)
-        try:
+        async with Services.open(settings) as services:
             if require_schema:
-                await runtime.prepare_schema()
-            return await body(runtime)
-        finally:
-            await runtime.close()
+                await services.runtime.prepare_schema()
+            return await body(services)
 
     try:
         return asyncio.run(run())

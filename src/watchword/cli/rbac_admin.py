@@ -18,9 +18,8 @@ from watchword.cli.rbac_output import (
     run,
 )
 from watchword.errors import InvalidInput
-from watchword.rbac.service import rbac_service, store_context
 from watchword.rbac.store import accounts, roles
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 __all__ = ["acl_app", "issuer_app", "role_app", "sa_app"]
 
@@ -43,10 +42,8 @@ def role_list(
 ) -> None:
     """List roles."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
-        page = await roles.list_roles(
-            store_context(rt), organization_id=org, limit=limit, cursor=cursor
-        )
+    async def body(svc: Services) -> dict[str, object]:
+        page = await roles.list_roles(svc.store, organization_id=org, limit=limit, cursor=cursor)
         return listed(page, RoleOut.of)
 
     run(ctx, body, as_json, ("id", "name", "organization_id", "description"))
@@ -56,8 +53,8 @@ def role_list(
 def role_show(ctx: typer.Context, role_id: str, as_json: JsonOpt = False) -> None:
     """Show a role and its permissions."""
 
-    async def body(rt: Runtime) -> RoleOut:
-        return RoleOut.of(await roles.get_role(store_context(rt), role_id))
+    async def body(svc: Services) -> RoleOut:
+        return RoleOut.of(await roles.get_role(svc.store, role_id))
 
     run(ctx, body, as_json)
 
@@ -74,9 +71,9 @@ def role_create(
     """Create a role (validated against the registered resource types)."""
     doc = json_arg(permissions, "--permissions")
 
-    async def body(rt: Runtime) -> RoleOut:
+    async def body(svc: Services) -> RoleOut:
         r = await roles.create_role(
-            store_context(rt),
+            svc.store,
             name=name,
             permissions=doc,
             organization_id=org,
@@ -91,8 +88,8 @@ def role_create(
 def role_delete(ctx: typer.Context, role_id: str, as_json: JsonOpt = False) -> None:
     """Delete a role nothing holds."""
 
-    async def body(rt: Runtime) -> dict[str, str]:
-        await roles.delete_role(store_context(rt), role_id, if_match=None)
+    async def body(svc: Services) -> dict[str, str]:
+        await roles.delete_role(svc.store, role_id, if_match=None)
         return deleted(role_id)
 
     run(ctx, body, as_json)
@@ -102,8 +99,8 @@ def role_delete(ctx: typer.Context, role_id: str, as_json: JsonOpt = False) -> N
 def role_seed(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Add the catalogue's missing resource types and roles (edited ones are kept)."""
 
-    async def body(rt: Runtime) -> dict[str, list[str]]:
-        return dict(await roles.seed_catalogue(store_context(rt)))
+    async def body(svc: Services) -> dict[str, list[str]]:
+        return dict(await roles.seed_catalogue(svc.store))
 
     run(ctx, body, as_json)
 
@@ -125,8 +122,8 @@ def acl_show(
     if not isinstance(parsed, dict):
         fail(InvalidInput("--claims must be a JSON object"), as_json=as_json)
 
-    async def body(rt: Runtime) -> dict[str, object]:
-        return await rt.service(rbac_service).acl(issuer, subject, parsed, organization_id=org)
+    async def body(svc: Services) -> dict[str, object]:
+        return await svc.rbac.acl(issuer, subject, parsed, organization_id=org)
 
     run(ctx, body, as_json)
 
@@ -148,11 +145,11 @@ def issuer_add(
 ) -> None:
     """Trust an issuer (its URL is matched exactly)."""
 
-    async def body(rt: Runtime) -> IssuerOut:
+    async def body(svc: Services) -> IssuerOut:
         rec = await accounts.create_issuer(
-            store_context(rt),
+            svc.store,
             url=url,
-            authz_claim=authz_claim or rt.settings.authz_claim,
+            authz_claim=authz_claim or svc.runtime.settings.authz_claim,
             groups_claim=groups_claim,
             audiences=audience or [],
             membership_from_claims=membership_from_claims,
@@ -168,8 +165,8 @@ def issuer_list(
 ) -> None:
     """List trusted issuers."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
-        page = await accounts.list_issuers(store_context(rt), limit=limit, cursor=cursor)
+    async def body(svc: Services) -> dict[str, object]:
+        page = await accounts.list_issuers(svc.store, limit=limit, cursor=cursor)
         return listed(page, IssuerOut.of)
 
     run(ctx, body, as_json, ("id", "url", "membership_from_claims", "authz_claim"))
@@ -184,11 +181,11 @@ def sa_create(
 ) -> None:
     """Create a service account in (only) this organization."""
 
-    async def body(rt: Runtime) -> ServiceAccountOut:
+    async def body(svc: Services) -> ServiceAccountOut:
         sa = await accounts.create_service_account(
-            store_context(rt), organization_id=organization_id, name=name
+            svc.store, organization_id=organization_id, name=name
         )
-        return ServiceAccountOut.of(sa, rt.settings.issuer_url)
+        return ServiceAccountOut.of(sa, svc.runtime.settings.issuer_url)
 
     run(ctx, body, as_json)
 
@@ -203,11 +200,11 @@ def sa_list(
 ) -> None:
     """List an organization's service accounts."""
 
-    async def body(rt: Runtime) -> dict[str, object]:
+    async def body(svc: Services) -> dict[str, object]:
         page = await accounts.list_service_accounts(
-            store_context(rt), organization_id=organization_id, limit=limit, cursor=cursor
+            svc.store, organization_id=organization_id, limit=limit, cursor=cursor
         )
-        url = rt.settings.issuer_url
+        url = svc.runtime.settings.issuer_url
         return listed(page, lambda sa: ServiceAccountOut.of(sa, url))
 
     run(ctx, body, as_json, ("id", "name", "organization_id"))
@@ -219,8 +216,8 @@ def sa_delete(
 ) -> None:
     """Delete a service account and its group memberships."""
 
-    async def body(rt: Runtime) -> dict[str, str]:
-        sc = store_context(rt)
+    async def body(svc: Services) -> dict[str, str]:
+        sc = svc.store
         await accounts.get_service_account(sc, sa_id, organization_id=organization_id)
         await accounts.delete_service_account(sc, sa_id, if_match=None)
         return deleted(sa_id)

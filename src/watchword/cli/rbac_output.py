@@ -11,10 +11,10 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from watchword.cli.output import console, emit, fail, run_with_runtime
+from watchword.cli.output import console, emit, fail, run_with_services
 from watchword.errors import InvalidInput
 from watchword.rbac.store.record import Page
-from watchword.runtime import Runtime
+from watchword.services import Services
 
 __all__ = ["Cursor", "JsonOpt", "Limit", "deleted", "json_arg", "listed", "page_of", "run"]
 
@@ -27,11 +27,11 @@ Cursor = Annotated[str | None, typer.Option(help="next_cursor of the previous pa
 
 def run(
     ctx: typer.Context,
-    body: Callable[[Runtime], Coroutine[Any, Any, Any]],
+    body: Callable[[Services], Coroutine[Any, Any, Any]],
     as_json: bool,
     columns: Sequence[str] = (),
 ) -> None:
-    result = run_with_runtime(ctx, body, as_json=as_json)
+    result = run_with_services(ctx, body, as_json=as_json)
     data = _plain(result)
 
     def human() -> None:

@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from watchword.cli.output import EXIT_FAILURE, console, emit, fail, run_with_runtime
+from watchword.cli.output import EXIT_FAILURE, console, emit, fail, run_with_services
 from watchword.config import parse_duration
 from watchword.errors import InvalidInput, TokenMalformed
-from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.tokens import (
     IssuedToken,
     NewToken,
@@ -27,9 +27,7 @@ from watchword.tokens import (
     TokenKind,
     TokenRecord,
     parse,
-    token_service,
 )
-from watchword.tokens.janitor import run_janitor
 
 __all__ = ["NAME", "app"]
 
@@ -95,20 +93,20 @@ def create(
             fail(InvalidInput("--expires-in must be a duration"), as_json=as_json)
         lifetime = parsed
 
-    async def body(runtime: Runtime) -> tuple[IssuedToken, datetime]:
-        now = runtime.clock.now()
+    async def body(services: Services) -> tuple[IssuedToken, datetime]:
+        now = services.runtime.clock.now()
         spec = NewToken(
             kind=token_kind,
             name=name,
-            owner=Owner(owner_issuer or runtime.settings.issuer_url, owner_subject),
+            owner=Owner(owner_issuer or services.runtime.settings.issuer_url, owner_subject),
             scopes=frozenset(scope or ()),
             permission=Permission.READ_WRITE if read_write else Permission.READ_ONLY,
             organization_id=organization,
             expires_at=now + lifetime if lifetime is not None else None,
         )
-        return await runtime.service(token_service).create(spec), now
+        return await services.tokens.create(spec), now
 
-    issued, now = run_with_runtime(ctx, body, as_json=as_json)
+    issued, now = run_with_services(ctx, body, as_json=as_json)
     _issued(issued, now, as_json)
 
 
@@ -123,20 +121,20 @@ def list_(
 ) -> None:
     """List tokens (never their secrets)."""
 
-    async def body(runtime: Runtime) -> dict[str, object]:
+    async def body(services: Services) -> dict[str, object]:
         owner = (
-            Owner(owner_issuer or runtime.settings.issuer_url, owner_subject)
+            Owner(owner_issuer or services.runtime.settings.issuer_url, owner_subject)
             if owner_subject
             else None
         )
-        page = await runtime.service(token_service).list(owner=owner, cursor=cursor, limit=limit)
-        now = runtime.clock.now()
+        page = await services.tokens.list(owner=owner, cursor=cursor, limit=limit)
+        now = services.runtime.clock.now()
         return {
             "items": [_record_dict(r, now) for r in page.items],
             "next_cursor": page.next_cursor,
         }
 
-    data = run_with_runtime(ctx, body, as_json=as_json)
+    data = run_with_services(ctx, body, as_json=as_json)
 
     def human() -> None:
         table = Table("id", "prefix", "kind", "name", "owner", "state", "expires_at")
@@ -165,10 +163,10 @@ def rotate(
 ) -> None:
     """Replace a token; the old one stays valid for the grace period. Prints the new one."""
 
-    async def body(runtime: Runtime) -> tuple[IssuedToken, datetime]:
-        return await runtime.service(token_service).rotate(token_id), runtime.clock.now()
+    async def body(services: Services) -> tuple[IssuedToken, datetime]:
+        return await services.tokens.rotate(token_id), services.runtime.clock.now()
 
-    issued, now = run_with_runtime(ctx, body, as_json=as_json)
+    issued, now = run_with_services(ctx, body, as_json=as_json)
     _issued(issued, now, as_json)
 
 
@@ -180,11 +178,11 @@ def revoke(
 ) -> None:
     """Revoke a token now."""
 
-    async def body(runtime: Runtime) -> dict[str, object]:
-        record = await runtime.service(token_service).revoke(token_id)
-        return _record_dict(record, runtime.clock.now())
+    async def body(services: Services) -> dict[str, object]:
+        record = await services.tokens.revoke(token_id)
+        return _record_dict(record, services.runtime.clock.now())
 
-    data = run_with_runtime(ctx, body, as_json=as_json)
+    data = run_with_services(ctx, body, as_json=as_json)
     emit(data, as_json=as_json, human=lambda: console.print(f"revoked {data['id']}"))
 
 
@@ -221,13 +219,13 @@ def janitor(
 ) -> None:
     """Delete tokens expired or revoked past retention, and legacy integration tokens."""
 
-    async def body(runtime: Runtime) -> dict[str, object]:
+    async def body(services: Services) -> dict[str, object]:
         if as_json:
-            return (await run_janitor(runtime, dry_run=dry_run)).as_dict()
+            return (await services.janitor.run(dry_run=dry_run)).as_dict()
         with console.status("sweeping tokens…"):
-            return (await run_janitor(runtime, dry_run=dry_run)).as_dict()
+            return (await services.janitor.run(dry_run=dry_run)).as_dict()
 
-    data = run_with_runtime(ctx, body, as_json=as_json)
+    data = run_with_services(ctx, body, as_json=as_json)
 
     def human() -> None:
         if not data["ran"]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from watchword.locks.backend import LockBackend, ReleaseSignal
 from watchword.locks.errors import LockLost
-from watchword.locks.factory import open_backend, runtime_locks
+from watchword.locks.factory import database_or_redis_locks, open_backend
 from watchword.locks.front import MAX_KEY_LENGTH, Locks
 from watchword.locks.lease import Attempt, Lease, new_holder_id
 from watchword.locks.memory import MemoryBackend
@@ -27,7 +27,7 @@ from watchword.locks.refresh_once import Refreshable, RefreshOutcome, RefreshSte
 from watchword.locks.sqlite import SQLiteBackend
 
 __all__ = [
-    "runtime_locks",
+    "database_or_redis_locks",
     "MAX_KEY_LENGTH",
     "AcquireOutcome",
     "Attempt",

@@ -10,6 +10,10 @@ The backend owns what it creates here (engine, Redis client) and frees it in ``a
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from watchword.clock import Clock
 from watchword.errors import ConfigurationError
 from watchword.locks.backend import LockBackend
@@ -19,10 +23,9 @@ from watchword.locks.metrics import LockMetrics
 from watchword.locks.postgres import PostgresBackend
 from watchword.locks.redis import DEFAULT_PREFIX, RedisBackend
 from watchword.locks.sqlite import SQLiteBackend
-from watchword.runtime import Runtime
 from watchword.storage.db import create_engine_for_url, normalize_url, redacted_url
 
-__all__ = ["open_backend", "runtime_locks"]
+__all__ = ["database_or_redis_locks", "open_backend"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -48,19 +51,26 @@ def open_backend(
     return SQLiteBackend(engine, clock=clock, owns_engine=True)
 
 
-def runtime_locks(runtime: Runtime) -> Locks:
-    """The runtime's shared :class:`Locks` (use ``runtime.service(runtime_locks)``).
+def database_or_redis_locks(
+    engine: AsyncEngine,
+    *,
+    redis: aioredis.Redis | None,
+    redis_prefix: str,
+    durable_grants: bool,
+    clock: Clock,
+    registry: CollectorRegistry,
+) -> Locks:
+    """The process's shared :class:`Locks` (built once, in :mod:`watchword.services`).
 
-    Redis when ``redis_url`` is set (its prefix under ``redis_prefix``), otherwise the
-    database: PostgreSQL leases (durable grants unless ``lock_durable_grants`` is off) or
-    SQLite leases. Metrics go to the runtime's registry; ``Runtime.close`` closes it.
+    Redis when a client is given (keys under ``redis_prefix`` + ``locks:``), otherwise the
+    database: PostgreSQL leases (durable grants unless ``durable_grants`` is off) or
+    SQLite leases. Metrics go to ``registry``; whoever builds it closes it.
     """
-    settings = runtime.settings
     backend: LockBackend
-    if runtime.redis is not None:
-        backend = RedisBackend(runtime.redis, prefix=settings.redis_prefix + "locks:")
-    elif runtime.engine.dialect.name == "postgresql":
-        backend = PostgresBackend(runtime.engine, durable_grants=settings.lock_durable_grants)
+    if redis is not None:
+        backend = RedisBackend(redis, prefix=redis_prefix + "locks:")
+    elif engine.dialect.name == "postgresql":
+        backend = PostgresBackend(engine, durable_grants=durable_grants)
     else:
-        backend = SQLiteBackend(runtime.engine, clock=runtime.clock)
-    return Locks(backend, metrics=LockMetrics(runtime.registry))
+        backend = SQLiteBackend(engine, clock=clock)
+    return Locks(backend, metrics=LockMetrics(registry))

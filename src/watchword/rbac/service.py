@@ -30,10 +30,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.authz.compile import CompiledSubject
-from watchword.authz.decisionlog import DecisionEvent, DecisionLog
 from watchword.authz.engine import Engine
-from watchword.authz.metrics import AuthzMetrics
-from watchword.authz.model import Policy, Registry, TokenScope
+from watchword.authz.model import Policy, Registry, Subject, TokenScope
 from watchword.clock import Clock
 from watchword.errors import InvalidInput
 from watchword.observability.logging import get_logger
@@ -44,16 +42,12 @@ from watchword.rbac.store.facts import issuer_trust, load_facts
 from watchword.rbac.store.generation import read_generation
 from watchword.rbac.store.roles import load_policy
 from watchword.rbac.subject import Resolution, resolve_subject
-from watchword.runtime import Runtime
 
 __all__ = [
     "CACHE_SIZE",
     "RbacService",
-    "authz_engine",
     "Resolved",
-    "rbac_service",
     "scope_key",
-    "store_context",
 ]
 
 CACHE_SIZE = 65_536
@@ -166,13 +160,13 @@ class RbacService:
         clock: Clock,
         registry: CollectorRegistry | None = None,
         cache_size: int = CACHE_SIZE,
-        engine: Engine | None = None,
+        policy_engine: Engine | None = None,
     ) -> None:
         self.ctx = ctx
         self.authz_claim = authz_claim
         self.ttl = ttl.total_seconds()
         self.clock = clock
-        self.engine = engine or Engine(Policy(Registry(), {}, version=0))
+        self.policy_engine = policy_engine or Engine(Policy(Registry(), {}, version=0))
         self._reader = _GenerationReader(ctx.engine)
         self._generation = -1
         self._trust: dict[str, IssuerTrust] = {}  # by issuer URL, for self._generation
@@ -199,8 +193,8 @@ class RbacService:
                 if self._generation < 0:
                     raise
                 return current
-        if policy.version > self.engine.version:
-            self.engine.replace_policy(policy)
+        if policy.version > self.policy_engine.version:
+            self.policy_engine.replace_policy(policy)
         self._generation = current
         self._trust = {}
         if self._metrics is not None:
@@ -209,7 +203,25 @@ class RbacService:
 
     @property
     def policy(self) -> Policy:
-        return self.engine.policy
+        return self.policy_engine.policy
+
+    async def compile_document(self, subject: Subject) -> CompiledSubject:
+        """Compile a subject given as a document against the stored policy of now (the
+        generation is read first, so a policy changed on another replica is in place)."""
+        await self.generation()
+        return self.policy_engine.compile(subject)
+
+    async def compiled_for(
+        self,
+        issuer: str,
+        subject: str | None,
+        claims: Mapping[str, object] | None = None,
+        *,
+        scope: TokenScope | None = None,
+    ) -> CompiledSubject:
+        """The compiled subject of (issuer, subject) for checks against the current policy."""
+        resolved = await self.resolve(issuer, subject, claims, scope=scope)
+        return self.policy_engine.refresh(resolved.compiled)
 
     # Subjects ----------------------------------------------------------------------------
 
@@ -254,7 +266,7 @@ class RbacService:
             resolution = resolve_subject(
                 identity, facts, scope=scope, authz_claim=trust.authz_claim
             )
-            compiled = self.engine.compile(resolution.subject)
+            compiled = self.policy_engine.compile(resolution.subject)
             # Counts only: subject ids and claims stay out of traces.
             span.set_attribute("rbac.account_type", resolution.subject.account_type.value)
             span.set_attribute("rbac.groups", len(facts.groups))
@@ -288,43 +300,3 @@ class RbacService:
     ) -> dict[str, object]:
         resolved = await self.resolve(issuer, subject, claims, scope=scope)
         return resolved.document(organization_id)
-
-
-def authz_engine(runtime: Runtime) -> Engine:
-    """The runtime's policy engine: metrics on the runtime's registry, checks observed one in
-    ``authz_observe_every``, decisions logged (structlog, event ``authz.decision``) at
-    ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
-    settings = runtime.settings
-    decision_log = None
-    if settings.decision_log_sample_rate > 0:
-        decisions = get_logger("watchword.authz.decisions")
-
-        def sink(event: DecisionEvent) -> None:
-            fields = event.to_dict()
-            decisions.info(str(fields.pop("event")), **fields)
-
-        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
-    return Engine(
-        Policy(Registry(), {}, version=0),
-        metrics=AuthzMetrics(runtime.registry),
-        observe_every=settings.authz_observe_every,
-        decision_log=decision_log,
-        clock=runtime.clock,
-    )
-
-
-def rbac_service(runtime: Runtime) -> RbacService:
-    """The runtime's RBAC service (``runtime.service(rbac_service)``)."""
-    settings = runtime.settings
-    return RbacService(
-        StoreContext(runtime.engine, runtime.clock, settings.issuer_url),
-        authz_claim=settings.authz_claim,
-        ttl=settings.acl_cache_ttl,
-        clock=runtime.clock,
-        registry=runtime.registry,
-        engine=authz_engine(runtime),
-    )
-
-
-def store_context(runtime: Runtime) -> StoreContext:
-    return StoreContext(runtime.engine, runtime.clock, runtime.settings.issuer_url)

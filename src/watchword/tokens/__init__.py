@@ -2,12 +2,13 @@
 
 Public API::
 
-    service = runtime.service(token_service)
+    services = Services.build(runtime)                     # watchword.services
+    service = services.tokens
     issued = await service.create(NewToken(kind=TokenKind.PERSONAL, name="ci", owner=owner,
                                            scopes=frozenset({"projects:read"})))
     record = await service.verify(Secret(plaintext))      # zero SQL on a cache hit
-    plaintext = await rotate_integration(runtime, owner)   # seed 001 semantics
-    report = await run_janitor(runtime, dry_run=True)
+    plaintext = await rotate_integration(services.integrations, owner)   # seed 001
+    report = await services.janitor.run(dry_run=True)
 
 Pure rules live in :mod:`watchword.tokens.format` and :mod:`watchword.tokens.rotation`.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from watchword.tokens.format import SCANNER_REGEX, TokenKind, looks_like_token, parse
 from watchword.tokens.model import Owner, TokenRecord, TokenState
 from watchword.tokens.scope import Permission
-from watchword.tokens.service import IssuedToken, NewToken, TokenPage, TokenService, token_service
+from watchword.tokens.service import IssuedToken, NewToken, TokenPage, TokenService
 
 __all__ = [
     "SCANNER_REGEX",
@@ -32,5 +33,4 @@ __all__ = [
     "TokenState",
     "looks_like_token",
     "parse",
-    "token_service",
 ]

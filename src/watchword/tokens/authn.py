@@ -1,22 +1,20 @@
-"""Bearer authentication with an API token, as :mod:`watchword.api.deps` expects it."""
+"""Authentication with an API token (``Authorization: Bearer ww?_…``)."""
 
 from __future__ import annotations
 
-from watchword.api.deps import Principal
-from watchword.runtime import Runtime
-from watchword.secret import Secret
+from watchword.principal import Credential, CredentialSource, Principal, PrincipalKind
 from watchword.tokens.model import TokenRecord
 from watchword.tokens.scope import effective_scopes
-from watchword.tokens.service import token_service
+from watchword.tokens.service import TokenService
 
-__all__ = ["authenticate_bearer", "principal_for"]
+__all__ = ["ApiTokenAuthenticator", "principal_for"]
 
 
 def principal_for(record: TokenRecord) -> Principal:
     """The caller a token stands for: its owner (issuer, subject), narrowed by its scopes
     (and, for a read-only token, to read-only actions)."""
     return Principal(
-        kind="token",
+        kind=PrincipalKind.API_TOKEN,
         id=record.id,
         issuer=record.owner.issuer,
         subject=record.owner.subject,
@@ -26,8 +24,19 @@ def principal_for(record: TokenRecord) -> Principal:
     )
 
 
-async def authenticate_bearer(runtime: Runtime, presented: Secret) -> Principal:
-    """Verify ``presented``; raises ``TokenMalformed``, ``TokenUnknown``, ``TokenExpired``
-    or ``TokenRevoked`` (all 401)."""
-    record = await runtime.service(token_service).verify(presented)
-    return principal_for(record)
+class ApiTokenAuthenticator:
+    """Any bearer credential not claimed by an authenticator before it (it comes last), so
+    that a mistyped token is answered ``token_malformed``, not a generic refusal."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self, tokens: TokenService) -> None:
+        self._tokens = tokens
+
+    def accepts(self, credential: Credential) -> bool:
+        return credential.source is CredentialSource.BEARER
+
+    async def authenticate(self, credential: Credential) -> Principal:
+        """Raises ``TokenMalformed``, ``TokenUnknown``, ``TokenExpired`` or ``TokenRevoked``
+        (all 401)."""
+        return principal_for(await self._tokens.verify(credential.value))

@@ -1,6 +1,6 @@
 """Rotation of integration tokens, as in seed 001 (3scale's OIDC sync token).
 
-``rotate_integration(runtime, owner)`` returns the plaintext an integration should use
+``rotate_integration(rotator, owner)`` returns the plaintext an integration should use
 now, minting a new token at most once per ``token_rotation_cache_ttl`` per (owner, name)
 however many workers and replicas ask at once::
 
@@ -26,14 +26,16 @@ if the commit fails the entry is removed again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+import redis.asyncio as aioredis
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from watchword.errors import DatabaseUnavailable
-from watchword.runtime import Runtime
+from watchword.clock import Clock
+from watchword.errors import ConfigurationError, DatabaseUnavailable
 from watchword.secret import Secret
 from watchword.tokens import store
 from watchword.tokens.format import TokenKind
@@ -45,19 +47,19 @@ from watchword.tokens.plaintext_cache import (
     LocalPlaintextCache,
     PlaintextCache,
     RedisPlaintextCache,
+    UnkeyedPlaintextCache,
     cache_key,
     derive_key,
 )
 from watchword.tokens.rotation import cached_value_fresh, plan_rotation
 from watchword.tokens.scope import Permission, normalize_scopes
-from watchword.tokens.service import token_service
 from watchword.tokens.tables import token_rotation_anchors
 
 __all__ = [
     "DEFAULT_NAME",
     "IntegrationRotator",
     "IntegrationSpec",
-    "integration_rotator",
+    "plaintext_cache",
     "rotate_integration",
 ]
 
@@ -76,27 +78,32 @@ class IntegrationSpec:
 
 
 class IntegrationRotator:
-    __slots__ = ("_cache", "_metrics", "_runtime")
+    """Hands out the current plaintext of each integration token, rotating it at most once
+    per ``cache_ttl`` per (owner, name) (see the module docstring)."""
 
-    def __init__(self, runtime: Runtime, cache: PlaintextCache | None = None) -> None:
-        self._runtime = runtime
-        self._metrics: TokenMetrics = runtime.service(token_service).metrics
-        if cache is None:
-            if runtime.redis is not None:
-                cache = RedisPlaintextCache(
-                    runtime.redis,
-                    prefix=runtime.settings.redis_prefix,
-                    key=derive_key(runtime.settings.secret_key),
-                )
-            else:
-                cache = LocalPlaintextCache()
+    __slots__ = ("_cache", "_cache_ttl", "_clock", "_engine", "_grace", "_metrics")
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        cache: PlaintextCache,
+        metrics: TokenMetrics,
+        cache_ttl: timedelta,
+        grace: timedelta,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
         self._cache = cache
+        self._metrics = metrics
+        self._cache_ttl = cache_ttl
+        self._grace = grace
 
     async def _fresh(self, key: str) -> Secret | None:
         cached = await self._cache.load(key)
-        ttl = self._runtime.settings.token_rotation_cache_ttl
         if cached is not None and cached_value_fresh(
-            cached.cached_at, self._runtime.clock.now(), ttl
+            cached.cached_at, self._clock.now(), self._cache_ttl
         ):
             return cached.token
         return None
@@ -108,7 +115,7 @@ class IntegrationRotator:
             self._metrics.rotations.labels("cached").inc()
             return hit
         try:
-            async with self._runtime.engine.connect() as conn:
+            async with self._engine.connect() as conn:
                 await _lock_anchor(conn, spec.owner, spec.name)
                 hit = await self._fresh(key)
                 if hit is not None:
@@ -116,9 +123,8 @@ class IntegrationRotator:
                     self._metrics.rotations.labels("cached_after_lock").inc()
                     return hit
                 token = await self._rotate(conn, spec)
-                now = self._runtime.clock.now()
-                ttl = self._runtime.settings.token_rotation_cache_ttl
-                await self._cache.save(key, CachedPlaintext(token, now), ttl)
+                now = self._clock.now()
+                await self._cache.save(key, CachedPlaintext(token, now), self._cache_ttl)
                 try:
                     await conn.commit()
                 except BaseException:
@@ -138,15 +144,14 @@ class IntegrationRotator:
         await self._cache.forget(cache_key(owner, name))
 
     async def _rotate(self, conn: AsyncConnection, spec: IntegrationSpec) -> Secret:
-        settings = self._runtime.settings
-        now = self._runtime.clock.now()
+        now = self._clock.now()
         existing = await store.load_lifetimes(conn, spec.owner, spec.name, TokenKind.INTEGRATION)
         plan = plan_rotation(
             TokenKind.INTEGRATION,
             existing,
             now,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            cache_ttl=self._cache_ttl,
+            grace=self._grace,
         )
         for token_id, expires_at in plan.expire:
             await store.set_expiry(conn, token_id, expires_at)
@@ -196,13 +201,22 @@ async def _lock_anchor(conn: AsyncConnection, owner: Owner, name: str) -> None:
     )
 
 
-def integration_rotator(runtime: Runtime) -> IntegrationRotator:
-    """The runtime's rotator (use ``runtime.service(integration_rotator)``)."""
-    return IntegrationRotator(runtime)
+def plaintext_cache(
+    redis: aioredis.Redis | None, *, prefix: str, secret_key: str | None
+) -> PlaintextCache:
+    """Where rotated plaintexts are kept: Redis (sealed with ``secret_key``) when there is
+    one, so every replica hands out the same token; else this process's memory."""
+    if redis is None:
+        return LocalPlaintextCache()
+    try:
+        key = derive_key(secret_key)
+    except ConfigurationError:
+        return UnkeyedPlaintextCache(secret_key)
+    return RedisPlaintextCache(redis, prefix=prefix, key=key)
 
 
 async def rotate_integration(
-    runtime: Runtime,
+    rotator: IntegrationRotator,
     owner: Owner,
     *,
     name: str = DEFAULT_NAME,
@@ -218,4 +232,4 @@ async def rotate_integration(
         permission=permission,
         organization_id=organization_id,
     )
-    return await runtime.service(integration_rotator).current(spec)
+    return await rotator.current(spec)

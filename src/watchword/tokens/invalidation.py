@@ -2,7 +2,7 @@
 
 A revocation deletes the Redis entry and publishes the token's digest on
 ``<prefix>tokens:invalidate``. Each replica runs :func:`run_invalidation_listener`
-(from the app's lifespan, beside the janitor loop) to drop its in-process entry as soon
+(a background job, :mod:`watchword.jobs`) to drop its in-process entry as soon
 as the message arrives, which brings revocation on every replica down from
 ``token_verify_cache_ttl`` to the pub/sub delivery time. Pub/sub is fire-and-forget: a
 listener that loses its connection clears its whole in-process cache when it is back,
@@ -18,8 +18,7 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 
 from watchword.observability.logging import get_logger
-from watchword.runtime import Runtime
-from watchword.tokens.service import token_service
+from watchword.tokens.cache import VerifyCache
 
 __all__ = ["run_invalidation_listener"]
 
@@ -27,7 +26,8 @@ log = get_logger("watchword.tokens")
 
 
 async def run_invalidation_listener(
-    runtime: Runtime,
+    redis: aioredis.Redis | None,
+    cache: VerifyCache,
     *,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
@@ -35,13 +35,12 @@ async def run_invalidation_listener(
     reconnect_delay: timedelta = timedelta(seconds=1),
 ) -> None:
     """Listen until ``stop`` is set; returns at once when Redis is not configured."""
-    if runtime.redis is None:
+    if redis is None:
         if ready is not None:
             ready.set()
         return
-    cache = runtime.service(token_service).cache
     while not stop.is_set():
-        pubsub = runtime.redis.pubsub()
+        pubsub = redis.pubsub()
         try:
             await pubsub.subscribe(cache.channel)
             cache.clear_local()  # whatever was published before we listened is unknown

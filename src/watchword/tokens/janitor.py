@@ -1,13 +1,13 @@
 """The token janitor: deletes what can never authenticate again, under a lease.
 
 What it deletes is decided by :func:`watchword.tokens.rotation.deletion_reason`:
-tokens expired or revoked longer than ``token_retention`` ago (kept until then so an
+tokens expired or revoked longer than the retention (``token_retention``) ago (kept until then so an
 operator can still see why a caller failed), and legacy tokens of rotated kinds with no
 expiry at all (made before integration tokens always got one). A database pre-filter
 selects candidates in id order, in batches; the pure rule has the last word on each.
 
 One replica at a time: the run holds the lease ``tokens:janitor`` from
-:mod:`watchword.locks` (the runtime's shared locks: Redis if configured, else the
+:mod:`watchword.locks` (the process's shared locks: Redis if configured, else the
 database) and does not wait for it; a replica that finds it taken skips the run.
 ``dry_run`` counts and deletes nothing. Deletions are counted in
 ``watchword_token_janitor_deleted_total{reason}``.
@@ -23,16 +23,17 @@ from datetime import timedelta
 from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from watchword.clock import Clock
 from watchword.errors import DatabaseUnavailable, LockTimeout, WatchwordError
-from watchword.locks import Lease, Locks, runtime_locks
+from watchword.locks import Lease, Locks
 from watchword.observability.logging import get_logger
-from watchword.runtime import Runtime
 from watchword.tokens import store
+from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.rotation import DeletionReason, deletion_reason, janitor_cutoff
-from watchword.tokens.service import token_service
 
-__all__ = ["LEASE_KEY", "JanitorReport", "run_janitor", "run_janitor_forever"]
+__all__ = ["LEASE_KEY", "JanitorReport", "TokenJanitor"]
 
 LEASE_KEY: Final = "tokens:janitor"
 log = get_logger("watchword.tokens")
@@ -60,97 +61,102 @@ class JanitorReport:
         }
 
 
-async def run_janitor(
-    runtime: Runtime,
-    *,
-    dry_run: bool = False,
-    batch_size: int = 500,
-    lease_ttl: timedelta = timedelta(minutes=5),
-) -> JanitorReport:
-    """One pass; returns what was (or, in a dry run, would be) deleted, by reason."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    metrics = runtime.service(token_service).metrics
-    locks = runtime.service(runtime_locks)
-    try:
-        lease = await locks.acquire(LEASE_KEY, ttl=lease_ttl, wait=timedelta(0))
-    except LockTimeout:
-        metrics.janitor_runs.labels("skipped").inc()
-        return JanitorReport(ran=False, dry_run=dry_run)
-    try:
-        counts = await _sweep(
-            runtime,
-            dry_run=dry_run,
-            batch_size=batch_size,
-            locks=locks,
-            lease=lease,
-            lease_ttl=lease_ttl,
-        )
-    except (SQLAlchemyError, OSError) as exc:
-        # Only the class name: a driver's message can carry the database URL.
-        raise DatabaseUnavailable(f"token janitor: database failed ({type(exc).__name__})") from exc
-    finally:
-        await locks.release(lease)
-    if not dry_run:
-        for reason, n in counts.items():
-            metrics.janitor_deleted.labels(reason.value).inc(n)
-    metrics.janitor_runs.labels("dry_run" if dry_run else "done").inc()
-    return JanitorReport(ran=True, dry_run=dry_run, deleted=dict(counts))
+class TokenJanitor:
+    """Deletes tokens that can never authenticate again, one replica at a time."""
 
+    __slots__ = ("_clock", "_engine", "_locks", "_metrics", "_retention")
 
-async def _sweep(
-    runtime: Runtime,
-    *,
-    dry_run: bool,
-    batch_size: int,
-    locks: Locks,
-    lease: Lease,
-    lease_ttl: timedelta,
-) -> Counter[DeletionReason]:
-    settings = runtime.settings
-    now = runtime.clock.now()
-    cutoff = janitor_cutoff(now, settings.token_retention)
-    counts: Counter[DeletionReason] = Counter()
-    after_id: str | None = None
-    while True:
-        async with runtime.engine.begin() as conn:
-            batch = await store.find_janitor_candidates(
-                conn, cutoff, limit=batch_size, after_id=after_id
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        locks: Locks,
+        metrics: TokenMetrics,
+        retention: timedelta,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._locks = locks
+        self._metrics = metrics
+        self._retention = retention
+
+    async def run(
+        self,
+        *,
+        dry_run: bool = False,
+        batch_size: int = 500,
+        lease_ttl: timedelta = timedelta(minutes=5),
+    ) -> JanitorReport:
+        """One pass; returns what was (or, in a dry run, would be) deleted, by reason."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        metrics = self._metrics
+        try:
+            lease = await self._locks.acquire(LEASE_KEY, ttl=lease_ttl, wait=timedelta(0))
+        except LockTimeout:
+            metrics.janitor_runs.labels("skipped").inc()
+            return JanitorReport(ran=False, dry_run=dry_run)
+        try:
+            counts = await self._sweep(
+                dry_run=dry_run, batch_size=batch_size, lease=lease, lease_ttl=lease_ttl
             )
-            doomed = []
-            for c in batch:
-                reason = deletion_reason(
-                    c.kind, c.expires_at, c.revoked_at, now, settings.token_retention
+        except (SQLAlchemyError, OSError) as exc:
+            # Only the class name: a driver's message can carry the database URL.
+            raise DatabaseUnavailable(
+                f"token janitor: database failed ({type(exc).__name__})"
+            ) from exc
+        finally:
+            await self._locks.release(lease)
+        if not dry_run:
+            for reason, n in counts.items():
+                metrics.janitor_deleted.labels(reason.value).inc(n)
+        metrics.janitor_runs.labels("dry_run" if dry_run else "done").inc()
+        return JanitorReport(ran=True, dry_run=dry_run, deleted=dict(counts))
+
+    async def _sweep(
+        self, *, dry_run: bool, batch_size: int, lease: Lease, lease_ttl: timedelta
+    ) -> Counter[DeletionReason]:
+        now = self._clock.now()
+        cutoff = janitor_cutoff(now, self._retention)
+        counts: Counter[DeletionReason] = Counter()
+        after_id: str | None = None
+        while True:
+            async with self._engine.begin() as conn:
+                batch = await store.find_janitor_candidates(
+                    conn, cutoff, limit=batch_size, after_id=after_id
                 )
-                if reason is not None:
-                    counts[reason] += 1
-                    doomed.append(c.id)
-            if not dry_run:
-                await store.delete_tokens(conn, doomed)
-        if len(batch) < batch_size:
-            return counts
-        after_id = batch[-1].id
-        lease = await locks.renew(lease, lease_ttl)
+                doomed = []
+                for c in batch:
+                    reason = deletion_reason(
+                        c.kind, c.expires_at, c.revoked_at, now, self._retention
+                    )
+                    if reason is not None:
+                        counts[reason] += 1
+                        doomed.append(c.id)
+                if not dry_run:
+                    await store.delete_tokens(conn, doomed)
+            if len(batch) < batch_size:
+                return counts
+            after_id = batch[-1].id
+            lease = await self._locks.renew(lease, lease_ttl)
 
+    async def run_forever(self, *, every: timedelta, stop: asyncio.Event | None = None) -> None:
+        """Run every ``every`` until ``stop`` is set (or the task is cancelled).
 
-async def run_janitor_forever(
-    runtime: Runtime, *, every: timedelta, stop: asyncio.Event | None = None
-) -> None:
-    """Run the janitor every ``every`` until ``stop`` is set (or the task is cancelled).
-
-    A failed run is logged and retried at the next period; nothing is lost by skipping
-    one, since the next run selects by time again.
-    """
-    if every <= timedelta(0):
-        raise ValueError("every must be positive")
-    stop = stop or asyncio.Event()
-    while not stop.is_set():
-        try:
-            report = await run_janitor(runtime)
-            log.info("token_janitor_done", **report.as_dict())
-        except WatchwordError as exc:
-            log.warning("token_janitor_failed", code=exc.code, detail=exc.detail)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every.total_seconds())
-        except TimeoutError:
-            continue
+        A failed run is logged and retried at the next period; nothing is lost by skipping
+        one, since the next run selects by time again.
+        """
+        if every <= timedelta(0):
+            raise ValueError("every must be positive")
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                report = await self.run()
+                log.info("token_janitor_done", **report.as_dict())
+            except WatchwordError as exc:
+                log.warning("token_janitor_failed", code=exc.code, detail=exc.detail)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every.total_seconds())
+            except TimeoutError:
+                continue

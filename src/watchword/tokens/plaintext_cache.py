@@ -36,6 +36,7 @@ __all__ = [
     "LocalPlaintextCache",
     "PlaintextCache",
     "RedisPlaintextCache",
+    "UnkeyedPlaintextCache",
     "cache_key",
     "derive_key",
 ]
@@ -95,6 +96,26 @@ def derive_key(secret_key: str | None) -> bytes:
         )
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
     return hkdf.derive(secret_key.encode())
+
+
+class UnkeyedPlaintextCache:
+    """Redis without a usable ``secret_key``: rotating an integration token is a
+    :class:`ConfigurationError` naming the setting; nothing else needs the key."""
+
+    __slots__ = ("_secret_key",)
+
+    def __init__(self, secret_key: str | None) -> None:
+        self._secret_key = secret_key
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        derive_key(self._secret_key)  # raises: the key is missing or too short
+        return None
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        derive_key(self._secret_key)
+
+    async def forget(self, key: str) -> None:
+        return  # nothing can have been saved
 
 
 class RedisPlaintextCache:

@@ -1,7 +1,7 @@
 """The token service: verify, create, list, get, rotate and revoke API tokens.
 
-One instance per runtime (:func:`token_service`), holding the verification cache and the
-metrics. The API and the CLI both call it. Verification order, cheapest first:
+One instance per process (built in :mod:`watchword.services`), holding the verification
+cache and the metrics. The API and the CLI both call it. Verification order, cheapest first:
 
 1. format and checksum, offline (:class:`TokenMalformed`, no I/O at all);
 2. SHA-256 of the token, looked up in the in-process caches (positive, then negative);
@@ -21,15 +21,16 @@ for a token whose hash matched a stored one, which already proves the caller hol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from watchword.clock import Clock
 from watchword.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -42,7 +43,6 @@ from watchword.errors import (
     Unavailable,
 )
 from watchword.observability.logging import get_logger
-from watchword.runtime import Runtime
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
 from watchword.tokens import store
@@ -60,8 +60,8 @@ __all__ = [
     "IssuedToken",
     "NewToken",
     "TokenPage",
+    "ForgetRotation",
     "TokenService",
-    "token_service",
 ]
 
 LAST_USED_INTERVAL: Final = timedelta(minutes=1)
@@ -95,25 +95,50 @@ class TokenPage:
     next_cursor: str | None
 
 
-class TokenService:
-    __slots__ = ("cache", "metrics", "runtime")
+ForgetRotation = Callable[[Owner, str], Awaitable[None]]
 
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        self.runtime = runtime
-        self.metrics = TokenMetrics(runtime.registry)
-        self.cache = VerifyCache(
-            runtime.clock,
-            ttl_s=settings.token_verify_cache_ttl.total_seconds(),
-            redis=runtime.redis,
-            redis_prefix=settings.redis_prefix,
-        )
+
+class TokenService:
+    """Verify, create, list, get, rotate and revoke tokens (see the module docstring).
+
+    ``forget_rotation`` is called when an integration token is revoked, so the rotator
+    stops handing it out (wired in :mod:`watchword.services`).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_engine",
+        "_forget_rotation",
+        "_grace",
+        "_rotation_ttl",
+        "cache",
+        "metrics",
+    )
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        cache: VerifyCache,
+        metrics: TokenMetrics,
+        grace_period: timedelta,
+        rotation_cache_ttl: timedelta,
+        forget_rotation: ForgetRotation | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.cache = cache
+        self.metrics = metrics
+        self._grace = grace_period
+        self._rotation_ttl = rotation_cache_ttl
+        self._forget_rotation = forget_rotation
 
     @asynccontextmanager
     async def _connection(self, *, begin: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection (in a transaction if ``begin``); driver and pool errors become
         :class:`DatabaseUnavailable` (only the class name: their text can hold the URL)."""
-        engine = self.runtime.engine
+        engine = self._engine
         try:
             async with engine.begin() if begin else engine.connect() as conn:
                 yield conn
@@ -135,7 +160,7 @@ class TokenService:
         if record is None:
             self.metrics.verifications.labels("unknown", source).inc()
             raise TokenUnknown(_UNKNOWN_DETAIL)
-        state = record.state_at(self.runtime.clock.now())
+        state = record.state_at(self._clock.now())
         self.metrics.verifications.labels(
             state.value if state is not TokenState.ACTIVE else "ok", source
         ).inc()
@@ -154,7 +179,7 @@ class TokenService:
         shared = await self.cache.get_shared(digest)
         if shared is not None:
             return shared, "redis"
-        now = self.runtime.clock.now()
+        now = self._clock.now()
         generation = self.cache.generation()
         async with self._connection() as conn:
             record = await store.load_by_hash(conn, digest)
@@ -172,7 +197,7 @@ class TokenService:
     # --- management ----------------------------------------------------------------------
 
     async def create(self, spec: NewToken) -> IssuedToken:
-        now = self.runtime.clock.now()
+        now = self._clock.now()
         name = spec.name.strip()
         if not name or len(name) > 200:
             raise InvalidInput("a token name is 1 to 200 characters", pointer="/name")
@@ -226,7 +251,7 @@ class TokenService:
 
     async def revoke(self, token_id: str) -> TokenRecord:
         """Revoke now; the row stays (for audit) until the janitor's retention ends."""
-        now = self.runtime.clock.now()
+        now = self._clock.now()
         async with self._connection(begin=True) as conn:
             record = await store.load_by_id(conn, token_id)
             if record is None:
@@ -239,12 +264,10 @@ class TokenService:
         return record
 
     async def _forget_rotation_cache(self, record: TokenRecord) -> None:
-        # Imported here: the rotator is built on this service (a module-level import
-        # would be circular).
-        from watchword.tokens.integration import integration_rotator
-
+        if self._forget_rotation is None:
+            return
         try:
-            await self.runtime.service(integration_rotator).forget(record.owner, record.name)
+            await self._forget_rotation(record.owner, record.name)
         except Unavailable as exc:
             # The revocation stands; the rotation cache then hands the dead token out
             # until token_rotation_cache_ttl, as if nothing had been forgotten.
@@ -263,8 +286,8 @@ class TokenService:
         """Mint a successor with the same owner, scopes and name; the old token stays
         valid for ``token_grace_period``. A token is rotated once: a second rotation of
         it (or a concurrent one) is a :class:`Conflict`."""
-        now = self.runtime.clock.now()
-        grace = self.runtime.settings.token_grace_period
+        now = self._clock.now()
+        grace = self._grace
         async with self._connection(begin=True) as conn:
             old = await store.load_by_id(conn, token_id)
             if old is None:
@@ -290,13 +313,8 @@ class TokenService:
     def _successor_expiry(
         self, kind: TokenKind, replaced: Lifetime | None, now: datetime
     ) -> datetime | None:
-        settings = self.runtime.settings
         return successor_expires_at(
-            kind,
-            replaced,
-            now,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            kind, replaced, now, cache_ttl=self._rotation_ttl, grace=self._grace
         )
 
     def _successor(
@@ -314,8 +332,3 @@ class TokenService:
             rotated_from=old.id,
         )
         return IssuedToken(record=record, token=token)
-
-
-def token_service(runtime: Runtime) -> TokenService:
-    """The runtime's token service (use ``runtime.service(token_service)``)."""
-    return TokenService(runtime)

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from watchword.api.app import create_app
 from watchword.clock import FakeClock
 from watchword.config import load_settings
-from watchword.rbac.service import RbacService, rbac_service, store_context
+from watchword.rbac.service import RbacService
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
+from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
@@ -49,22 +50,31 @@ async def db_runtime(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        await runtime.close()  # services first (the RBAC service holds a connection)
+        await runtime.close()
 
 
 @pytest.fixture
-def ctx(db_runtime: Runtime) -> StoreContext:
-    return store_context(db_runtime)
+async def db_services(db_runtime: Runtime) -> AsyncIterator[Services]:
+    services = Services.build(db_runtime)
+    try:
+        yield services
+    finally:
+        await services.aclose()  # before the runtime: the RBAC service holds a connection
 
 
 @pytest.fixture
-def service(db_runtime: Runtime) -> RbacService:
-    return db_runtime.service(rbac_service)
+def ctx(db_services: Services) -> StoreContext:
+    return db_services.store
 
 
 @pytest.fixture
-def app(db_runtime: Runtime) -> FastAPI:
-    return create_app(runtime=db_runtime)
+def service(db_services: Services) -> RbacService:
+    return db_services.rbac
+
+
+@pytest.fixture
+def app(db_services: Services) -> FastAPI:
+    return create_app(services=db_services)
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from watchword.api.deps import Principal, current_principal, get_runtime
+from watchword.api.deps import current_principal, get_services
 from watchword.api.schemas import AclOut
 from watchword.bootstrap import create_admin_key
+from watchword.principal import Principal, PrincipalKind
 from watchword.rbac.model import GroupMember
 from watchword.rbac.store import groups, organizations
 from watchword.rbac.store.context import StoreContext
@@ -47,11 +48,14 @@ def act_as(app: FastAPI, db_runtime: Runtime) -> Callable[[str], Headers]:
         if auth.startswith(TEST_TOKEN):
             subject = auth.removeprefix(TEST_TOKEN)
             return Principal(
-                kind="token", id="tok", issuer=db_runtime.settings.issuer_url, subject=subject
+                kind=PrincipalKind.API_TOKEN,
+                id="tok",
+                issuer=db_runtime.settings.issuer_url,
+                subject=subject,
             )
         scheme, _, value = auth.partition(" ")
         creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if value else None
-        return await current_principal(get_runtime(request), creds)
+        return await current_principal(get_services(request), creds)
 
     app.dependency_overrides[current_principal] = principal
     return lambda subject: {"Authorization": TEST_TOKEN + subject}

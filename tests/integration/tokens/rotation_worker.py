@@ -18,7 +18,8 @@ from watchword.clock import FakeClock
 from watchword.config import load_settings
 from watchword.runtime import Runtime
 from watchword.secret import sha256_hex
-from watchword.tokens import Owner, token_service
+from watchword.services import Services
+from watchword.tokens import Owner
 from watchword.tokens.integration import rotate_integration
 
 
@@ -31,6 +32,7 @@ async def main(args: dict[str, object]) -> dict[str, object]:
         secret_key=str(args["secret_key"]),
     )
     runtime = Runtime.create(settings, clock=FakeClock(datetime.fromisoformat(str(args["now"]))))
+    services = Services.build(runtime)
     owner = Owner(settings.issuer_url, str(args["subject"]))
     try:
         await runtime.check_database()
@@ -38,8 +40,10 @@ async def main(args: dict[str, object]) -> dict[str, object]:
         if delay > 0:
             await asyncio.sleep(delay)
         tasks = int(str(args["tasks"]))
-        results = await asyncio.gather(*(rotate_integration(runtime, owner) for _ in range(tasks)))
-        counter = runtime.service(token_service).metrics.rotations
+        results = await asyncio.gather(
+            *(rotate_integration(services.integrations, owner) for _ in range(tasks))
+        )
+        counter = services.tokens.metrics.rotations
         counts = {
             result: counter.labels(result)._value.get()
             for result in ("cached", "cached_after_lock", "rotated")

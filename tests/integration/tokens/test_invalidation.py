@@ -11,7 +11,8 @@ from watchword.clock import FakeClock
 from watchword.config import load_settings
 from watchword.errors import TokenRevoked
 from watchword.runtime import Runtime
-from watchword.tokens import NewToken, Owner, TokenKind, token_service
+from watchword.services import Services
+from watchword.tokens import NewToken, Owner, TokenKind
 from watchword.tokens.invalidation import run_invalidation_listener
 
 pytestmark = pytest.mark.redis
@@ -20,103 +21,108 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 async def replicas(
     runtime: Runtime, redis_url: str, redis_prefix: str
-) -> AsyncIterator[tuple[Runtime, Runtime]]:
+) -> AsyncIterator[tuple[Services, Services]]:
     """Two replicas on one database and one Redis, each with its own client and caches."""
     settings = load_settings(environ={}, redis_url=redis_url, redis_prefix=redis_prefix)
     clock = FakeClock()
     made = [
-        Runtime(
-            settings=settings,
-            engine=runtime.engine,
-            redis=aioredis.Redis.from_url(redis_url),
-            clock=clock,
+        Services.build(
+            Runtime(
+                settings=settings,
+                engine=runtime.engine,
+                redis=aioredis.Redis.from_url(redis_url),
+                clock=clock,
+            )
         )
         for _ in range(2)
     ]
     yield made[0], made[1]
     for replica in made:
-        assert replica.redis is not None
-        await replica.redis.aclose()
+        await replica.aclose()
+        assert replica.runtime.redis is not None
+        await replica.runtime.redis.aclose()
 
 
 async def test_revocation_reaches_a_listening_replica_without_waiting_for_the_ttl(
-    replicas: tuple[Runtime, Runtime],
+    replicas: tuple[Services, Services],
 ) -> None:
     a, b = replicas
-    issued = await a.service(token_service).create(
+    issued = await a.tokens.create(
         NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s"), frozenset())
     )
     stop, ready = asyncio.Event(), asyncio.Event()
-    listener = asyncio.create_task(run_invalidation_listener(b, stop=stop, ready=ready))
+    listener = asyncio.create_task(
+        run_invalidation_listener(b.runtime.redis, b.tokens.cache, stop=stop, ready=ready)
+    )
     try:
         await asyncio.wait_for(ready.wait(), timeout=5)
-        await b.service(token_service).verify(issued.token)  # cached in b's process
-        assert len(b.service(token_service).cache.local) == 1
-        await a.service(token_service).revoke(issued.record.id)
+        await b.tokens.verify(issued.token)  # cached in b's process
+        assert len(b.tokens.cache.local) == 1
+        await a.tokens.revoke(issued.record.id)
         for _ in range(200):
-            if len(b.service(token_service).cache.local) == 0:
+            if len(b.tokens.cache.local) == 0:
                 break
             await asyncio.sleep(0.01)
         with pytest.raises(TokenRevoked):
-            await b.service(token_service).verify(issued.token)
+            await b.tokens.verify(issued.token)
     finally:
         stop.set()
         await asyncio.wait_for(listener, timeout=5)
 
 
 async def test_redis_layer_serves_another_replica_without_sql(
-    replicas: tuple[Runtime, Runtime],
+    replicas: tuple[Services, Services],
 ) -> None:
     from sqlalchemy import event
 
     a, b = replicas
-    issued = await a.service(token_service).create(
+    issued = await a.tokens.create(
         NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s2"), frozenset())
     )
-    await a.service(token_service).verify(issued.token)  # fills Redis
+    await a.tokens.verify(issued.token)  # fills Redis
     statements: list[str] = []
 
     def record(*args: object) -> None:
         statements.append(str(args[2]))
 
-    event.listen(b.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(b.runtime.engine.sync_engine, "before_cursor_execute", record)
     try:
-        assert (await b.service(token_service).verify(issued.token)).id == issued.record.id
+        assert (await b.tokens.verify(issued.token)).id == issued.record.id
     finally:
-        event.remove(b.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(b.runtime.engine.sync_engine, "before_cursor_execute", record)
     assert statements == []
 
 
 async def test_a_record_read_before_a_revocation_is_not_put_back_into_redis(
-    replicas: tuple[Runtime, Runtime],
+    replicas: tuple[Services, Services],
 ) -> None:
     a, b = replicas
-    issued = await a.service(token_service).create(
+    issued = await a.tokens.create(
         NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s3"), frozenset())
     )
-    stale = await a.service(token_service).verify(issued.token)  # active, as read earlier
-    await b.service(token_service).revoke(issued.record.id)
+    stale = await a.tokens.verify(issued.token)  # active, as read earlier
+    await b.tokens.revoke(issued.record.id)
     # a's put of what it read before the revocation lands after it (a slow replica):
-    await a.service(token_service).cache.put(stale)
-    a.service(token_service).cache.clear_local()
+    await a.tokens.cache.put(stale)
+    a.tokens.cache.clear_local()
     with pytest.raises(TokenRevoked):
-        await a.service(token_service).verify(issued.token)
+        await a.tokens.verify(issued.token)
     with pytest.raises(TokenRevoked):
-        await b.service(token_service).verify(issued.token)
+        await b.tokens.verify(issued.token)
 
 
 async def test_an_entry_copied_from_redis_lives_no_longer_than_it_had_left_there(
-    replicas: tuple[Runtime, Runtime],
+    replicas: tuple[Services, Services],
 ) -> None:
     a, b = replicas
-    issued = await a.service(token_service).create(
+    issued = await a.tokens.create(
         NewToken(TokenKind.PERSONAL, "t", Owner("https://i", "s4"), frozenset())
     )
-    await a.service(token_service).verify(issued.token)  # fills Redis for one TTL
-    assert a.redis is not None
-    key = a.service(token_service).cache._key(issued.record.token_hash)
-    await a.redis.pexpire(key, 1000)  # the Redis entry is near the end of its TTL
-    await b.service(token_service).verify(issued.token)  # copied into b's process
-    assert isinstance(b.clock, FakeClock)
-    b.clock.advance(timedelta(seconds=2))
-    assert b.service(token_service).cache.local.get(issued.record.token_hash) is None
+    await a.tokens.verify(issued.token)  # fills Redis for one TTL
+    assert a.runtime.redis is not None
+    key = a.tokens.cache._key(issued.record.token_hash)
+    await a.runtime.redis.pexpire(key, 1000)  # the Redis entry is near the end of its TTL
+    await b.tokens.verify(issued.token)  # copied into b's process
+    assert isinstance(b.runtime.clock, FakeClock)
+    b.runtime.clock.advance(timedelta(seconds=2))
+    assert b.tokens.cache.local.get(issued.record.token_hash) is None

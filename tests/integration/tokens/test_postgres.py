@@ -16,28 +16,30 @@ from watchword.clock import FakeClock
 from watchword.config import load_settings
 from watchword.errors import TokenExpired
 from watchword.runtime import Runtime
-from watchword.tokens import NewToken, Owner, TokenKind, token_service
-from watchword.tokens.janitor import run_janitor
+from watchword.services import Services
+from watchword.tokens import NewToken, Owner, TokenKind
 from watchword.tokens.tables import api_tokens
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def pg_runtime(tokens_pg_url: str) -> AsyncIterator[Runtime]:
+async def pg(tokens_pg_url: str) -> AsyncIterator[Services]:
     runtime = Runtime.create(
         load_settings(environ={}, database_url=tokens_pg_url), clock=FakeClock()
     )
-    yield runtime
+    services = Services.build(runtime)
+    yield services
+    await services.aclose()
     await runtime.close()
 
 
 async def test_postgres_verify_hit_is_zero_sql_and_expiry_still_applies(
-    pg_runtime: Runtime,
+    pg: Services,
 ) -> None:
-    service = pg_runtime.service(token_service)
-    owner = Owner(pg_runtime.settings.issuer_url, f"pg-{secrets.token_hex(4)}")
-    clock = pg_runtime.clock
+    service = pg.tokens
+    owner = Owner(pg.runtime.settings.issuer_url, f"pg-{secrets.token_hex(4)}")
+    clock = pg.runtime.clock
     assert isinstance(clock, FakeClock)
     issued = await service.create(
         NewToken(
@@ -53,22 +55,22 @@ async def test_postgres_verify_hit_is_zero_sql_and_expiry_still_applies(
     def record(*args: object) -> None:
         statements.append(str(args[2]))
 
-    event.listen(pg_runtime.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(pg.runtime.engine.sync_engine, "before_cursor_execute", record)
     try:
         await service.verify(issued.token)
         misses = len(statements)
         await service.verify(issued.token)
         assert misses > 0 and len(statements) == misses
     finally:
-        event.remove(pg_runtime.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(pg.runtime.engine.sync_engine, "before_cursor_execute", record)
     clock.advance(timedelta(seconds=10))
     with pytest.raises(TokenExpired):
         await service.verify(issued.token)
 
 
-async def test_postgres_api_create_and_introspect(pg_runtime: Runtime) -> None:
-    _, key = await create_admin_key(pg_runtime.engine, pg_runtime.clock)
-    app = create_app(runtime=pg_runtime)
+async def test_postgres_api_create_and_introspect(pg: Services) -> None:
+    _, key = await create_admin_key(pg.runtime.engine, pg.runtime.clock)
+    app = create_app(services=pg)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as client:
         admin = {"Authorization": f"Bearer {key.reveal()}"}
@@ -82,11 +84,11 @@ async def test_postgres_api_create_and_introspect(pg_runtime: Runtime) -> None:
         assert r.json()["active"] is True and r.json()["sub"] == subject
 
 
-async def test_postgres_janitor_deletes_under_the_postgres_lease(pg_runtime: Runtime) -> None:
-    service = pg_runtime.service(token_service)
-    clock = pg_runtime.clock
+async def test_postgres_janitor_deletes_under_the_postgres_lease(pg: Services) -> None:
+    service = pg.tokens
+    clock = pg.runtime.clock
     assert isinstance(clock, FakeClock)
-    owner = Owner(pg_runtime.settings.issuer_url, f"jan-{secrets.token_hex(4)}")
+    owner = Owner(pg.runtime.settings.issuer_url, f"jan-{secrets.token_hex(4)}")
     old = await service.create(
         NewToken(
             TokenKind.PERSONAL,
@@ -98,11 +100,11 @@ async def test_postgres_janitor_deletes_under_the_postgres_lease(pg_runtime: Run
     )
     live = await service.create(NewToken(TokenKind.PERSONAL, "live", owner, frozenset()))
     clock.advance(timedelta(days=30))
-    dry = await run_janitor(pg_runtime, dry_run=True)
+    dry = await pg.janitor.run(dry_run=True)
     assert dry.ran and dry.total >= 1
-    report = await run_janitor(pg_runtime)
+    report = await pg.janitor.run()
     assert report.ran and report.total >= 1
-    async with pg_runtime.engine.connect() as conn:
+    async with pg.runtime.engine.connect() as conn:
         left = set(
             (
                 await conn.execute(

@@ -19,7 +19,8 @@ from watchword.config import Settings, load_settings
 from watchword.errors import TokenExpired
 from watchword.runtime import Runtime
 from watchword.secret import sha256_hex
-from watchword.tokens import Owner, token_service
+from watchword.services import Services
+from watchword.tokens import Owner
 from watchword.tokens.format import TokenKind
 from watchword.tokens.integration import rotate_integration
 from watchword.tokens.rotation import is_current
@@ -116,9 +117,10 @@ async def test_rotation_100_stale_misses_in_4_processes_rotate_exactly_once(
     subject = f"warm-{secrets.token_hex(4)}"
     clock = FakeClock(T0)
     runtime = Runtime.create(settings, clock=clock)
+    services = Services.build(runtime)
     try:
         owner = Owner(settings.issuer_url, subject)
-        old = await rotate_integration(runtime, owner)
+        old = await rotate_integration(services.integrations, owner)
         # One cache period later every worker finds the cached value stale.
         t1 = T0 + settings.token_rotation_cache_ttl
         results = _run_workers(tokens_pg_url, redis_url, redis_prefix, subject, t1)
@@ -138,8 +140,9 @@ async def test_rotation_100_stale_misses_in_4_processes_rotate_exactly_once(
         # The old token works until t1 + grace and not after.
         for when, ok in ((t1 + grace - timedelta(seconds=1), True), (t1 + grace, False)):
             checker = Runtime.create(settings, clock=FakeClock(when))
+            checking = Services.build(checker)
             try:
-                service = checker.service(token_service)
+                service = checking.tokens
                 await service.cache.invalidate(sha256_hex(old.reveal()))
                 if ok:
                     assert (await service.verify(old)).kind is TokenKind.INTEGRATION
@@ -147,6 +150,8 @@ async def test_rotation_100_stale_misses_in_4_processes_rotate_exactly_once(
                     with pytest.raises(TokenExpired):
                         await service.verify(old)
             finally:
+                await checking.aclose()
                 await checker.close()
     finally:
+        await services.aclose()
         await runtime.close()

@@ -12,11 +12,11 @@ from typing import cast
 
 from fastapi import APIRouter
 
-from watchword.api.access import AccessDep, principal_claims, principal_scope
-from watchword.api.deps import Principal
+from watchword.api.access import AccessDep, principal_scope
 from watchword.api.schemas import AclOut, AclQuery
 from watchword.authz.model import TokenScope
 from watchword.errors import NotFound
+from watchword.principal import Principal
 from watchword.rbac.errors import SubjectRequired
 
 router = APIRouter(tags=["acl"])
@@ -42,7 +42,7 @@ async def my_acl(access: AccessDep) -> dict[str, object]:
     return await access.service.acl(
         issuer,
         subject,
-        principal_claims(access.principal),
+        access.principal.claims,
         scope=principal_scope(access.principal),
     )
 
@@ -58,7 +58,7 @@ async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, objec
     return await access.service.acl(
         issuer,
         subject,
-        principal_claims(access.principal),
+        access.principal.claims,
         scope=principal_scope(access.principal),
         organization_id=organization_id,
     )

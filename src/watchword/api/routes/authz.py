@@ -17,7 +17,7 @@ from sqlalchemy import column, table
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 from watchword.api.access import AccessDep
-from watchword.api.deps import Principal, RuntimeDep
+from watchword.api.deps import ServicesDep
 from watchword.authz import (
     NO_ACL,
     AclTable,
@@ -32,8 +32,8 @@ from watchword.authz import (
 )
 from watchword.authz.sql import NoAcl
 from watchword.errors import InvalidInput, PermissionDenied
-from watchword.rbac.service import rbac_service
-from watchword.runtime import Runtime
+from watchword.principal import Principal
+from watchword.rbac.service import RbacService
 
 router = APIRouter(prefix="/v1/authz", tags=["authz"])
 
@@ -146,36 +146,38 @@ async def asker(access: AccessDep) -> Principal:
 AskerDep = Annotated[Principal, Depends(asker)]
 
 
-async def _compile(runtime: Runtime, part: SubjectPart) -> CompiledSubject:
-    service = runtime.service(rbac_service)
+async def _compile(rbac: RbacService, part: SubjectPart) -> CompiledSubject:
     if part.subject is not None:
-        await service.generation()  # the engine holds the stored policy of now
-        return service.engine.compile(parse_subject(part.subject, "/subject"))
-    ref = part.subject_ref  # resolve() reads the generation itself
+        return await rbac.compile_document(parse_subject(part.subject, "/subject"))
+    ref = part.subject_ref
     assert ref is not None  # noqa: S101 - guaranteed by SubjectPart's validator
-    return (await service.resolve(ref.issuer, ref.id, ref.claims)).compiled
+    return await rbac.compiled_for(ref.issuer, ref.id, ref.claims)
 
 
 @router.post("/check", summary="Is the subject allowed? One question or a batch of up to 1,000")
-async def check(body: CheckRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
-    compiled = await _compile(runtime, body)
-    engine = runtime.service(rbac_service).engine
+async def check(body: CheckRequest, services: ServicesDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(services.rbac, body)
+    policy_engine = services.policy_engine
     if body.batch is None:
         assert body.action is not None  # noqa: S101 - guaranteed by CheckRequest's validator
         assert body.object is not None  # noqa: S101
-        return engine.check(compiled, body.action, parse_object(body.object, "/object")).to_dict()
+        return policy_engine.check(
+            compiled, body.action, parse_object(body.object, "/object")
+        ).to_dict()
     results = [
-        engine.check(compiled, q.action, parse_object(q.object, f"/batch/{i}/object")).to_dict()
+        policy_engine.check(
+            compiled, q.action, parse_object(q.object, f"/batch/{i}/object")
+        ).to_dict()
         for i, q in enumerate(body.batch)
     ]
     return {"results": results}
 
 
 @router.post("/explain", summary="Why was this allowed or denied? Every level's verdict")
-async def explain(body: ExplainRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
-    compiled = await _compile(runtime, body)
-    engine = runtime.service(rbac_service).engine
-    explanation = engine.explain(compiled, body.action, parse_object(body.object, "/object"))
+async def explain(body: ExplainRequest, services: ServicesDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(services.rbac, body)
+    policy_engine = services.policy_engine
+    explanation = policy_engine.explain(compiled, body.action, parse_object(body.object, "/object"))
     return {**explanation.to_dict(), "text": str(explanation)}
 
 
@@ -232,10 +234,10 @@ def _mapping(target: SqlTarget) -> tuple[TableClause, ColumnMapping]:
     "/filter",
     summary="Which objects of a type may the subject act on? A residual predicate, and SQL",
 )
-async def filter_(body: FilterRequest, runtime: RuntimeDep, _: AskerDep) -> dict[str, Any]:
-    compiled = await _compile(runtime, body)
-    engine = runtime.service(rbac_service).engine
-    prepared = engine.prepare(compiled, body.action, body.type)
+async def filter_(body: FilterRequest, services: ServicesDep, _: AskerDep) -> dict[str, Any]:
+    compiled = await _compile(services.rbac, body)
+    policy_engine = services.policy_engine
+    prepared = policy_engine.prepare(compiled, body.action, body.type)
     out: dict[str, Any] = {
         "type": body.type,
         "action": body.action,

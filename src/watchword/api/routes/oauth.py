@@ -22,10 +22,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from watchword.api.deps import PrincipalDep, RuntimeDep
+from watchword.api.deps import PrincipalDep, ServicesDep
 from watchword.errors import AuthenticationError, InvalidInput
 from watchword.secret import Secret
-from watchword.tokens import token_service
 
 __all__ = ["BEARER", "IntrospectionResponse", "router"]
 
@@ -70,10 +69,10 @@ async def _token_param(request: Request) -> Secret:
     response_model=IntrospectionResponse,
     response_model_exclude_none=True,
 )
-async def introspect(request: Request, _caller: PrincipalDep, runtime: RuntimeDep) -> Response:
+async def introspect(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
     try:
-        record = await runtime.service(token_service).verify(presented)
+        record = await services.tokens.verify(presented)
     except AuthenticationError:
         return JSONResponse({"active": False}, headers=_NO_STORE)
     body = IntrospectionResponse(
@@ -93,9 +92,9 @@ async def introspect(request: Request, _caller: PrincipalDep, runtime: RuntimeDe
 
 
 @router.post("/revoke", summary="RFC 7009 token revocation (200 even for unknown tokens)")
-async def revoke(request: Request, _caller: PrincipalDep, runtime: RuntimeDep) -> Response:
+async def revoke(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
-    service = runtime.service(token_service)
+    service = services.tokens
     record = await service.find_presented(presented)
     if record is not None and record.revoked_at is None:
         await service.revoke(record.id)

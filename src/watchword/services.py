@@ -1,0 +1,179 @@
+"""The composition root: every long-lived service of a process, built once, in dependency order.
+
+A :class:`~watchword.runtime.Runtime` holds the shared I/O handles (settings, database
+engine, Redis client, metrics registry, clock). :meth:`Services.build` reads the settings
+here, and only here, and hands each service exactly what it uses::
+
+    locks         ← engine or Redis, lock settings, clock, registry
+    policy_engine ← registry, clock, authz settings
+    rbac          ← store context (engine, clock, issuer), policy_engine, RBAC settings
+    integrations  ← engine, clock, token metrics, plaintext cache (Redis or memory)
+    tokens        ← engine, clock, token metrics, verify cache, integrations.forget (a hook)
+    janitor       ← engine, clock, locks, token metrics, retention
+    authenticators← admin keys (engine), API tokens (tokens)   [first that accepts wins]
+
+No service takes the runtime or the settings object itself. The HTTP app, the CLI and the
+background jobs (:mod:`watchword.jobs`) all work through one :class:`Services`; tests build
+as many as they like (one per simulated replica).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from watchword.authz.decisionlog import DecisionEvent, DecisionLog
+from watchword.authz.engine import Engine
+from watchword.authz.metrics import AuthzMetrics
+from watchword.authz.model import Policy, Registry
+from watchword.bootstrap import AdminKeyAuthenticator
+from watchword.clock import Clock
+from watchword.config import Settings
+from watchword.locks import Locks, database_or_redis_locks
+from watchword.observability.logging import get_logger
+from watchword.principal import Authenticator, Credential, Principal, authenticate
+from watchword.rbac.service import RbacService
+from watchword.rbac.store.context import StoreContext
+from watchword.runtime import Runtime
+from watchword.tokens.authn import ApiTokenAuthenticator
+from watchword.tokens.cache import VerifyCache
+from watchword.tokens.integration import IntegrationRotator, plaintext_cache
+from watchword.tokens.janitor import TokenJanitor
+from watchword.tokens.metrics import TokenMetrics
+from watchword.tokens.service import TokenService
+
+__all__ = ["Services", "build_policy_engine"]
+
+
+def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
+    """The process's policy engine: metrics on the runtime's registry, checks observed one in
+    ``authz_observe_every``, decisions logged (structlog, event ``authz.decision``) at
+    ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
+    decision_log = None
+    if settings.decision_log_sample_rate > 0:
+        decisions = get_logger("watchword.authz.decisions")
+
+        def sink(event: DecisionEvent) -> None:
+            fields = event.to_dict()
+            decisions.info(str(fields.pop("event")), **fields)
+
+        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
+    return Engine(
+        Policy(Registry(), {}, version=0),
+        metrics=AuthzMetrics(runtime.registry),
+        observe_every=settings.authz_observe_every,
+        decision_log=decision_log,
+        clock=runtime.clock,
+    )
+
+
+@dataclass(slots=True)
+class Services:
+    """Every service of one process, wired. Close with :meth:`aclose` (the runtime's owner
+    closes the runtime)."""
+
+    runtime: Runtime
+    locks: Locks
+    policy_engine: Engine
+    rbac: RbacService
+    tokens: TokenService
+    integrations: IntegrationRotator
+    janitor: TokenJanitor
+    authenticators: tuple[Authenticator, ...]
+
+    @classmethod
+    def build(cls, runtime: Runtime) -> Services:
+        settings = runtime.settings
+        engine, clock, redis = runtime.engine, runtime.clock, runtime.redis
+        locks = database_or_redis_locks(
+            engine,
+            redis=redis,
+            redis_prefix=settings.redis_prefix,
+            durable_grants=settings.lock_durable_grants,
+            clock=clock,
+            registry=runtime.registry,
+        )
+        policy_engine = build_policy_engine(settings, runtime)
+        rbac = RbacService(
+            StoreContext(engine, clock, settings.issuer_url),
+            authz_claim=settings.authz_claim,
+            ttl=settings.acl_cache_ttl,
+            clock=clock,
+            registry=runtime.registry,
+            policy_engine=policy_engine,
+        )
+        token_metrics = TokenMetrics(runtime.registry)
+        integrations = IntegrationRotator(
+            engine,
+            clock,
+            cache=plaintext_cache(
+                redis, prefix=settings.redis_prefix, secret_key=settings.secret_key
+            ),
+            metrics=token_metrics,
+            cache_ttl=settings.token_rotation_cache_ttl,
+            grace=settings.token_grace_period,
+        )
+        tokens = TokenService(
+            engine,
+            clock,
+            cache=VerifyCache(
+                clock,
+                ttl_s=settings.token_verify_cache_ttl.total_seconds(),
+                redis=redis,
+                redis_prefix=settings.redis_prefix,
+            ),
+            metrics=token_metrics,
+            grace_period=settings.token_grace_period,
+            rotation_cache_ttl=settings.token_rotation_cache_ttl,
+            forget_rotation=integrations.forget,
+        )
+        janitor = TokenJanitor(
+            engine,
+            clock,
+            locks=locks,
+            metrics=token_metrics,
+            retention=settings.token_retention,
+        )
+        authenticators: tuple[Authenticator, ...] = (
+            AdminKeyAuthenticator(engine),
+            ApiTokenAuthenticator(tokens),  # last: it takes any other bearer credential
+        )
+        return cls(
+            runtime=runtime,
+            locks=locks,
+            policy_engine=policy_engine,
+            rbac=rbac,
+            tokens=tokens,
+            integrations=integrations,
+            janitor=janitor,
+            authenticators=authenticators,
+        )
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, clock: Clock | None = None
+    ) -> AsyncIterator[Services]:
+        """A runtime and its services for the duration of a block (CLI commands, scripts)."""
+        runtime = Runtime.create(settings, clock=clock)
+        services = cls.build(runtime)
+        try:
+            yield services
+        finally:
+            await services.aclose()
+            await runtime.close()
+
+    @property
+    def store(self) -> StoreContext:
+        """What the RBAC repositories need (engine, clock, local issuer)."""
+        return self.rbac.ctx
+
+    async def authenticate(self, credential: Credential) -> Principal:
+        """Who presented ``credential`` (or an ``AuthenticationError``)."""
+        return await authenticate(self.authenticators, credential)
+
+    async def aclose(self) -> None:
+        """Release what the services hold (connections, listeners), newest first."""
+        await self.rbac.aclose()
+        await self.locks.aclose()
