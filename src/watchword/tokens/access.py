@@ -31,9 +31,8 @@ from datetime import datetime
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
 from watchword.principal import Principal
 from watchword.tokens.format import TokenKind
-from watchword.tokens.model import Owner, TokenRecord
+from watchword.tokens.model import NewToken, Owner, TokenRecord
 from watchword.tokens.scope import Permission, covers
-from watchword.tokens.service import NewToken
 
 __all__ = [
     "Caller",

@@ -9,7 +9,7 @@ from enum import StrEnum
 from watchword.tokens.format import TokenKind
 from watchword.tokens.scope import Permission
 
-__all__ = ["Owner", "TokenRecord", "TokenState"]
+__all__ = ["NewToken", "Owner", "TokenRecord", "TokenState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +73,16 @@ class TokenRecord:
         if self.expires_at is not None and self.expires_at <= now:
             return TokenState.EXPIRED
         return TokenState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """What a token is to be minted with (owner, kind, scopes, permission, lifetime)."""
+
+    kind: TokenKind
+    name: str
+    owner: Owner
+    scopes: frozenset[str]
+    permission: Permission = Permission.READ_ONLY
+    organization_id: str | None = None
+    expires_at: datetime | None = None

@@ -50,9 +50,9 @@ from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.mint import mint, token_hash
-from watchword.tokens.model import Owner, TokenRecord, TokenState
+from watchword.tokens.model import NewToken, Owner, TokenRecord, TokenState
 from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
-from watchword.tokens.scope import Permission, normalize_scopes
+from watchword.tokens.scope import normalize_scopes
 from watchword.tokens.tables import api_tokens
 
 __all__ = [
@@ -68,17 +68,6 @@ LAST_USED_INTERVAL: Final = timedelta(minutes=1)
 MAX_PAGE: Final = 200
 _UNKNOWN_DETAIL: Final = "credentials are not valid"
 log = get_logger("watchword.tokens")
-
-
-@dataclass(frozen=True, slots=True)
-class NewToken:
-    kind: TokenKind
-    name: str
-    owner: Owner
-    scopes: frozenset[str]
-    permission: Permission = Permission.READ_ONLY
-    organization_id: str | None = None
-    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """RBAC: issuers, organizations, projects, groups (members, IdP groups, roles, projects),
 roles, resource types, role bindings, service and system accounts, the generation counter;
-seeds watchword's own resource types and roles (``watchword.rbac.catalogue``).
+seeds watchword's own resource types and roles (``watchword.rbac.catalogue`` as it was).
 
 Revision ID: 0004_rbac
 Revises: 0003_tokens
@@ -9,6 +9,7 @@ Revises: 0003_tokens
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -204,10 +205,150 @@ def upgrade() -> None:
     _seed()
 
 
-def _seed() -> None:
-    # The catalogue as it was at this revision; `watchword role seed` adds later entries.
-    from watchword.rbac.catalogue import CATALOGUE_ROLES, CATALOGUE_TYPES
+# The catalogue as it was at this revision, as literals: a migration must not change when
+# watchword.rbac.catalogue does (`watchword role seed` adds later entries).
+_CATALOGUE_TYPES: dict[str, list[str]] = {
+    "watchword:organizations": ["create", "read", "update", "delete"],
+    "watchword:projects": ["create", "read", "update", "delete"],
+    "watchword:groups": ["create", "read", "update", "delete"],
+    "watchword:roles": ["create", "read", "update", "delete"],
+    "watchword:resource-types": ["create", "read", "update", "delete"],
+    "watchword:service-accounts": ["create", "read", "update", "delete"],
+    "watchword:issuers": ["create", "read", "update", "delete"],
+    "watchword:tokens": ["create", "read", "update", "delete"],
+    "watchword:acl": ["read"],
+    "watchword:role-bindings": ["create", "read", "update", "delete"],
+    "watchword:system-accounts": ["create", "read", "update", "delete"],
+    "watchword:authz": ["check"],
+}
 
+_CATALOGUE_ROLES: list[dict[str, Any]] = [
+    {
+        "id": "platform-admin",
+        "description": "Everything, everywhere (global).",
+        "permissions": {"global": [{"resource_type": "*", "actions": ["*"], "effect": "allow"}]},
+    },
+    {
+        "id": "org-admin",
+        "description": "Administers one organization: its projects, groups, roles, service "
+        "accounts, tokens.",
+        "permissions": {
+            "organization": [
+                {
+                    "resource_type": "watchword:organizations",
+                    "actions": ["read", "update"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:projects",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:groups",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:roles",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:resource-types",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:service-accounts",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+                {
+                    "resource_type": "watchword:tokens",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+                {"resource_type": "watchword:acl", "actions": ["read"], "effect": "allow"},
+            ]
+        },
+    },
+    {
+        "id": "org-reader",
+        "description": "Reads everything in one organization.",
+        "permissions": {
+            "organization": [
+                {
+                    "resource_type": "watchword:organizations",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+                {"resource_type": "watchword:roles", "actions": ["read"], "effect": "allow"},
+                {
+                    "resource_type": "watchword:resource-types",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+                {"resource_type": "watchword:acl", "actions": ["read"], "effect": "allow"},
+                {"resource_type": "watchword:projects", "actions": ["read"], "effect": "allow"},
+                {"resource_type": "watchword:groups", "actions": ["read"], "effect": "allow"},
+                {
+                    "resource_type": "watchword:service-accounts",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+            ]
+        },
+    },
+    {
+        "id": "authz-client",
+        "description": "A service that asks /v1/authz questions about any subject (global).",
+        "permissions": {
+            "global": [
+                {"resource_type": "watchword:authz", "actions": ["check"], "effect": "allow"}
+            ]
+        },
+    },
+    {
+        "id": "project-member",
+        "description": "Reads its organization's catalogue; works in the projects its groups "
+        "are linked to.",
+        "permissions": {
+            "organization": [
+                {
+                    "resource_type": "watchword:organizations",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+                {"resource_type": "watchword:roles", "actions": ["read"], "effect": "allow"},
+                {
+                    "resource_type": "watchword:resource-types",
+                    "actions": ["read"],
+                    "effect": "allow",
+                },
+                {"resource_type": "watchword:acl", "actions": ["read"], "effect": "allow"},
+            ],
+            "project": [
+                {"resource_type": "watchword:projects", "actions": ["read"], "effect": "allow"},
+                {
+                    "resource_type": "watchword:tokens",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                },
+            ],
+            "owner": [
+                {
+                    "resource_type": "watchword:tokens",
+                    "actions": ["create", "read", "update", "delete"],
+                    "effect": "allow",
+                }
+            ],
+        },
+    },
+]
+
+
+def _seed() -> None:
     now = datetime.now(UTC)
     stamps = {"version": 1, "created_at": now, "updated_at": now}
     generation = sa.table("rbac_generation", sa.column("id"), sa.column("generation"))
@@ -221,7 +362,7 @@ def _seed() -> None:
         types,
         [
             {"name": n, "actions": list(a), "description": "watchword", **stamps}
-            for n, a in CATALOGUE_TYPES.items()
+            for n, a in _CATALOGUE_TYPES.items()
         ],
     )
     roles = sa.table(
@@ -235,14 +376,14 @@ def _seed() -> None:
         roles,
         [
             {
-                "id": r.id,
-                "name": r.id,
+                "id": r["id"],
+                "name": r["id"],
                 "organization_id": None,
-                "description": r.description,
-                "permissions": dict(r.permissions),
+                "description": r["description"],
+                "permissions": r["permissions"],
                 **stamps,
             }
-            for r in CATALOGUE_ROLES
+            for r in _CATALOGUE_ROLES
         ],
     )
 
