@@ -46,7 +46,9 @@ EMPTY_ACL: Mapping[str, Collection[str]] = MappingProxyType({})
 
 
 class UnknownRole(InvalidInput):
-    """A subject names a role the policy does not hold (never ignored: it may carry denies)."""
+    """A role reference names no role: a subject or policy change naming a role the policy
+    does not hold (never ignored: it may carry denies), or an RBAC group, binding or account
+    naming a role that does not exist or belongs to another organization."""
 
     code = "unknown_role"
     title = "Unknown role"

@@ -5,7 +5,7 @@
     InvalidInput
     ├── UnknownOrganization            unknown_organization
     ├── UnknownProject                 unknown_project
-    ├── UnknownRoleReference           unknown_role
+    ├── UnknownRole                    unknown_role   (watchword.authz's; UnknownRoleReference)
     ├── MalformedClaim                 malformed_claim
     ├── WrongOrganizationCount         wrong_organization_count
     ├── ServiceAccountForeignOrg       service_account_foreign_organization
@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from watchword.authz.model import UnknownRole
 from watchword.errors import AlreadyExists, Conflict, InvalidInput
 
 __all__ = [
@@ -43,13 +44,6 @@ class UnknownOrganization(InvalidInput):
 class UnknownProject(InvalidInput):
     code = "unknown_project"
     title = "Unknown project"
-
-
-class UnknownRoleReference(InvalidInput):
-    """A group, binding or system account names a role that does not exist (or is foreign)."""
-
-    code = "unknown_role"
-    title = "Unknown role"
 
 
 class MalformedClaim(InvalidInput):
@@ -83,6 +77,11 @@ class SubjectRequired(InvalidInput):
 class LegacyExportInvalid(InvalidInput):
     code = "legacy_export_invalid"
     title = "Invalid legacy export"
+
+
+# The name RBAC exported before it raised the authz class: a role reference that does not
+# resolve is the same error (same code, status and title) wherever the role is named.
+UnknownRoleReference = UnknownRole
 
 
 class DuplicateMember(AlreadyExists):
