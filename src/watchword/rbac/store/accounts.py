@@ -15,8 +15,7 @@ from typing import TypeVar
 from sqlalchemy import ColumnElement, Row, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword.authz.model import UnknownRole
-from watchword.errors import AlreadyExists, InvalidInput
+from watchword.errors import AlreadyExists, InvalidInput, UnknownRole
 from watchword.ids import new_id
 from watchword.rbac.claims import service_account_subject
 from watchword.rbac.errors import ServiceAccountForeignOrg

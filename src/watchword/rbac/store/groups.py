@@ -17,8 +17,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import ColumnElement, Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword.authz.model import UnknownRole
-from watchword.errors import NotFound, VersionConflict
+from watchword.errors import NotFound, UnknownRole, VersionConflict
 from watchword.ids import new_id
 from watchword.rbac.claims import SERVICE_ACCOUNT_PREFIX
 from watchword.rbac.errors import (
