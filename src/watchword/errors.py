@@ -4,30 +4,52 @@ Every error a caller can see carries a stable ``code`` (snake case, never rename
 released) and a human ``detail``. The HTTP layer maps classes to statuses in one place
 (``watchword.api.problem``); the CLI maps them to exit codes.
 
-::
+The whole tree: class, code, and in brackets the packages whose public API re-exports the
+class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
 
-    WatchwordError                      internal
-    ├── ConfigurationError              config_invalid
-    ├── InvalidInput                    invalid_request   (carries a JSON pointer)
-    │   ├── UnknownResourceType         unknown_resource_type
-    │   ├── UnknownAction               unknown_action
-    │   └── UnsupportedPredicate        unsupported_predicate
-    ├── NotFound                        not_found
-    ├── Conflict                        conflict
-    │   ├── AlreadyExists               already_exists
-    │   └── VersionConflict             version_conflict   (stale ETag / record version)
-    ├── AuthenticationError             unauthenticated
-    │   ├── TokenMalformed              token_malformed
-    │   ├── TokenUnknown                token_unknown
-    │   ├── TokenExpired                token_expired
-    │   └── TokenRevoked                token_revoked
-    ├── PermissionDenied                forbidden
-    │   └── NotAMember                  not_a_member
-    ├── Unavailable                     unavailable
-    │   ├── DatabaseUnavailable         database_unavailable
-    │   ├── SchemaOutdated              schema_outdated
-    │   └── RedisUnavailable            redis_unavailable
-    └── LockTimeout                     lock_timeout
+    WatchwordError                    internal
+    ├── ConfigurationError            config_invalid
+    ├── InvalidInput                  invalid_request           (carries a JSON pointer)
+    │   ├── UnknownResourceType       unknown_resource_type
+    │   ├── UnknownAction             unknown_action
+    │   ├── UnknownRole               unknown_role              [authz, rbac: UnknownRoleReference]
+    │   ├── UnsupportedPredicate      unsupported_predicate
+    │   ├── UnknownOrganization       unknown_organization      [rbac]
+    │   ├── UnknownProject            unknown_project           [rbac]
+    │   ├── MalformedClaim            malformed_claim           [rbac]
+    │   ├── WrongOrganizationCount    wrong_organization_count  [rbac]
+    │   ├── ServiceAccountForeignOrg  service_account_foreign_organization [rbac]
+    │   ├── SubjectRequired           subject_required          [rbac]
+    │   └── LegacyExportInvalid       legacy_export_invalid     [rbac]
+    ├── NotFound                      not_found
+    ├── Conflict                      conflict
+    │   ├── AlreadyExists             already_exists
+    │   │   └── DuplicateMember       duplicate_member          [rbac]
+    │   ├── VersionConflict           version_conflict          (stale ETag / record version)
+    │   │   └── StaleSubject          stale_compiled_subject    [authz]
+    │   ├── InUse                     in_use                    [rbac]
+    │   └── LockLost                  lock_lost                 [locks]
+    ├── AuthenticationError           unauthenticated
+    │   ├── TokenMalformed            token_malformed
+    │   ├── TokenUnknown              token_unknown
+    │   ├── TokenExpired              token_expired
+    │   └── TokenRevoked              token_revoked
+    ├── PermissionDenied              forbidden
+    │   └── NotAMember                not_a_member
+    ├── Unavailable                   unavailable
+    │   ├── DatabaseUnavailable       database_unavailable
+    │   ├── SchemaOutdated            schema_outdated
+    │   └── RedisUnavailable          redis_unavailable
+    └── LockTimeout                   lock_timeout
+
+Placement rule: every error class is defined in this module and nowhere else. The codes are
+one public namespace (the ``code`` of every problem+json body and CLI error), so they live in
+one place where a duplicate or an undrawn class shows in review, and where a class stays put
+when a second part starts raising it. A capability re-exports the errors it owns from its
+public API (the brackets above); ``watchword.rbac.errors`` and ``watchword.locks.errors``
+re-export too, for their import path, and define nothing. ``tests/test_errors.py`` imports
+every module of the package and checks the rule, the unique codes, this drawing and that
+``api/problem.py`` gives every class a status.
 
 Third-party exceptions are translated at the edge with ``raise ... from exc``; their
 messages are never copied verbatim when they could carry a secret.
@@ -41,23 +63,35 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "DatabaseUnavailable",
+    "DuplicateMember",
+    "InUse",
     "InvalidInput",
+    "LegacyExportInvalid",
+    "LockLost",
     "LockTimeout",
+    "MalformedClaim",
     "NotAMember",
     "NotFound",
     "PermissionDenied",
     "RedisUnavailable",
     "SchemaOutdated",
+    "ServiceAccountForeignOrg",
+    "StaleSubject",
+    "SubjectRequired",
     "TokenExpired",
     "TokenMalformed",
     "TokenRevoked",
     "TokenUnknown",
     "Unavailable",
     "UnknownAction",
+    "UnknownOrganization",
+    "UnknownProject",
     "UnknownResourceType",
+    "UnknownRole",
     "UnsupportedPredicate",
     "VersionConflict",
     "WatchwordError",
+    "WrongOrganizationCount",
 ]
 
 
@@ -100,11 +134,63 @@ class UnknownAction(InvalidInput):
     title = "Unknown action"
 
 
+class UnknownRole(InvalidInput):
+    """A role reference names no role: a subject or policy change naming a role the policy
+    does not hold (never ignored: it may carry denies), or an RBAC group, binding or account
+    naming a role that does not exist or belongs to another organization."""
+
+    code = "unknown_role"
+    title = "Unknown role"
+
+
 class UnsupportedPredicate(InvalidInput):
     """A residual predicate, operator or column the compiler does not understand."""
 
     code = "unsupported_predicate"
     title = "Unsupported predicate"
+
+
+class UnknownOrganization(InvalidInput):
+    code = "unknown_organization"
+    title = "Unknown organization"
+
+
+class UnknownProject(InvalidInput):
+    code = "unknown_project"
+    title = "Unknown project"
+
+
+class MalformedClaim(InvalidInput):
+    """The namespaced authz claim (or another claim watchword reads) has the wrong shape."""
+
+    code = "malformed_claim"
+    title = "Malformed claim"
+
+
+class WrongOrganizationCount(InvalidInput):
+    """A service account must belong to exactly one organization."""
+
+    code = "wrong_organization_count"
+    title = "A service account belongs to exactly one organization"
+
+
+class ServiceAccountForeignOrg(InvalidInput):
+    """A service account was put in (or moved to) an organization that is not its own."""
+
+    code = "service_account_foreign_organization"
+    title = "A service account cannot join another organization"
+
+
+class SubjectRequired(InvalidInput):
+    """The caller's credential names no (issuer, subject): there is no ACL to compute."""
+
+    code = "subject_required"
+    title = "The credential carries no subject"
+
+
+class LegacyExportInvalid(InvalidInput):
+    code = "legacy_export_invalid"
+    title = "Invalid legacy export"
 
 
 class NotFound(WatchwordError):
@@ -127,6 +213,37 @@ class VersionConflict(Conflict):
 
     code = "version_conflict"
     title = "The record was changed by someone else"
+
+
+class DuplicateMember(AlreadyExists):
+    code = "duplicate_member"
+    title = "The subject is already a member of the group"
+
+
+class StaleSubject(VersionConflict):
+    """The compiled subject predates the current policy; recompile (``Engine.refresh``)."""
+
+    code = "stale_compiled_subject"
+    title = "Compiled subject is older than the current policy"
+
+
+class InUse(Conflict):
+    """A role or resource type is still referenced and cannot be deleted or narrowed."""
+
+    code = "in_use"
+    title = "Still in use"
+
+
+class LockLost(Conflict):
+    """The lease is no longer held: it expired, and maybe another holder took it over."""
+
+    code = "lock_lost"
+    title = "The lock was lost"
+
+    def __init__(self, key: str, fence: int) -> None:
+        self.key = key
+        self.fence = fence
+        super().__init__(f"lease {fence} on lock {key!r} is no longer held")
 
 
 class AuthenticationError(WatchwordError):

@@ -13,3 +13,11 @@ def test_rbac_public_api_exports_exactly_all() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(watchword.rbac.__all__)
+
+
+def test_rbac_unknown_role_reference_is_the_authz_unknown_role() -> None:
+    # One code, one class: RBAC's old name for it stays importable.
+    from watchword.authz import UnknownRole
+
+    assert watchword.rbac.UnknownRoleReference is UnknownRole
+    assert UnknownRole.code == "unknown_role"

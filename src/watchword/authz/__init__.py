@@ -18,7 +18,7 @@ and ``sql`` are the shell around it.
 
 from watchword.authz.compile import CompiledSubject, compile_subject
 from watchword.authz.decisionlog import DecisionEvent, DecisionLog, DecisionSink
-from watchword.authz.engine import DEFAULT_OBSERVE_EVERY, TRACER_NAME, Engine, StaleSubject
+from watchword.authz.engine import DEFAULT_OBSERVE_EVERY, TRACER_NAME, Engine
 from watchword.authz.evaluate import Prepared, check, filter_objects, prepare
 from watchword.authz.explain import Explanation, Match, ScopeReport, StageReport, Verdict, explain
 from watchword.authz.metrics import BUCKETS, AuthzMetrics
@@ -37,7 +37,6 @@ from watchword.authz.model import (
     Role,
     Subject,
     TokenScope,
-    UnknownRole,
     subject_key,
 )
 from watchword.authz.parse import (
@@ -81,13 +80,14 @@ from watchword.authz.sql import (
     render_sql,
     residual_to_sql,
 )
+from watchword.errors import StaleSubject, UnknownRole
 
 __all__ = [
     # values
     "WILDCARD", "AccountType", "DecidedBy", "Decision", "Effect", "Level", "Object",
     "Permission", "Policy", "Registry", "ResourceType", "Role", "Subject", "TokenScope",
     "subject_key",
-    # errors defined here (subclasses of watchword.errors classes)
+    # errors authz raises (defined in watchword.errors)
     "StaleSubject", "UnknownRole",
     # parsing (JSON-shaped documents, errors carry a JSON pointer)
     "parse_object", "parse_policy", "parse_resource_type", "parse_role", "parse_subject",

@@ -33,22 +33,15 @@ from watchword.authz.explain import Explanation, explain
 from watchword.authz.metrics import AuthzMetrics
 from watchword.authz.model import Decision, Object, Policy, ResourceType, Role, Subject
 from watchword.clock import Clock, SystemClock
-from watchword.errors import VersionConflict, WatchwordError
+from watchword.errors import StaleSubject, VersionConflict, WatchwordError
 
-__all__ = ["DEFAULT_OBSERVE_EVERY", "TRACER_NAME", "Engine", "StaleSubject"]
+__all__ = ["DEFAULT_OBSERVE_EVERY", "TRACER_NAME", "Engine"]
 
 TRACER_NAME = "watchword.authz"
 # Measured in benchmarks/authz (observability section): one timed, traced check costs about
 # 6 µs (histogram + span, even a no-op one) against about 0.3 µs for the check itself; one in
 # 256 adds about 0.02 µs per check on average.
 DEFAULT_OBSERVE_EVERY = 256
-
-
-class StaleSubject(VersionConflict):
-    """The compiled subject predates the current policy; recompile (``Engine.refresh``)."""
-
-    code = "stale_compiled_subject"
-    title = "Compiled subject is older than the current policy"
 
 
 class Engine:

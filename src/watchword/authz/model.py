@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType
+from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType, UnknownRole
 
 __all__ = [
     "EMPTY_ACL",
@@ -37,19 +37,11 @@ __all__ = [
     "Role",
     "Subject",
     "TokenScope",
-    "UnknownRole",
     "subject_key",
 ]
 
 WILDCARD = "*"
 EMPTY_ACL: Mapping[str, Collection[str]] = MappingProxyType({})
-
-
-class UnknownRole(InvalidInput):
-    """A subject names a role the policy does not hold (never ignored: it may carry denies)."""
-
-    code = "unknown_role"
-    title = "Unknown role"
 
 
 class Level(enum.Enum):

@@ -1,25 +1,9 @@
-"""Errors the lock package adds to the tree in :mod:`watchword.errors`.
-
-::
-
-    Conflict                 conflict
-    └── LockLost             lock_lost      (renew of a lease that expired or was taken over)
+"""The lock package's error, re-exported for this import path; it is defined (and drawn, with
+the placement rule) in :mod:`watchword.errors`.
 """
 
 from __future__ import annotations
 
-from watchword.errors import Conflict
+from watchword.errors import LockLost
 
 __all__ = ["LockLost"]
-
-
-class LockLost(Conflict):
-    """The lease is no longer held: it expired, and maybe another holder took it over."""
-
-    code = "lock_lost"
-    title = "The lock was lost"
-
-    def __init__(self, key: str, fence: int) -> None:
-        self.key = key
-        self.fence = fence
-        super().__init__(f"lease {fence} on lock {key!r} is no longer held")

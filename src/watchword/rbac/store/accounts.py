@@ -15,10 +15,10 @@ from typing import TypeVar
 from sqlalchemy import ColumnElement, Row, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword.errors import AlreadyExists, InvalidInput
+from watchword.errors import AlreadyExists, InvalidInput, UnknownRole
 from watchword.ids import new_id
 from watchword.rbac.claims import service_account_subject
-from watchword.rbac.errors import ServiceAccountForeignOrg, UnknownRoleReference
+from watchword.rbac.errors import ServiceAccountForeignOrg
 from watchword.rbac.model import IssuerRecord, RoleBinding, ServiceAccount, SystemAccount
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.record import (
@@ -128,7 +128,7 @@ async def _check_global_roles(conn: AsyncConnection, role_ids: Sequence[str]) ->
     }
     for i, role_id in enumerate(role_ids):
         if role_id not in found or found[role_id] is not None:
-            raise UnknownRoleReference(
+            raise UnknownRole(
                 f"role {role_id!r} is not a catalogue role (global grants take catalogue roles)",
                 pointer=f"/role_ids/{i}",
             )

@@ -17,14 +17,13 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import ColumnElement, Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword.errors import NotFound, VersionConflict
+from watchword.errors import NotFound, UnknownRole, VersionConflict
 from watchword.ids import new_id
 from watchword.rbac.claims import SERVICE_ACCOUNT_PREFIX
 from watchword.rbac.errors import (
     DuplicateMember,
     ServiceAccountForeignOrg,
     UnknownProject,
-    UnknownRoleReference,
 )
 from watchword.rbac.model import Group, GroupMember, IdpGroup
 from watchword.rbac.store.context import StoreContext
@@ -158,7 +157,7 @@ async def _check_roles(
     }
     for i, role_id in enumerate(role_ids):
         if role_id not in found or found[role_id] not in (None, organization_id):
-            raise UnknownRoleReference(
+            raise UnknownRole(
                 f"role {role_id!r} is neither a catalogue role nor one of this organization",
                 pointer=f"/role_ids/{i}",
             )
