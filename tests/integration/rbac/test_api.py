@@ -440,6 +440,12 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
             headers=admin,
         )
     query = {"issuer": db_runtime.settings.issuer_url, "subject": worker}
+    bound = await api.post(
+        "/v1/role-bindings",
+        json={"issuer": query["issuer"], "subject_id": worker, "role_ids": ["authz-client"]},
+        headers=admin,
+    )
+    assert bound.status_code == 201
     as_boss = act_as(boss)
     scoped = await api.post(
         "/v1/acl/query", json={**query, "organization_id": org_a}, headers=as_boss
@@ -448,6 +454,7 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
     body = scoped.json()
     assert [o["id"] for o in body["organizations"]] == [org_a]
     assert {g["organizationId"] for g in body["groups"]} == {org_a}
+    assert body["global"] == []  # the worker's global grants are not the boss's to see
     # Not within an organization, or within one the boss does not administer: nothing.
     assert (await api.post("/v1/acl/query", json=query, headers=as_boss)).status_code == 404
     other = await api.post(
@@ -457,6 +464,7 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
     # The platform's administrator sees the whole document.
     full = await api.post("/v1/acl/query", json=query, headers=admin)
     assert sorted(o["id"] for o in full.json()["organizations"]) == sorted([org_a, org_b])
+    assert {e["name"] for e in full.json()["global"]} == {"watchword:authz"}
 
 
 async def test_duplicate_names_are_already_exists_with_pointer(
