@@ -35,7 +35,7 @@ async def _create(client: httpx.AsyncClient, headers: Headers, **body: object) -
 async def test_tokens_create_shows_plaintext_once_and_never_again(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    created = await _create(client, admin, permission="rw", organization_id="org-1")
+    created = await _create(client, admin, permission="rw")
     token = str(created["token"])
     assert token.startswith("wwp_") and created["prefix"] == token[:8]
     assert created["state"] == "active" and created["owner_issuer"] == "http://127.0.0.1:8000"
@@ -79,10 +79,17 @@ async def test_tokens_token_principal_creates_personal_tokens_within_its_scopes(
         {"name": "x", "scopes": ["orgs:read"]},
         {"name": "x", "scopes": [], "kind": "integration"},
         {"name": "x", "scopes": [], "owner_subject": "bob"},
-        {"name": "x", "scopes": [], "organization_id": "other"},
     ):
         r = await client.post("/v1/tokens", json=body, headers=h)
         assert r.status_code == 403 and r.json()["code"] == "forbidden", body
+    # A personal token belongs to no organization, whoever asks.
+    for headers in (h, admin):
+        r = await client.post(
+            "/v1/tokens",
+            json={"name": "x", "owner_subject": "alice", "organization_id": "org-1"},
+            headers=headers,
+        )
+        assert r.status_code == 400 and r.json()["pointer"] == "/organization_id"
 
 
 async def test_tokens_admin_create_without_owner_is_400_with_pointer(
@@ -158,7 +165,7 @@ async def test_tokens_bad_bearer_is_401_with_its_code_and_a_generic_detail(
 async def test_oauth_introspect_active_and_inactive(
     client: httpx.AsyncClient, admin: Headers, runtime: Runtime
 ) -> None:
-    created = await _create(client, admin, organization_id="org-9")
+    created = await _create(client, admin, kind="integration", organization_id="org-9")
     r = await client.post("/v1/oauth/introspect", data={"token": created["token"]}, headers=admin)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     body = r.json()
@@ -222,11 +229,13 @@ async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
 async def test_tokens_token_principal_cannot_rotate_a_sibling_of_another_organization_is_403(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    mine = await _create(client, admin, organization_id="org-1", permission="rw")
-    other = await _create(client, admin, organization_id="org-2")
+    mine = await _create(
+        client, admin, kind="integration", organization_id="org-1", permission="rw"
+    )
+    other = await _create(client, admin, kind="integration", organization_id="org-2")
     r = await client.post(f"/v1/tokens/{other['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
-    same = await _create(client, admin, organization_id="org-1")
+    same = await _create(client, admin, kind="integration", organization_id="org-1")
     r = await client.post(f"/v1/tokens/{same['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 201 and r.json()["organization_id"] == "org-1"
 

@@ -84,7 +84,8 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
         members=[GroupMember(iss, "carol")],
         role_ids=["org-admin"],
     )
-    carol = await _token(runtime, services, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    admin_scopes = {"watchword:tokens:*", "compute:clusters:*"}
+    carol = await _token(runtime, services, "carol", admin_scopes, Permission.READ_WRITE)
     dave = await _token(runtime, services, "dave", {"watchword:tokens:*"}, Permission.READ_WRITE)
 
     def sa_token(org: str, sa: str) -> dict[str, object]:
@@ -118,6 +119,34 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
     assert (await client.post(f"/v1/tokens/{token_id}/revoke", headers=dave)).status_code == 404
     denied = await client.get("/v1/tokens", params={"organization_id": acme.id}, headers=dave)
     assert denied.status_code == 404
+
+    # An administrator hands out nothing beyond its own credential, new or rotated: a carol
+    # token scoped to token administration alone can neither mint nor rotate a compute token.
+    narrow = await _token(runtime, services, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    refused = await client.post("/v1/tokens", json=sa_token(acme.id, acme_sa.id), headers=narrow)
+    assert refused.status_code == 403 and "within" in refused.json()["detail"]
+    refused = await client.post(f"/v1/tokens/{token_id}/rotate", headers=narrow)
+    assert refused.status_code == 403 and "token" not in refused.json()
+    rotated = await client.post(f"/v1/tokens/{token_id}/rotate", headers=carol)
+    assert rotated.status_code == 201 and rotated.json()["token"].startswith("wws_")
+    token_id = rotated.json()["id"]
+
+    # A member's personal token (labelled with the organization, as rows from before labels
+    # were refused on personal tokens): the administrator may revoke it, never rotate it.
+    legacy = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.PERSONAL,
+            name="laptop",
+            owner=Owner(iss, "erin"),
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_WRITE,
+            organization_id=acme.id,
+        )
+    )
+    taken = await client.post(f"/v1/tokens/{legacy.record.id}/rotate", headers=carol)
+    assert taken.status_code == 403 and "token" not in taken.json()
+    gone = await client.post(f"/v1/tokens/{legacy.record.id}/revoke", headers=carol)
+    assert gone.status_code == 200 and gone.json()["state"] == "revoked"
 
     revoked = await client.post(f"/v1/tokens/{token_id}/revoke", headers=carol)
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
