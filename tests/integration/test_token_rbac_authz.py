@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import update
 
 from watchword.rbac.store.accounts import create_binding
 from watchword.runtime import Runtime
@@ -11,6 +12,7 @@ from watchword.tokens.format import TokenKind
 from watchword.tokens.model import Owner
 from watchword.tokens.scope import Permission
 from watchword.tokens.service import NewToken
+from watchword.tokens.tables import api_tokens
 
 QUESTION = {
     "subject": {"issuer": "https://i", "id": "x", "global_roles": []},
@@ -140,9 +142,14 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
             owner=Owner(iss, "erin"),
             scopes=frozenset({"*:*"}),
             permission=Permission.READ_WRITE,
-            organization_id=acme.id,
         )
     )
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == legacy.record.id)
+            .values(organization_id=acme.id)
+        )
     taken = await client.post(f"/v1/tokens/{legacy.record.id}/rotate", headers=carol)
     assert taken.status_code == 403 and "token" not in taken.json()
     gone = await client.post(f"/v1/tokens/{legacy.record.id}/revoke", headers=carol)

@@ -192,6 +192,10 @@ class TokenService:
             raise InvalidInput("a token name is 1 to 200 characters", pointer="/name")
         if spec.expires_at is not None and spec.expires_at <= now:
             raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
+        if spec.kind is TokenKind.PERSONAL and spec.organization_id is not None:
+            raise InvalidInput(
+                "a personal token belongs to no organization", pointer="/organization_id"
+            )
         expires_at = spec.expires_at
         if expires_at is None and spec.kind is TokenKind.INTEGRATION:
             expires_at = self._successor_expiry(spec.kind, None, now)
