@@ -54,16 +54,16 @@ class Runtime:
         """Build engines and clients; nothing connects until first use."""
         redis_client = (
             aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_connect_timeout=settings.database_connect_timeout.total_seconds(),
+                settings.redis.url,
+                socket_connect_timeout=settings.database.connect_timeout.total_seconds(),
                 socket_timeout=5,
             )
-            if settings.redis_url
+            if settings.redis.url
             else None
         )
         return cls(
             settings=settings,
-            engine=create_engine_for_url(settings.database_url),
+            engine=create_engine_for_url(settings.database.url),
             redis=redis_client,
             clock=clock or SystemClock(),
         )
@@ -76,7 +76,7 @@ class Runtime:
         return await migrate.ensure_current(self.engine)
 
     async def check_database(self) -> None:
-        timeout = self.settings.database_connect_timeout.total_seconds()
+        timeout = self.settings.database.connect_timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

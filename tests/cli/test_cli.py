@@ -57,7 +57,9 @@ def test_cli_config_show_redacts_and_bad_config_exits_2(
     monkeypatch.setenv("WATCHWORD_REDIS_URL", "redis://user:topsecret@cache:6379/0")
     shown = runner.invoke(app, ["config", "show", "--json"])
     assert shown.exit_code == 0 and "topsecret" not in shown.stdout
-    assert json.loads(shown.stdout)["database_url"] == db_env
+    assert json.loads(shown.stdout)["database"]["url"] == db_env
+    table = runner.invoke(app, ["config", "show"]).stdout
+    assert "tokens.grace_period" in table and "WATCHWORD_REDIS__URL" in table
 
     monkeypatch.setenv("WATCHWORD_PORT", "not-a-port")
     bad = runner.invoke(app, ["config", "show"])

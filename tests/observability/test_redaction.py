@@ -6,8 +6,7 @@ import httpx
 import pytest
 import structlog
 
-from watchword.config import LogFormat
-from watchword.observability.logging import configure_logging
+from watchword.observability.logging import LogFormat, configure_logging
 from watchword.observability.redaction import redact_text, redact_value
 from watchword.secret import Secret
 

@@ -44,7 +44,7 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     record = await runtime.service(token_service).verify(first)
     assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
 
-    clock.advance(settings.token_rotation_cache_ttl)
+    clock.advance(settings.tokens.rotation_cache_ttl)
     rotated_at = clock.now()
     second = await rotate_integration(runtime, owner)
     assert second.reveal() != first.reveal()
@@ -52,10 +52,10 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     new = await runtime.service(token_service).verify(second)
     assert new.rotated_from == record.id
 
-    clock.set(rotated_at + settings.token_grace_period - timedelta(seconds=1))
+    clock.set(rotated_at + settings.tokens.grace_period - timedelta(seconds=1))
     fresh = Runtime(settings=settings, engine=runtime.engine, clock=clock)
     assert (await fresh.service(token_service).verify(first)).id == record.id
-    clock.set(rotated_at + settings.token_grace_period)
+    clock.set(rotated_at + settings.tokens.grace_period)
     with pytest.raises(TokenExpired):
         await fresh.service(token_service).verify(first)
 

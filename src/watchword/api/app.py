@@ -49,7 +49,8 @@ def background_jobs() -> list[Job]:
     """Long-running tasks of a serving process, each stopping when the event is set.
 
     - token revocations published by other replicas, applied to this one's caches at once;
-    - the token janitor, every ``token_janitor_every``, under a lease (one replica at a time).
+    - the token janitor, every ``settings.tokens.janitor_every``, under a lease (one replica
+      at a time).
     """
     from watchword.tokens.invalidation import run_invalidation_listener
     from watchword.tokens.janitor import run_janitor_forever
@@ -58,7 +59,7 @@ def background_jobs() -> list[Job]:
         await run_invalidation_listener(runtime, stop=stop)
 
     async def janitor(runtime: Runtime, stop: asyncio.Event) -> None:
-        await run_janitor_forever(runtime, every=runtime.settings.token_janitor_every, stop=stop)
+        await run_janitor_forever(runtime, every=runtime.settings.tokens.janitor_every, stop=stop)
 
     return [invalidations, janitor]
 
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         owned = True
     else:
         owned = False
-    configure_tracing(runtime.settings.otlp_endpoint, runtime.settings.service_name)
+    configure_tracing(
+        runtime.settings.telemetry.otlp_endpoint, runtime.settings.telemetry.service_name
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -58,9 +58,9 @@ def runtime_locks(runtime: Runtime) -> Locks:
     settings = runtime.settings
     backend: LockBackend
     if runtime.redis is not None:
-        backend = RedisBackend(runtime.redis, prefix=settings.redis_prefix + "locks:")
+        backend = RedisBackend(runtime.redis, prefix=settings.redis.prefix + "locks:")
     elif runtime.engine.dialect.name == "postgresql":
-        backend = PostgresBackend(runtime.engine, durable_grants=settings.lock_durable_grants)
+        backend = PostgresBackend(runtime.engine, durable_grants=settings.locks.durable_grants)
     else:
         backend = SQLiteBackend(runtime.engine, clock=runtime.clock)
     return Locks(backend, metrics=LockMetrics(runtime.registry))

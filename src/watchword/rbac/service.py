@@ -9,7 +9,7 @@ Invariants this module owns:
 - ACL/subject cache entries are keyed by (issuer, subject, claims digest, scope) and hold
   the generation they were computed at. Every lookup first reads the current generation
   (one primary-key read per request), so any write through watchword, on any replica,
-  invalidates every entry at once. Entries also expire after ``settings.acl_cache_ttl``:
+  invalidates every entry at once. Entries also expire after ``settings.rbac.acl_cache_ttl``:
   the bound on staleness for changes that bypass the generation (rows edited by hand).
 - The compiled subject in an entry is the one checks, filters and the ACL document use.
 """
@@ -296,18 +296,18 @@ def authz_engine(runtime: Runtime) -> Engine:
     ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
     settings = runtime.settings
     decision_log = None
-    if settings.decision_log_sample_rate > 0:
+    if settings.authz.decision_log_sample_rate > 0:
         decisions = get_logger("watchword.authz.decisions")
 
         def sink(event: DecisionEvent) -> None:
             fields = event.to_dict()
             decisions.info(str(fields.pop("event")), **fields)
 
-        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
+        decision_log = DecisionLog(sink, rate=settings.authz.decision_log_sample_rate)
     return Engine(
         Policy(Registry(), {}, version=0),
         metrics=AuthzMetrics(runtime.registry),
-        observe_every=settings.authz_observe_every,
+        observe_every=settings.authz.observe_every,
         decision_log=decision_log,
         clock=runtime.clock,
     )
@@ -318,8 +318,8 @@ def rbac_service(runtime: Runtime) -> RbacService:
     settings = runtime.settings
     return RbacService(
         StoreContext(runtime.engine, runtime.clock, settings.issuer_url),
-        authz_claim=settings.authz_claim,
-        ttl=settings.acl_cache_ttl,
+        authz_claim=settings.rbac.authz_claim,
+        ttl=settings.rbac.acl_cache_ttl,
         clock=runtime.clock,
         registry=runtime.registry,
         engine=authz_engine(runtime),

@@ -85,7 +85,7 @@ class IntegrationRotator:
             if runtime.redis is not None:
                 cache = RedisPlaintextCache(
                     runtime.redis,
-                    prefix=runtime.settings.redis_prefix,
+                    prefix=runtime.settings.redis.prefix,
                     key=derive_key(runtime.settings.secret_key),
                 )
             else:
@@ -94,7 +94,7 @@ class IntegrationRotator:
 
     async def _fresh(self, key: str) -> Secret | None:
         cached = await self._cache.load(key)
-        ttl = self._runtime.settings.token_rotation_cache_ttl
+        ttl = self._runtime.settings.tokens.rotation_cache_ttl
         if cached is not None and cached_value_fresh(
             cached.cached_at, self._runtime.clock.now(), ttl
         ):
@@ -117,7 +117,7 @@ class IntegrationRotator:
                     return hit
                 token = await self._rotate(conn, spec)
                 now = self._runtime.clock.now()
-                ttl = self._runtime.settings.token_rotation_cache_ttl
+                ttl = self._runtime.settings.tokens.rotation_cache_ttl
                 await self._cache.save(key, CachedPlaintext(token, now), ttl)
                 try:
                     await conn.commit()
@@ -145,8 +145,8 @@ class IntegrationRotator:
             TokenKind.INTEGRATION,
             existing,
             now,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            cache_ttl=settings.tokens.rotation_cache_ttl,
+            grace=settings.tokens.grace_period,
         )
         for token_id, expires_at in plan.expire:
             await store.set_expiry(conn, token_id, expires_at)

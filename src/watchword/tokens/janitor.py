@@ -109,7 +109,7 @@ async def _sweep(
 ) -> Counter[DeletionReason]:
     settings = runtime.settings
     now = runtime.clock.now()
-    cutoff = janitor_cutoff(now, settings.token_retention)
+    cutoff = janitor_cutoff(now, settings.tokens.retention)
     counts: Counter[DeletionReason] = Counter()
     after_id: str | None = None
     while True:
@@ -120,7 +120,7 @@ async def _sweep(
             doomed = []
             for c in batch:
                 reason = deletion_reason(
-                    c.kind, c.expires_at, c.revoked_at, now, settings.token_retention
+                    c.kind, c.expires_at, c.revoked_at, now, settings.tokens.retention
                 )
                 if reason is not None:
                     counts[reason] += 1

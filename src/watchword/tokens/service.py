@@ -104,9 +104,9 @@ class TokenService:
         self.metrics = TokenMetrics(runtime.registry)
         self.cache = VerifyCache(
             runtime.clock,
-            ttl_s=settings.token_verify_cache_ttl.total_seconds(),
+            ttl_s=settings.tokens.verify_cache_ttl.total_seconds(),
             redis=runtime.redis,
-            redis_prefix=settings.redis_prefix,
+            redis_prefix=settings.redis.prefix,
         )
 
     @asynccontextmanager
@@ -264,7 +264,7 @@ class TokenService:
         valid for ``token_grace_period``. A token is rotated once: a second rotation of
         it (or a concurrent one) is a :class:`Conflict`."""
         now = self.runtime.clock.now()
-        grace = self.runtime.settings.token_grace_period
+        grace = self.runtime.settings.tokens.grace_period
         async with self._connection(begin=True) as conn:
             old = await store.load_by_id(conn, token_id)
             if old is None:
@@ -295,8 +295,8 @@ class TokenService:
             kind,
             replaced,
             now,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            cache_ttl=settings.tokens.rotation_cache_ttl,
+            grace=settings.tokens.grace_period,
         )
 
     def _successor(

@@ -141,7 +141,9 @@ def issuer_add(
     membership_from_claims: Annotated[
         bool, typer.Option(help="Honour orgIds in its claims.")
     ] = False,
-    authz_claim: Annotated[str | None, typer.Option(help="Default: settings.authz_claim.")] = None,
+    authz_claim: Annotated[
+        str | None, typer.Option(help="Default: settings.rbac.authz_claim.")
+    ] = None,
     groups_claim: str | None = None,
     audience: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
     as_json: JsonOpt = False,
@@ -152,7 +154,7 @@ def issuer_add(
         rec = await accounts.create_issuer(
             store_context(rt),
             url=url,
-            authz_claim=authz_claim or rt.settings.authz_claim,
+            authz_claim=authz_claim or rt.settings.rbac.authz_claim,
             groups_claim=groups_claim,
             audiences=audience or [],
             membership_from_claims=membership_from_claims,

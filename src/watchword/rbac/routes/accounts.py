@@ -269,7 +269,7 @@ async def create_issuer(body: IssuerIn, access: AccessDep, response: Response) -
         audiences=body.audiences,
         subject_claim=body.subject_claim,
         groups_claim=body.groups_claim,
-        authz_claim=body.authz_claim or access.runtime.settings.authz_claim,
+        authz_claim=body.authz_claim or access.runtime.settings.rbac.authz_claim,
         membership_from_claims=body.membership_from_claims,
     )
     return tagged(response, record, IssuerOut.of)
