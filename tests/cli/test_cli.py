@@ -67,6 +67,18 @@ def test_cli_config_show_redacts_and_bad_config_exits_2(
     assert "WATCHWORD_PORT" in bad.stderr and "Traceback" not in bad.output
 
 
+def test_cli_config_show_masks_otlp_endpoint_credentials(
+    db_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = "https://collector:c0llect@otlp.example/v1/traces?api_key=ap1k3y"
+    monkeypatch.setenv("WATCHWORD_TELEMETRY__OTLP_ENDPOINT", endpoint)
+    for args in (["config", "show", "--json"], ["config", "show"]):
+        shown = runner.invoke(app, args)
+        assert shown.exit_code == 0
+        assert "c0llect" not in shown.stdout and "ap1k3y" not in shown.stdout
+        assert "otlp.example" in shown.stdout
+
+
 def test_cli_unknown_setting_exits_2(db_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHWORD_PROT", "1")
     result = runner.invoke(app, ["serve"])

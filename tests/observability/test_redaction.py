@@ -25,6 +25,15 @@ def test_redact_text_masks_tokens_bearer_and_url_passwords() -> None:
     assert redact_text("see https://example.com/a@b") == "see https://example.com/a@b"
 
 
+def test_redact_text_masks_secret_query_and_connection_string_parameters() -> None:
+    out = redact_text("postgresql://app@db/x?sslmode=require&password=s3cret&Api_Key=k3y")
+    assert "s3cret" not in out and "k3y" not in out
+    assert out.startswith("postgresql://app@db/x?sslmode=require&password=")
+    assert "t0k" not in redact_text("https://otlp.example/v1/traces?access_token=t0k#frag")
+    assert "pw" not in redact_text("connection to host=db user=app password=pw failed")
+    assert redact_text("sslmode=require keepalives=1") == "sslmode=require keepalives=1"
+
+
 def test_redact_value_by_key_name_and_secret_type() -> None:
     assert redact_value("password", "pw") != "pw"
     assert redact_value("client_secret", "x") != "x"

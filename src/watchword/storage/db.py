@@ -46,10 +46,10 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def redacted_url(url: str | URL) -> str:
-    """The URL with any password hidden, for logs and messages."""
+    """The URL with its password and secret query parameters hidden, for logs and messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        return redact_text(make_url(url).render_as_string(hide_password=False))
+    except (ArgumentError, ValueError):
         return "<unparseable URL>"
 
 
