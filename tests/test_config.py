@@ -57,6 +57,18 @@ def test_config_unknown_file_key_is_refused(tmp_path: Path) -> None:
         load_settings(cfg, environ={})
 
 
+def test_config_file_mixing_top_level_keys_and_watchword_table_is_refused(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "ww.toml"
+    cfg.write_text('port = 9100\nprot = 1\n[watchword]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigurationError, match=r"both under \[watchword\].*\(port, prot\)"):
+        load_settings(cfg, environ={})
+    cfg.write_text('[tokens]\nretention = "1d"\n[watchword]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigurationError, match=r"\(tokens\)"):
+        load_settings(cfg, environ={})
+
+
 def test_config_unreadable_or_invalid_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot be read"):
         load_settings(tmp_path / "missing.toml", environ={})

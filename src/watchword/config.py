@@ -493,9 +493,20 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    section = data.get("watchword", data)
+    if "watchword" not in data:
+        return data
+    section = data["watchword"]
     if not isinstance(section, dict):
         raise ConfigurationError(f"config file {str(path)!r}: [watchword] must be a table")
+    # Either everything under [watchword] or nothing: keys beside it would otherwise be
+    # silently ignored, unknown ones included.
+    outside = sorted(set(data) - {"watchword"})
+    if outside:
+        raise ConfigurationError(
+            f"config file {str(path)!r} has settings both under [watchword] and outside it "
+            f"({', '.join(outside)}); put them all under [watchword] (as [watchword.<part>] "
+            "tables) or drop the [watchword] table"
+        )
     return section
 
 
