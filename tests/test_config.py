@@ -116,6 +116,16 @@ def test_config_secret_key_is_redacted_but_durations_are_shown() -> None:
     assert "k" * 40 not in repr(s)
 
 
+def test_config_secret_key_shorter_than_32_characters_is_refused_at_load() -> None:
+    with pytest.raises(
+        ConfigurationError, match="WATCHWORD_SECRET_KEY: must be at least 32"
+    ) as info:
+        load_settings(environ={"WATCHWORD_SECRET_KEY": "short-s3cret"})
+    assert "short-s3cret" not in info.value.detail
+    assert load_settings(environ={"WATCHWORD_SECRET_KEY": "k" * 32}).secret_key == "k" * 32
+    assert load_settings(environ={"WATCHWORD_SECRET_KEY": ""}).secret_key is None
+
+
 def test_config_every_setting_and_alias_is_documented() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
     names = [env_name(path) for path in _leaf_paths(Settings)]

@@ -57,6 +57,7 @@ from watchword.secret import REDACTED
 __all__ = [
     "ALIASES",
     "ENV_PREFIX",
+    "MIN_SECRET_KEY_LENGTH",
     "AuthzSettings",
     "DatabaseSettings",
     "Duration",
@@ -74,6 +75,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "WATCHWORD_"
+MIN_SECRET_KEY_LENGTH = 32
 ENV_NESTED_DELIMITER = "__"
 # Environment variables with the prefix that are not settings themselves.
 _NOT_SETTINGS = frozenset({"WATCHWORD_CONFIG_FILE"})
@@ -285,6 +287,18 @@ class Settings(BaseSettings):
         # load_settings merges the sources itself and passes the result as init values, so
         # that one code path validates them all and tests can pass an environ.
         return (init_settings,)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_LENGTH} random characters (it has "
+                f"{len(value)}); e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         return _repr_args(self)
