@@ -97,6 +97,16 @@ def test_config_redacted_hides_passwords() -> None:
     assert "app" in shown and "cache:6379" in shown
 
 
+def test_config_malformed_ipv6_urls_get_a_clear_message() -> None:
+    for name, url in (
+        ("WATCHWORD_DATABASE_URL", "postgresql://u:p@[::1:5432/db"),
+        ("WATCHWORD_REDIS_URL", "redis://[::1:6379/0"),
+    ):
+        with pytest.raises(ConfigurationError, match=f"{name}: .*IPv6") as info:
+            load_settings(environ={name: url})
+        assert "invalid literal" not in info.value.detail
+
+
 def test_config_redis_url_must_be_redis() -> None:
     with pytest.raises(ConfigurationError, match="WATCHWORD_REDIS_URL"):
         load_settings(environ={"WATCHWORD_REDIS_URL": "http://x"})

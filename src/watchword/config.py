@@ -45,6 +45,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -127,6 +128,13 @@ def _check_url(value: str | None, allowed: tuple[str, ...]) -> str | None:
         return None
     if not value.startswith(allowed):
         raise ValueError(f"must start with one of {', '.join(allowed)}")
+    try:
+        _port = urlsplit(value).port  # parsing the port is what raises
+    except ValueError:
+        raise ValueError(
+            "is not a valid URL: its host and port cannot be read; the port must be a number "
+            "and an IPv6 address goes in brackets (scheme://[::1]:6379/…)"
+        ) from None
     return value
 
 

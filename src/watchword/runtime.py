@@ -20,8 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from watchword.clock import Clock, SystemClock
 from watchword.config import Settings
 from watchword.errors import DatabaseUnavailable, RedisUnavailable
+from watchword.observability.redaction import redact_text
 from watchword.storage import migrate
-from watchword.storage.db import create_engine_for_url, describe_error, redacted_url
+from watchword.storage.db import (
+    check_sqlite_location,
+    create_engine_for_url,
+    describe_error,
+    redacted_url,
+)
 
 __all__ = ["Runtime"]
 
@@ -70,6 +76,7 @@ class Runtime:
 
     async def prepare_schema(self) -> migrate.SchemaStatus:
         """Development: migrate to the newest schema. Otherwise: refuse an outdated one."""
+        check_sqlite_location(self.engine.url)
         if self.settings.is_development:
             await self.check_database()
             await migrate.upgrade_engine(self.engine)
@@ -92,7 +99,8 @@ class Runtime:
         try:
             await self.redis.ping()
         except (aioredis.RedisError, OSError) as exc:
-            raise RedisUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+            url = redact_text(self.settings.redis.url or "")
+            raise RedisUnavailable(f"redis {url} is unreachable: {describe_error(exc)}") from exc
 
     async def close(self) -> None:
         """Close every service that can be closed, then Redis, then the engine."""

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,29 @@ def test_cli_serve_unreachable_database_exits_1_without_traceback(
 def test_cli_serve_refuses_outdated_schema_in_production(db_env: str) -> None:
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 1 and "watchword db upgrade" in result.stderr
+
+
+def _run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A real process: the failure showed at interpreter level, after asyncio.run returned.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WATCHWORD_")}
+    code = "from watchword.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("args", [["db", "current"], ["db", "upgrade"], ["admin", "bootstrap"]])
+def test_cli_sqlite_in_missing_directory_is_one_clean_message(
+    tmp_path: Path, args: list[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'ww.sqlite3'}"
+    result = _run_cli(args, {"WATCHWORD_DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
+    assert str(tmp_path / "missing") in result.stderr and "does not exist" in result.stderr

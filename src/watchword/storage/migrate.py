@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.errors import DatabaseUnavailable, InvalidInput, SchemaOutdated
 from watchword.storage.db import (
+    check_sqlite_location,
     create_engine_for_url,
     describe_error,
     normalize_url,
@@ -97,6 +98,7 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def _run_command(url: str, action: Callable[[Config], None]) -> None:
+    check_sqlite_location(url)
     cfg = alembic_config(url)
     try:
         action(cfg)
@@ -140,6 +142,7 @@ async def ensure_current(engine: AsyncEngine) -> SchemaStatus:
 
 def current_revisions(url: str) -> SchemaStatus:
     """Synchronous wrapper for the CLI."""
+    check_sqlite_location(url)
 
     async def run() -> SchemaStatus:
         engine = create_engine_for_url(url)
