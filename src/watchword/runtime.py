@@ -75,8 +75,9 @@ class Runtime:
         )
 
     async def prepare_schema(self) -> migrate.SchemaStatus:
-        """Development: migrate to the newest schema. Otherwise: refuse an outdated one."""
-        check_sqlite_location(self.engine.url)
+        """Development: migrate to the newest schema. Otherwise: refuse an outdated one,
+        and a missing SQLite file (which connecting would create empty)."""
+        check_sqlite_location(self.engine.url, may_create=self.settings.is_development)
         if self.settings.is_development:
             await self.check_database()
             await migrate.upgrade_engine(self.engine)

@@ -31,8 +31,8 @@ def test_cli_version_json() -> None:
 
 
 def test_cli_db_upgrade_current_downgrade(db_env: str) -> None:
-    behind = runner.invoke(app, ["db", "current", "--json"])
-    assert behind.exit_code == 0 and json.loads(behind.stdout)["up_to_date"] is False
+    missing = runner.invoke(app, ["db", "current", "--json"])
+    assert missing.exit_code == 1 and "does not exist" in missing.stdout
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     now = json.loads(runner.invoke(app, ["db", "current", "--json"]).stdout)
     assert now["up_to_date"] is True and now["current"] == now["heads"]
@@ -127,3 +127,29 @@ def test_cli_sqlite_in_missing_directory_is_one_clean_message(
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
     assert str(tmp_path / "missing") in result.stderr and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["admin", "bootstrap"], ["db", "current"], ["db", "downgrade", "base"], ["serve"]]
+)
+def test_cli_command_needing_a_database_does_not_create_an_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("WATCHWORD_") and not key.startswith("WATCHWORD_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # "outside the clone": the default URL is ./watchword.sqlite3
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert list(tmp_path.iterdir()) == []
+    message = " ".join(result.stderr.split())
+    assert "sqlite+aiosqlite:///watchword.sqlite3 does not exist" in message
+    assert str(tmp_path / "watchword.sqlite3") in message
+    assert "WATCHWORD_DATABASE_URL" in message and "--config" in message
+
+
+def test_cli_db_upgrade_may_create_the_database(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}"
+    result = _run_cli(["db", "upgrade"], {"WATCHWORD_DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new.sqlite3").exists()

@@ -90,19 +90,31 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(database)
 
 
-def check_sqlite_location(url: str | URL) -> None:
-    """Refuse a SQLite file in a missing directory before connecting.
+def check_sqlite_location(url: str | URL, *, may_create: bool) -> None:
+    """Refuse, before connecting, a SQLite file that connecting would create or cannot open.
 
-    sqlite3 would only say "unable to open database file", and aiosqlite's failed connect
-    leaves its worker thread to report to an event loop that ``asyncio.run`` may already
-    have closed ("Event loop is closed" tracebacks at the end of a CLI command).
+    sqlite3 creates a missing file on connect, so a command that needs an existing database
+    (run from the wrong directory, say) would leave an empty one behind and fail on it; only
+    ``db upgrade`` and development start-up (``may_create``) may create it. A missing
+    directory would only get "unable to open database file", and aiosqlite's failed connect
+    leaves its worker thread to report to an event loop that ``asyncio.run`` may already have
+    closed ("Event loop is closed" tracebacks at the end of a CLI command).
     """
     path = sqlite_path(url)
-    if path is not None and not path.parent.is_dir():
+    if path is None or path.exists():
+        return
+    elsewhere = (
+        "point WATCHWORD_DATABASE_URL (or database.url in the --config file) at your database"
+    )
+    if not may_create:
+        raise DatabaseUnavailable(
+            f"database {redacted_url(url)} does not exist (no file {path.absolute()}); "
+            f"{elsewhere}, or create it there with `watchword db upgrade`"
+        )
+    if not path.parent.is_dir():
         raise DatabaseUnavailable(
             f"database {redacted_url(url)}: directory {path.parent.absolute()} does not "
-            "exist; create it, or point WATCHWORD_DATABASE_URL (or database.url in the "
-            "--config file) elsewhere"
+            f"exist; create it, or {elsewhere}"
         )
 
 
