@@ -51,18 +51,18 @@ def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
     ``authz_observe_every``, decisions logged (structlog, event ``authz.decision``) at
     ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
     decision_log = None
-    if settings.decision_log_sample_rate > 0:
+    if settings.authz.decision_log_sample_rate > 0:
         decisions = get_logger("watchword.authz.decisions")
 
         def sink(event: DecisionEvent) -> None:
             fields = event.to_dict()
             decisions.info(str(fields.pop("event")), **fields)
 
-        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
+        decision_log = DecisionLog(sink, rate=settings.authz.decision_log_sample_rate)
     return Engine(
         Policy(Registry(), {}, version=0),
         metrics=AuthzMetrics(runtime.registry),
-        observe_every=settings.authz_observe_every,
+        observe_every=settings.authz.observe_every,
         decision_log=decision_log,
         clock=runtime.clock,
     )
@@ -89,16 +89,16 @@ class Services:
         locks = database_or_redis_locks(
             engine,
             redis=redis,
-            redis_prefix=settings.redis_prefix,
-            durable_grants=settings.lock_durable_grants,
+            redis_prefix=settings.redis.prefix,
+            durable_grants=settings.locks.durable_grants,
             clock=clock,
             registry=runtime.registry,
         )
         policy_engine = build_policy_engine(settings, runtime)
         rbac = RbacService(
             StoreContext(engine, clock, settings.issuer_url),
-            authz_claim=settings.authz_claim,
-            ttl=settings.acl_cache_ttl,
+            authz_claim=settings.rbac.authz_claim,
+            ttl=settings.rbac.acl_cache_ttl,
             clock=clock,
             registry=runtime.registry,
             policy_engine=policy_engine,
@@ -108,24 +108,24 @@ class Services:
             engine,
             clock,
             cache=plaintext_cache(
-                redis, prefix=settings.redis_prefix, secret_key=settings.secret_key
+                redis, prefix=settings.redis.prefix, secret_key=settings.secret_key
             ),
             metrics=token_metrics,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            cache_ttl=settings.tokens.rotation_cache_ttl,
+            grace=settings.tokens.grace_period,
         )
         tokens = TokenService(
             engine,
             clock,
             cache=VerifyCache(
                 clock,
-                ttl_s=settings.token_verify_cache_ttl.total_seconds(),
+                ttl_s=settings.tokens.verify_cache_ttl.total_seconds(),
                 redis=redis,
-                redis_prefix=settings.redis_prefix,
+                redis_prefix=settings.redis.prefix,
             ),
             metrics=token_metrics,
-            grace_period=settings.token_grace_period,
-            rotation_cache_ttl=settings.token_rotation_cache_ttl,
+            grace_period=settings.tokens.grace_period,
+            rotation_cache_ttl=settings.tokens.rotation_cache_ttl,
             forget_rotation=integrations.forget,
         )
         janitor = TokenJanitor(
@@ -133,7 +133,7 @@ class Services:
             clock,
             locks=locks,
             metrics=token_metrics,
-            retention=settings.token_retention,
+            retention=settings.tokens.retention,
         )
         authenticators: tuple[Authenticator, ...] = (
             AdminKeyAuthenticator(engine),

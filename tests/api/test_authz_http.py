@@ -243,8 +243,8 @@ async def test_authz_checks_are_measured_and_decisions_logged(
 
     from watchword.api.app import create_app
     from watchword.clock import FakeClock
-    from watchword.config import LogFormat, load_settings
-    from watchword.observability.logging import configure_logging
+    from watchword.config import load_settings
+    from watchword.observability.logging import LogFormat, configure_logging
     from watchword.storage.migrate import upgrade_engine
 
     await upgrade_engine(sqlite_engine)

@@ -49,7 +49,7 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     record = await services.tokens.verify(first)
     assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
 
-    clock.advance(settings.token_rotation_cache_ttl)
+    clock.advance(settings.tokens.rotation_cache_ttl)
     rotated_at = clock.now()
     second = await rotate_integration(services.integrations, owner)
     assert second.reveal() != first.reveal()
@@ -57,10 +57,10 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     new = await services.tokens.verify(second)
     assert new.rotated_from == record.id
 
-    clock.set(rotated_at + settings.token_grace_period - timedelta(seconds=1))
+    clock.set(rotated_at + settings.tokens.grace_period - timedelta(seconds=1))
     fresh = Services.build(Runtime(settings=settings, engine=runtime.engine, clock=clock))
     assert (await fresh.tokens.verify(first)).id == record.id
-    clock.set(rotated_at + settings.token_grace_period)
+    clock.set(rotated_at + settings.tokens.grace_period)
     with pytest.raises(TokenExpired):
         await fresh.tokens.verify(first)
 
@@ -89,8 +89,8 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
                 clock,
                 cache=shared,
                 metrics=TokenMetrics(CollectorRegistry()),
-                cache_ttl=settings.token_rotation_cache_ttl,
-                grace=settings.token_grace_period,
+                cache_ttl=settings.tokens.rotation_cache_ttl,
+                grace=settings.tokens.grace_period,
             )
             for _ in range(2)
         ]

@@ -66,7 +66,9 @@ def create_app(
         services = Services.build(Runtime.create(settings or load_settings()))
     runtime = services.runtime
     jobs_on = owned if run_jobs is None else run_jobs
-    configure_tracing(runtime.settings.otlp_endpoint, runtime.settings.service_name)
+    configure_tracing(
+        runtime.settings.telemetry.otlp_endpoint, runtime.settings.telemetry.service_name
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -355,7 +355,7 @@ class IssuerIn(_In):
     audiences: list[str] = []
     subject_claim: str = "sub"
     groups_claim: str | None = None
-    authz_claim: str | None = Field(default=None, description="Omitted: settings.authz_claim.")
+    authz_claim: str | None = Field(default=None, description="Omitted: settings.rbac.authz_claim.")
     membership_from_claims: bool = Field(
         default=False, description="Honour `orgIds` of the authz claim from this issuer."
     )

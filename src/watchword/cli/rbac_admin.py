@@ -138,7 +138,9 @@ def issuer_add(
     membership_from_claims: Annotated[
         bool, typer.Option(help="Honour orgIds in its claims.")
     ] = False,
-    authz_claim: Annotated[str | None, typer.Option(help="Default: settings.authz_claim.")] = None,
+    authz_claim: Annotated[
+        str | None, typer.Option(help="Default: settings.rbac.authz_claim.")
+    ] = None,
     groups_claim: str | None = None,
     audience: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
     as_json: JsonOpt = False,
@@ -149,7 +151,7 @@ def issuer_add(
         rec = await accounts.create_issuer(
             svc.store,
             url=url,
-            authz_claim=authz_claim or svc.runtime.settings.authz_claim,
+            authz_claim=authz_claim or svc.runtime.settings.rbac.authz_claim,
             groups_claim=groups_claim,
             audiences=audience or [],
             membership_from_claims=membership_from_claims,

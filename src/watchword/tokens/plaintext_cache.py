@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from watchword.config import MIN_SECRET_KEY_LENGTH
 from watchword.errors import ConfigurationError, RedisUnavailable
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
@@ -41,7 +42,6 @@ __all__ = [
     "derive_key",
 ]
 
-MIN_SECRET_KEY_LENGTH: Final = 32
 _HKDF_INFO: Final = b"watchword/tokens/rotation-cache/v1"
 _NONCE_BYTES: Final = 12
 log = get_logger("watchword.tokens")

@@ -12,6 +12,7 @@ from watchword.api.deps import RuntimeDep
 from watchword.api.problem import problem_response
 from watchword.errors import WatchwordError
 from watchword.storage import migrate
+from watchword.storage.db import describe_error
 
 router = APIRouter(tags=["health"])
 
@@ -35,13 +36,13 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
         checks["schema"] = {"status": "ok"}
     except WatchwordError as exc:
         part = "schema" if "database" in checks else "database"
-        checks[part] = {"status": "failing", "code": exc.code, "detail": exc.detail}
+        checks[part] = _failing(exc)
     if runtime.redis is not None:
         try:
             await runtime.check_redis()
             checks["redis"] = {"status": "ok"}
         except WatchwordError as exc:
-            checks["redis"] = {"status": "failing", "code": exc.code, "detail": exc.detail}
+            checks["redis"] = _failing(exc)
     failing = sorted(name for name, c in checks.items() if c["status"] != "ok")
     if failing:
         return problem_response(
@@ -53,6 +54,19 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
             extra={"checks": checks},
         )
     return JSONResponse({"status": "ok", "checks": checks})
+
+
+def _failing(exc: WatchwordError) -> dict[str, Any]:
+    # Anyone may call /readyz: say what failed and why, never where (the error's own detail
+    # names the URL for operators' logs and the CLI).
+    cause = exc.__cause__
+    if cause is None:
+        reason = exc.detail
+    elif isinstance(cause, TimeoutError):
+        reason = "timed out"
+    else:
+        reason = describe_error(cause)
+    return {"status": "failing", "code": exc.code, "detail": reason}
 
 
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)")
