@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from watchword.authz.decisionlog import DecisionEvent, DecisionLog
 from watchword.authz.engine import Engine
 from watchword.authz.metrics import AuthzMetrics
@@ -34,6 +36,7 @@ from watchword.locks import Locks, database_or_redis_locks
 from watchword.observability.logging import get_logger
 from watchword.principal import Authenticator, Credential, Principal, authenticate
 from watchword.rbac.service import RbacService
+from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 from watchword.tokens.authn import ApiTokenAuthenticator
@@ -41,6 +44,7 @@ from watchword.tokens.cache import VerifyCache
 from watchword.tokens.integration import IntegrationRotator, plaintext_cache
 from watchword.tokens.janitor import TokenJanitor
 from watchword.tokens.metrics import TokenMetrics
+from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.service import TokenService
 
 __all__ = ["Services", "build_policy_engine"]
@@ -172,6 +176,18 @@ class Services:
     async def authenticate(self, credential: Credential) -> Principal:
         """Who presented ``credential`` (or an ``AuthenticationError``)."""
         return await authenticate(self.authenticators, credential)
+
+    async def delete_service_account(self, sa_id: str, *, if_match: int | None) -> None:
+        """Delete a service account with everything that made it able to act: its group
+        memberships and role bindings (RBAC) and its API tokens (revoked), in one transaction;
+        then the revoked tokens leave every cache."""
+        revoked: list[TokenRecord] = []
+
+        async def revoke_tokens(conn: AsyncConnection, issuer: str, subject: str) -> None:
+            revoked.extend(await self.tokens.revoke_owned_in(conn, Owner(issuer, subject)))
+
+        await delete_service_account(self.store, sa_id, if_match=if_match, on_deleted=revoke_tokens)
+        await self.tokens.forget_revoked(revoked)
 
     async def aclose(self) -> None:
         """Release what the services hold (connections, listeners), newest first."""

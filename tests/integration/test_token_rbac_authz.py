@@ -203,3 +203,44 @@ async def test_authz_check_by_subject_ref_resolves_stored_memberships(
         headers=admin,
     )
     assert other.json()["allowed"] is False
+
+
+async def test_deleting_a_service_account_revokes_its_tokens_and_drops_its_bindings(
+    client: httpx.AsyncClient, runtime: Runtime, services: Services
+) -> None:
+    from watchword.bootstrap import create_admin_key
+    from watchword.rbac.store.accounts import create_service_account, list_bindings
+    from watchword.rbac.store.organizations import create_organization
+
+    ctx = services.store
+    acme = await create_organization(ctx, name="acme-sa")
+    sa = await create_service_account(ctx, organization_id=acme.id, name="deployer")
+    owner = Owner(runtime.settings.issuer_url, f"sa:{sa.id}")
+    await create_binding(
+        ctx, issuer=owner.issuer, subject_id=owner.subject, role_ids=["authz-client"]
+    )
+    issued = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.SERVICE_ACCOUNT,
+            name="deploy",
+            owner=owner,
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_WRITE,
+            organization_id=acme.id,
+        )
+    )
+    sa_headers = {"Authorization": f"Bearer {issued.token.reveal()}"}
+    asked = await client.post("/v1/authz/check", json=QUESTION, headers=sa_headers)
+    assert asked.status_code == 200  # cached as valid in this replica from now on
+    _, key = await create_admin_key(runtime.engine, runtime.clock)
+    admin = {"Authorization": f"Bearer {key.reveal()}"}
+
+    gone = await client.delete(
+        f"/v1/organizations/{acme.id}/service-accounts/{sa.id}", headers=admin
+    )
+    assert gone.status_code == 204
+
+    after = await client.post("/v1/authz/check", json=QUESTION, headers=sa_headers)
+    assert after.status_code == 401 and after.json()["code"] == "token_revoked"
+    page = await list_bindings(ctx, issuer=owner.issuer)
+    assert [b for b in page.items if b.subject_id == owner.subject] == []

@@ -216,12 +216,11 @@ def sa_list(
 def sa_delete(
     ctx: typer.Context, organization_id: str, sa_id: str, as_json: JsonOpt = False
 ) -> None:
-    """Delete a service account and its group memberships."""
+    """Delete a service account: its memberships and role bindings go, its tokens are revoked."""
 
     async def body(svc: Services) -> dict[str, str]:
-        sc = svc.store
-        await accounts.get_service_account(sc, sa_id, organization_id=organization_id)
-        await accounts.delete_service_account(sc, sa_id, if_match=None)
+        await accounts.get_service_account(svc.store, sa_id, organization_id=organization_id)
+        await svc.delete_service_account(sa_id, if_match=None)
         return deleted(sa_id)
 
     run(ctx, body, as_json)

@@ -21,7 +21,7 @@ for a token whose hash matched a stored one, which already proves the caller hol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -255,6 +255,21 @@ class TokenService:
         if record.kind is TokenKind.INTEGRATION:
             await self._forget_rotation_cache(record)
         return record
+
+    async def revoke_owned_in(self, conn: AsyncConnection, owner: Owner) -> tuple[TokenRecord, ...]:
+        """Revoke every active token of ``owner`` inside the caller's transaction (e.g. the
+        one deleting that owner); call :meth:`forget_revoked` with the result after commit."""
+        try:
+            return tuple(await store.revoke_owned(conn, owner, self._clock.now()))
+        except (SQLAlchemyError, OSError) as exc:
+            raise DatabaseUnavailable(f"token store failed ({type(exc).__name__})") from exc
+
+    async def forget_revoked(self, records: Sequence[TokenRecord]) -> None:
+        """Drop revoked tokens from every cache (this process, Redis, other replicas)."""
+        for record in records:
+            await self.cache.invalidate(record.token_hash)
+            if record.kind is TokenKind.INTEGRATION:
+                await self._forget_rotation_cache(record)
 
     async def _forget_rotation_cache(self, record: TokenRecord) -> None:
         if self._forget_rotation is None:

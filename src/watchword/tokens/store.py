@@ -19,6 +19,7 @@ from watchword.tokens.tables import api_tokens
 
 __all__ = [
     "JanitorCandidate",
+    "revoke_owned",
     "delete_tokens",
     "find_janitor_candidates",
     "insert_token",
@@ -178,6 +179,24 @@ async def revoke_token(conn: AsyncConnection, token_id: str, now: datetime) -> b
         .values(revoked_at=now, version=api_tokens.c.version + 1)
     )
     return result.rowcount == 1
+
+
+async def revoke_owned(conn: AsyncConnection, owner: Owner, now: datetime) -> list[TokenRecord]:
+    """Revoke every active token of ``owner``; the records as they were (for cache
+    invalidation after commit)."""
+    rows = (
+        await conn.execute(
+            select(api_tokens).where(
+                api_tokens.c.owner_issuer == owner.issuer,
+                api_tokens.c.owner_subject == owner.subject,
+                api_tokens.c.revoked_at.is_(None),
+            )
+        )
+    ).all()
+    records = [record_from_row(row) for row in rows]
+    for record in records:
+        await revoke_token(conn, record.id, now)
+    return records
 
 
 async def touch_last_used(
