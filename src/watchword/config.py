@@ -59,6 +59,7 @@ __all__ = [
     "ALIASES",
     "ENV_PREFIX",
     "MIN_SECRET_KEY_LENGTH",
+    "AuthSettings",
     "AuthzSettings",
     "DatabaseSettings",
     "Duration",
@@ -250,6 +251,28 @@ class TokenSettings(_Part):
     )
 
 
+class AuthSettings(_Part):
+    failed_limit: str = Field(
+        default="60/minute",
+        description="Failed authentications allowed per client address (a moving window, "
+        "e.g. 60/minute, 1000/hour); past it every authentication from that address is 429 "
+        "with Retry-After until the window frees. off: no limit.",
+    )
+
+    @field_validator("failed_limit")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        if value.strip().lower() == "off":
+            return "off"
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be off or a rate such as 60/minute or 1000/hour") from None
+        return value.strip()
+
+
 class Settings(BaseSettings):
     """Every setting of watchword: process-wide ones here, the others in their part's table."""
 
@@ -282,6 +305,7 @@ class Settings(BaseSettings):
     rbac: RbacSettings = Field(default_factory=RbacSettings)
     locks: LockSettings = Field(default_factory=LockSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from watchword import __version__
 from watchword.api.middleware import RequestContextMiddleware
 from watchword.api.problem import install_problem_handlers
+from watchword.api.ratelimit import FailedAuthLimiter
 from watchword.api.routes import (
     acl,
     admin,
@@ -100,6 +101,7 @@ def create_app(
         redoc_url="/redoc",
     )
     app.state.services = services
+    app.state.failed_auth_limiter = FailedAuthLimiter(runtime.settings.auth.failed_limit)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
     for module in (

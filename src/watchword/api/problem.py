@@ -33,6 +33,7 @@ _STATUS: dict[type[errors.WatchwordError], int] = {
     errors.PermissionDenied: 403,
     errors.Unavailable: 503,
     errors.LockTimeout: 503,
+    errors.TooManyFailedAttempts: 429,
 }
 
 _HTTP_CODES = {
@@ -99,6 +100,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(errors.WatchwordError, exc)
     status = status_for(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="watchword"'} if status == 401 else None
+    if isinstance(exc, errors.TooManyFailedAttempts):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     if status >= 500:
         log.error("request_failed", code=exc.code, detail=exc.detail)
     return problem_response(
