@@ -96,15 +96,29 @@ async def test_backend_second_release_says_not_held(backend: LockBackend, key: s
 async def test_backend_renew_by_holder_extends_and_by_stranger_refused(
     backend: LockBackend, key: str
 ) -> None:
-    lease = await _take(backend, key, SHORT)
-    renewed = await backend.renew(lease, LONG)
+    # Taken for LONG, not SHORT: a renewal that must land within a short lease would fail
+    # by luck whenever a loaded machine stalls the test for that long.
+    lease = await _take(backend, key)
+    renewed = await backend.renew(lease, LONG * 2)
     assert renewed is not None
     assert renewed.fence == lease.fence and renewed.holder == lease.holder
     assert renewed.expires_at > lease.expires_at
-    assert await backend.renew(_stranger(lease), LONG) is None
-    await asyncio.sleep(SHORT.total_seconds() * 2)
-    # Still held thanks to the renewal.
+    assert await backend.renew(_stranger(lease), LONG * 2) is None
     assert (await backend.try_acquire(key, new_holder_id(), LONG)).lease is None
+
+
+async def test_backend_renew_sets_the_expiry_the_backend_enforces(
+    backend: LockBackend, key: str
+) -> None:
+    # A renewal to now + SHORT replaces the LONG expiry: the backend enforces the renewed
+    # one (in the direction a stall cannot make fail: it only lets more time pass).
+    lease = await _take(backend, key)
+    renewed = await backend.renew(lease, SHORT)
+    assert renewed is not None and renewed.expires_at < lease.expires_at
+    await asyncio.sleep(SHORT.total_seconds() * 2)
+    attempt = await backend.try_acquire(key, new_holder_id(), LONG)
+    assert attempt.lease is not None and attempt.broken
+    assert await backend.renew(renewed, LONG) is None
 
 
 async def test_backend_expired_lease_is_taken_over_and_counted_broken(
