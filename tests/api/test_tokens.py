@@ -270,3 +270,17 @@ async def test_tokens_child_never_outlives_the_token_that_made_it(
         headers=h,
     )
     assert short.json()["expires_at"] != parent["expires_at"]
+
+
+async def test_tokens_responses_carrying_a_plaintext_are_never_cached(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await client.post(
+        "/v1/tokens", json={"name": "ci", "owner_subject": "alice"}, headers=admin
+    )
+    rotated = await client.post(f"/v1/tokens/{created.json()['id']}/rotate", headers=admin)
+    for r in (created, rotated):
+        assert r.status_code == 201, r.text
+        assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+    listed = await client.get("/v1/tokens", headers=admin)
+    assert "cache-control" not in listed.headers  # only responses with a secret

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from watchword.api.access import Access
+from watchword.api.caching import NO_STORE
 from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
 from watchword.rbac.service import store_context
@@ -203,7 +204,12 @@ async def _service_account_owner(
     return Owner(runtime.settings.issuer_url, subject), org
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a token (shown once)")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a token (shown once)",
+    dependencies=[NO_STORE],
+)
 async def create_token(
     body: TokenCreate, principal: PrincipalDep, runtime: RuntimeDep
 ) -> TokenCreated:
@@ -257,6 +263,7 @@ async def get_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep)
     "/{token_id}/rotate",
     status_code=status.HTTP_201_CREATED,
     summary="Replace a token; the old one stays valid for the grace period",
+    dependencies=[NO_STORE],
 )
 async def rotate_token(token_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> TokenCreated:
     record = await _visible(runtime, principal, token_id, "update")
