@@ -92,6 +92,35 @@ async def test_organization_crud_with_etags(api: httpx.AsyncClient, admin: Heade
     assert gone.status_code == 404 and gone.json()["code"] == "not_found"
 
 
+async def test_patch_if_match_beyond_the_version_column_is_412_like_delete(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"huge-{tag()}")
+    for version in ("2147483648", "9223372036854775808", "9" * 40):
+        big = {**admin, "If-Match": f'"{version}"'}
+        patch = await api.patch(f"/v1/organizations/{org}", json={"description": "x"}, headers=big)
+        delete = await api.delete(f"/v1/organizations/{org}", headers=big)
+        for r in (patch, delete):
+            assert r.status_code == 412 and r.json()["code"] == "version_conflict", r.text
+
+
+async def test_if_match_compares_strongly_and_star_matches_any_version(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"rfc-{tag()}")
+    path = f"/v1/organizations/{org}"
+    weak = await api.patch(path, json={"description": "w"}, headers={**admin, "If-Match": 'W/"1"'})
+    assert weak.status_code == 412 and weak.json()["code"] == "version_conflict"
+    star = await api.patch(path, json={"description": "s"}, headers={**admin, "If-Match": "*"})
+    assert star.status_code == 200 and star.headers["etag"] == '"2"'
+    assert star.json()["description"] == "s"
+    weak_delete = await api.delete(path, headers={**admin, "If-Match": 'W/"2"'})
+    assert weak_delete.status_code == 412
+    assert (await api.delete(path, headers={**admin, "If-Match": "*"})).status_code == 204
+    gone = await api.patch(path, json={"description": "g"}, headers={**admin, "If-Match": "*"})
+    assert gone.status_code == 404
+
+
 async def test_list_pagination_cursor_walks_every_row_once(
     api: httpx.AsyncClient, admin: Headers
 ) -> None:

@@ -169,7 +169,7 @@ async def update_role(
     ctx: StoreContext,
     role_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
     permissions: object | None = None,
@@ -278,7 +278,7 @@ async def update_resource_type(
     ctx: StoreContext,
     name: str,
     *,
-    if_match: int,
+    if_match: int | None,
     actions: Sequence[str] | None = None,
     description: str | None = None,
 ) -> ResourceTypeRecord:
