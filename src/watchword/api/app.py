@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from watchword import __version__
 from watchword.api.middleware import RequestContextMiddleware
@@ -32,6 +32,7 @@ from watchword.api.routes import (
     system_accounts,
     tokens,
 )
+from watchword.api.text import printable_parameters
 from watchword.config import Settings, load_settings
 from watchword.observability.metrics import HttpMetrics
 from watchword.observability.tracing import configure_tracing
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
+        dependencies=[Depends(printable_parameters)],
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

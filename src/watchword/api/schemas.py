@@ -9,6 +9,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from watchword.api.text import Line, PrintableModel
 from watchword.rbac.model import (
     Group,
     IssuerRecord,
@@ -29,7 +30,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _In(BaseModel):
+class _In(PrintableModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -66,12 +67,12 @@ def page_out(page: Page[R], out: Callable[[R], T]) -> PageOut[T]:
 
 
 class OrganizationIn(_In):
-    name: str = Name
+    name: Line = Name
     description: str = ""
 
 
 class OrganizationPatch(_In):
-    name: str | None = OptionalName
+    name: Line | None = OptionalName
     description: str | None = None
 
 
@@ -86,7 +87,7 @@ class OrganizationOut(Versioned):
 
 
 class ProjectIn(_In):
-    name: str = Name
+    name: Line = Name
     description: str = ""
 
 
@@ -114,13 +115,13 @@ class ProjectOut(Versioned):
 
 
 class MemberIn(_In):
-    id: str = Field(min_length=1, max_length=500, description="The subject id (`sub`).")
-    issuer: str | None = Field(
+    id: Line = Field(min_length=1, max_length=500, description="The subject id (`sub`).")
+    issuer: Line | None = Field(
         default=None,
         max_length=500,
         description="The subject's issuer, exact; omitted: watchword's own (from configuration).",
     )
-    email: str | None = Field(default=None, max_length=500, description="Display only.")
+    email: Line | None = Field(default=None, max_length=500, description="Display only.")
 
 
 class MemberOut(BaseModel):
@@ -130,26 +131,26 @@ class MemberOut(BaseModel):
 
 
 class IdpGroupIn(_In):
-    issuer: str = Field(min_length=1, max_length=500)
-    name: str = Field(min_length=1, max_length=500)
+    issuer: Line = Field(min_length=1, max_length=500)
+    name: Line = Field(min_length=1, max_length=500)
 
 
 class GroupIn(_In):
-    name: str = Name
+    name: Line = Name
     description: str = ""
-    members: list[MemberIn] = []
-    idp_groups: list[IdpGroupIn] = []
-    role_ids: list[str] = []
-    project_ids: list[str] = []
+    members: list[MemberIn] = Field(default_factory=list)
+    idp_groups: list[IdpGroupIn] = Field(default_factory=list)
+    role_ids: list[Line] = Field(default_factory=list)
+    project_ids: list[Line] = Field(default_factory=list)
 
 
 class GroupPatch(_In):
-    name: str | None = OptionalName
+    name: Line | None = OptionalName
     description: str | None = None
     members: list[MemberIn] | None = None
     idp_groups: list[IdpGroupIn] | None = None
-    role_ids: list[str] | None = None
-    project_ids: list[str] | None = None
+    role_ids: list[Line] | None = None
+    project_ids: list[Line] | None = None
 
 
 class GroupOut(Versioned):
@@ -183,8 +184,8 @@ class GroupOut(Versioned):
 
 
 class PermissionIn(_In):
-    resource_type: str = Field(min_length=1, description="A registered type, or `*`.")
-    actions: list[str] = Field(min_length=1, description="Actions of that type, or `*`.")
+    resource_type: Line = Field(min_length=1, description="A registered type, or `*`.")
+    actions: list[Line] = Field(min_length=1, description="Actions of that type, or `*`.")
     effect: Literal["allow", "deny"] = "allow"
 
 
@@ -192,16 +193,16 @@ Level = Literal["global", "organization", "project", "owner"]
 
 
 class RoleIn(_In):
-    name: str = Name
-    organization_id: str | None = Field(
+    name: Line = Name
+    organization_id: Line | None = Field(
         default=None, description="Null: a catalogue role; set: a role of that organization."
     )
     description: str = ""
-    permissions: dict[Level, list[PermissionIn]] = {}
+    permissions: dict[Level, list[PermissionIn]] = Field(default_factory=dict)
 
 
 class RolePatch(_In):
-    name: str | None = OptionalName
+    name: Line | None = OptionalName
     description: str | None = None
     permissions: dict[Level, list[PermissionIn]] | None = None
 
@@ -226,13 +227,13 @@ class RoleOut(Versioned):
 
 
 class ResourceTypeIn(_In):
-    name: str = Name
-    actions: list[str] = Field(min_length=1)
+    name: Line = Name
+    actions: list[Line] = Field(min_length=1)
     description: str = ""
 
 
 class ResourceTypePatch(_In):
-    actions: list[str] | None = Field(default=None, min_length=1)
+    actions: list[Line] | None = Field(default=None, min_length=1)
     description: str | None = None
 
 
@@ -255,14 +256,14 @@ class ResourceTypeOut(Versioned):
 
 
 class ServiceAccountIn(_In):
-    name: str = Name
+    name: Line = Name
     description: str = ""
 
 
 class ServiceAccountPatch(_In):
-    name: str | None = OptionalName
+    name: Line | None = OptionalName
     description: str | None = None
-    organization_id: str | None = Field(
+    organization_id: Line | None = Field(
         default=None, description="Fixed at creation; any other value is refused."
     )
 
@@ -288,14 +289,14 @@ class ServiceAccountOut(Versioned):
 
 
 class SystemAccountIn(_In):
-    subject_id: str = Field(min_length=1, max_length=500, description="e.g. the mTLS CN.")
-    issuer: str | None = Field(default=None, description="Omitted: watchword's own issuer.")
-    role_ids: list[str] = Field(min_length=1, description="Catalogue roles (global grants).")
+    subject_id: Line = Field(min_length=1, max_length=500, description="e.g. the mTLS CN.")
+    issuer: Line | None = Field(default=None, description="Omitted: watchword's own issuer.")
+    role_ids: list[Line] = Field(min_length=1, description="Catalogue roles (global grants).")
     description: str = ""
 
 
 class SystemAccountPatch(_In):
-    role_ids: list[str] | None = None
+    role_ids: list[Line] | None = None
     description: str | None = None
 
 
@@ -319,10 +320,10 @@ class SystemAccountOut(Versioned):
 
 
 class BindingIn(_In):
-    issuer: str = Field(min_length=1, max_length=500)
-    subject_id: str | None = Field(default=None, description="A subject, or `*` for all.")
-    idp_group: str | None = Field(default=None, description="Or an IdP group of the issuer.")
-    role_ids: list[str] = Field(min_length=1)
+    issuer: Line = Field(min_length=1, max_length=500)
+    subject_id: Line | None = Field(default=None, description="A subject, or `*` for all.")
+    idp_group: Line | None = Field(default=None, description="Or an IdP group of the issuer.")
+    role_ids: list[Line] = Field(min_length=1)
     description: str = ""
 
 
@@ -351,21 +352,21 @@ class BindingOut(Versioned):
 
 
 class IssuerIn(_In):
-    url: str = Field(min_length=1, max_length=500, description="The exact `iss` value.")
-    audiences: list[str] = []
-    subject_claim: str = "sub"
-    groups_claim: str | None = None
-    authz_claim: str | None = Field(default=None, description="Omitted: settings.authz_claim.")
+    url: Line = Field(min_length=1, max_length=500, description="The exact `iss` value.")
+    audiences: list[Line] = Field(default_factory=list)
+    subject_claim: Line = "sub"
+    groups_claim: Line | None = None
+    authz_claim: Line | None = Field(default=None, description="Omitted: settings.authz_claim.")
     membership_from_claims: bool = Field(
         default=False, description="Honour `orgIds` of the authz claim from this issuer."
     )
 
 
 class IssuerPatch(_In):
-    audiences: list[str] | None = None
-    subject_claim: str | None = None
-    groups_claim: str | None = None
-    authz_claim: str | None = None
+    audiences: list[Line] | None = None
+    subject_claim: Line | None = None
+    groups_claim: Line | None = None
+    authz_claim: Line | None = None
     membership_from_claims: bool | None = None
 
 
@@ -396,11 +397,11 @@ class IssuerOut(Versioned):
 
 
 class AclQuery(_In):
-    issuer: str = Field(min_length=1, description="The subject's issuer, exact.")
-    subject: str = Field(min_length=1)
+    issuer: Line = Field(min_length=1, description="The subject's issuer, exact.")
+    subject: Line = Field(min_length=1)
     claims: dict[str, object] = Field(default={}, description="Verified claims, if any.")
-    organization_id: str | None = None
-    scope: list[str] | None = Field(default=None, description="Token scope names, if narrowed.")
+    organization_id: Line | None = None
+    scope: list[Line] | None = Field(default=None, description="Token scope names, if narrowed.")
 
 
 class EndpointOut(BaseModel):

@@ -566,3 +566,68 @@ async def test_lists_show_exactly_the_items_one_may_read(
     assert gone.status_code == 404
     # Groups: project-member has no groups read; lists are empty, reads are 404.
     assert (await api.get(f"/v1/organizations/{org_a}/groups", headers=as_pm)).json()["items"] == []
+
+
+async def test_nul_and_control_characters_are_refused_at_the_edge_with_a_pointer(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"nul-{tag()}")
+    cases: list[tuple[str, str, dict[str, object] | None, dict[str, str] | None, str]] = [
+        ("POST", "/v1/organizations", {"name": "a\x00b"}, None, "/name"),
+        ("POST", "/v1/organizations", {"name": "a\nb"}, None, "/name"),
+        ("POST", "/v1/organizations", {"name": "ok", "description": "\x00"}, None, "/description"),
+        ("GET", "/v1/organizations/org%00x", None, None, "/path/organization_id"),
+        ("GET", "/v1/organizations", None, {"name": "a\x00"}, "/query/name"),
+        ("GET", "/v1/organizations", None, {"cursor": "\x01"}, "/query/cursor"),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups",
+            {"name": "g", "role_ids": ["r\x00"]},
+            None,
+            "/role_ids/0",
+        ),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups/grp%00/members",
+            {"id": "s"},
+            None,
+            "/path/group_id",
+        ),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups",
+            {"name": "g", "members": [{"id": "s\x00"}]},
+            None,
+            "/members/0/id",
+        ),
+        ("POST", "/v1/issuers", {"url": "https://id.example.com/\x00"}, None, "/url"),
+        (
+            "POST",
+            "/v1/acl/query",
+            {"issuer": "i", "subject": "s", "claims": {"g": ["\x00"]}},
+            None,
+            "/claims",
+        ),
+        (
+            "POST",
+            "/v1/authz/check",
+            {
+                "subject_ref": {"issuer": "i", "id": "\x00"},
+                "action": "read",
+                "object": {"type": "t", "id": "1"},
+            },
+            None,
+            "/subject_ref/id",
+        ),
+        ("POST", "/v1/tokens", {"name": "t", "owner_subject": "a\x00"}, None, "/owner_subject"),
+        ("GET", "/v1/tokens/tok%00", None, None, "/path/token_id"),
+        ("GET", "/v1/tokens", None, {"owner_subject": "a\x00"}, "/query/owner_subject"),
+        ("POST", "/v1/tokens/tok%00/rotate", None, None, "/path/token_id"),
+    ]
+    for method, path, body, params, pointer in cases:
+        r = await api.request(method, path, json=body, params=params, headers=admin)
+        assert r.status_code == 422, (path, body, params, r.status_code, r.text)
+        problem = r.json()
+        assert problem["code"] == "invalid_request", problem
+        assert problem["pointer"] == pointer, (pointer, problem["pointer"], problem["detail"])
+        assert "control character" in problem["detail"] or path == "/v1/organizations", problem

@@ -12,12 +12,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import column, table
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 from watchword.api.access import AccessDep
 from watchword.api.deps import Principal, RuntimeDep
+from watchword.api.text import Line, PrintableModel
 from watchword.authz import (
     NO_ACL,
     AclTable,
@@ -42,22 +43,22 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 AUTHZ_RESOURCE = "watchword:authz"
 
 
-class SubjectRef(BaseModel):
+class SubjectRef(PrintableModel):
     """A subject watchword resolves itself from its RBAC data."""
 
-    issuer: str = Field(min_length=1)
-    id: str = Field(min_length=1)
+    issuer: Line = Field(min_length=1)
+    id: Line = Field(min_length=1)
     claims: dict[str, Any] | None = Field(
         default=None, description="Verified userinfo/token claims (for the namespaced authz claim)."
     )
 
 
-class Question(BaseModel):
+class Question(PrintableModel):
     action: str = Field(min_length=1)
     object: dict[str, Any] = Field(description="{type, id, org_id?, project_id?, owner?, acl?}")
 
 
-class SubjectPart(BaseModel):
+class SubjectPart(PrintableModel):
     subject: dict[str, Any] | None = Field(
         default=None, description="An inline authz subject document (see docs/authz.md)."
     )
@@ -92,13 +93,13 @@ class ExplainRequest(SubjectPart):
     object: dict[str, Any]
 
 
-class JsonAclColumns(BaseModel):
+class JsonAclColumns(PrintableModel):
     kind: Literal["json"] = "json"
     users: str | None = None
     groups: str | None = None
 
 
-class AclTableColumns(BaseModel):
+class AclTableColumns(PrintableModel):
     kind: Literal["table"] = "table"
     table: str
     object_id: str = "object_id"
@@ -107,11 +108,11 @@ class AclTableColumns(BaseModel):
     action: str = "action"
 
 
-class NoAclColumns(BaseModel):
+class NoAclColumns(PrintableModel):
     kind: Literal["none"] = "none"
 
 
-class SqlTarget(BaseModel):
+class SqlTarget(PrintableModel):
     """Where the object fields live in the caller's table."""
 
     dialect: Literal["postgresql", "sqlite"]

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from watchword.api.access import Access
 from watchword.api.caching import NO_STORE
 from watchword.api.deps import Principal, PrincipalDep, RuntimeDep
+from watchword.api.text import Line, PrintableModel
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
 from watchword.rbac.service import store_context
 from watchword.rbac.store.accounts import get_service_account
@@ -52,15 +53,15 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 KindName = Literal["personal", "service_account", "integration"]
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(PrintableModel):
     kind: KindName = "personal"
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
+    name: Line = Field(min_length=1, max_length=200)
+    scopes: list[Line] = Field(default_factory=list, max_length=100)
     permission: Literal["ro", "rw"] = "ro"
     expires_at: datetime | None = None
-    owner_subject: str | None = Field(default=None, max_length=255)
-    owner_issuer: str | None = Field(default=None, max_length=500)
-    organization_id: str | None = Field(default=None, max_length=64)
+    owner_subject: Line | None = Field(default=None, max_length=255)
+    owner_issuer: Line | None = Field(default=None, max_length=500)
+    organization_id: Line | None = Field(default=None, max_length=64)
 
 
 class TokenOut(BaseModel):
