@@ -51,7 +51,13 @@ from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.mint import mint, token_hash
 from watchword.tokens.model import Owner, TokenRecord, TokenState
-from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
+from watchword.tokens.rotation import (
+    MAX_LIFETIME,
+    Lifetime,
+    latest_expiry,
+    retiring_expires_at,
+    successor_expires_at,
+)
 from watchword.tokens.scope import Permission, normalize_scopes
 from watchword.tokens.tables import api_tokens
 
@@ -178,6 +184,11 @@ class TokenService:
             raise InvalidInput("a token name is 1 to 200 characters", pointer="/name")
         if spec.expires_at is not None and spec.expires_at <= now:
             raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
+        if spec.expires_at is not None and spec.expires_at > latest_expiry(now):
+            raise InvalidInput(
+                f"expires_at must be within {MAX_LIFETIME.days} days (ten years) from now",
+                pointer="/expires_at",
+            )
         expires_at = spec.expires_at
         if expires_at is None and spec.kind is TokenKind.INTEGRATION:
             expires_at = self._successor_expiry(spec.kind, None, now)

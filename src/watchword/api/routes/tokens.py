@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from watchword.api.access import Access
 from watchword.api.caching import NO_STORE
@@ -58,7 +58,10 @@ class TokenCreate(PrintableModel):
     name: Line = Field(min_length=1, max_length=200)
     scopes: list[Line] = Field(default_factory=list, max_length=100)
     permission: Literal["ro", "rw"] = "ro"
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="With a time zone; at most ten years ahead. Omitted: never expires.",
+    )
     owner_subject: Line | None = Field(default=None, max_length=255)
     owner_issuer: Line | None = Field(default=None, max_length=500)
     organization_id: Line | None = Field(default=None, max_length=64)
