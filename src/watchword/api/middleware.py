@@ -1,4 +1,8 @@
-"""Request id, access log, metrics and a trace span for every request (pure ASGI)."""
+"""Request id, access log, metrics and a trace span for every request (pure ASGI).
+
+An exception no handler took is answered here, as a 500 problem carrying the request id
+in its body and in ``X-Request-ID``, and logged once, with the request id.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import uuid
 
 import structlog
 from opentelemetry import trace
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watchword.api.problem import internal_error_response
 from watchword.observability.logging import get_logger
 from watchword.observability.metrics import HttpMetrics
 
@@ -49,8 +55,22 @@ class RequestContextMiddleware:
             structlog.contextvars.bound_contextvars(request_id=request_id),
             tracer.start_as_current_span(f"{method} request", kind=trace.SpanKind.SERVER) as span,
         ):
+            started = False
+
+            async def send_tracked(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send_with_id(message)
+
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send_tracked)
+            except Exception as exc:
+                log.exception("unhandled_error", error_type=type(exc).__name__)
+                status = 500
+                if started:  # too late for a response: the server drops the connection
+                    raise
+                response = internal_error_response(Request(scope))
+                await response(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - start
                 route = _route_template(scope)

@@ -18,7 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from watchword import errors
 from watchword.observability.logging import get_logger
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response", "status_for"]
+__all__ = [
+    "PROBLEM_JSON",
+    "install_problem_handlers",
+    "internal_error_response",
+    "problem_response",
+    "status_for",
+]
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://watchword.dev/problems/"
@@ -143,8 +149,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", error_type=type(exc).__name__)
+def internal_error_response(request: Request) -> JSONResponse:
+    """The 500 of an unexpected exception: nothing of it but the request id.
+
+    The request middleware sends it (and logs the exception once, with the request id),
+    inside the layer that adds ``X-Request-ID``; an ``Exception`` handler would run outside
+    it, in Starlette's outermost middleware, which re-raises for the server to log again.
+    """
     return problem_response(
         request,
         status=500,
@@ -158,4 +169,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.WatchwordError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
