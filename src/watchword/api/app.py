@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from watchword import __version__
-from watchword.api.middleware import RequestContextMiddleware
+from watchword.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from watchword.api.problem import install_problem_handlers
 from watchword.api.routes import (
     acl,
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)  # inside the request context: 413s carry its id
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
     for module in (
         health,

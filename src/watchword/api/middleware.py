@@ -1,7 +1,11 @@
-"""Request id, access log, metrics and a trace span for every request (pure ASGI).
+"""Request id, access log, metrics and a trace span for every request; the request body
+limit (pure ASGI).
 
 An exception no handler took is answered here, as a 500 problem carrying the request id
 in its body and in ``X-Request-ID``, and logged once, with the request id.
+
+A request body longer than ``MAX_BODY_BYTES`` is refused with 413 ``payload_too_large``:
+at once when ``Content-Length`` says so, else when the bytes read pass the limit.
 """
 
 from __future__ import annotations
@@ -9,17 +13,21 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Final
 
 import structlog
+from fastapi import HTTPException
 from opentelemetry import trace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchword.api.problem import internal_error_response
+from watchword.api.problem import internal_error_response, problem_response
 from watchword.observability.logging import get_logger
 from watchword.observability.metrics import HttpMetrics
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["MAX_BODY_BYTES", "BodyLimitMiddleware", "RequestContextMiddleware"]
+
+MAX_BODY_BYTES: Final = 1024 * 1024  # docs/operations.md
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("watchword.http")
@@ -87,6 +95,44 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(elapsed * 1000, 3),
                 )
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(
+                Request(scope),
+                status=413,
+                code="payload_too_large",
+                title="Payload too large",
+                detail=self._detail(),
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(status_code=413, detail=self._detail())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _detail(self) -> str:
+        return f"the request body is limited to {self.max_bytes} bytes"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

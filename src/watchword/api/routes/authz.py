@@ -46,15 +46,15 @@ AUTHZ_RESOURCE = "watchword:authz"
 class SubjectRef(PrintableModel):
     """A subject watchword resolves itself from its RBAC data."""
 
-    issuer: Line = Field(min_length=1)
-    id: Line = Field(min_length=1)
+    issuer: Line = Field(min_length=1, max_length=500)
+    id: Line = Field(min_length=1, max_length=500)
     claims: dict[str, Any] | None = Field(
         default=None, description="Verified userinfo/token claims (for the namespaced authz claim)."
     )
 
 
 class Question(PrintableModel):
-    action: str = Field(min_length=1)
+    action: str = Field(min_length=1, max_length=500)
     object: dict[str, Any] = Field(description="{type, id, org_id?, project_id?, owner?, acl?}")
 
 
@@ -72,7 +72,7 @@ class SubjectPart(PrintableModel):
 
 
 class CheckRequest(SubjectPart):
-    action: str | None = Field(default=None, min_length=1)
+    action: str | None = Field(default=None, min_length=1, max_length=500)
     object: dict[str, Any] | None = None
     batch: list[Question] | None = Field(
         default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions."
@@ -89,23 +89,23 @@ class CheckRequest(SubjectPart):
 
 
 class ExplainRequest(SubjectPart):
-    action: str = Field(min_length=1)
+    action: str = Field(min_length=1, max_length=500)
     object: dict[str, Any]
 
 
 class JsonAclColumns(PrintableModel):
     kind: Literal["json"] = "json"
-    users: str | None = None
-    groups: str | None = None
+    users: Line | None = None
+    groups: Line | None = None
 
 
 class AclTableColumns(PrintableModel):
     kind: Literal["table"] = "table"
-    table: str
-    object_id: str = "object_id"
-    key_kind: str = Field(default="kind", description="Column holding 'user' or 'group'.")
-    key: str = "key"
-    action: str = "action"
+    table: Line
+    object_id: Line = "object_id"
+    key_kind: Line = Field(default="kind", description="Column holding 'user' or 'group'.")
+    key: Line = "key"
+    action: Line = "action"
 
 
 class NoAclColumns(PrintableModel):
@@ -116,7 +116,7 @@ class SqlTarget(PrintableModel):
     """Where the object fields live in the caller's table."""
 
     dialect: Literal["postgresql", "sqlite"]
-    table: str
+    table: Line
     columns: dict[Literal["id", "org_id", "project_id", "owner"], str] = Field(
         default_factory=lambda: {"id": "id"}  # type: ignore[arg-type]
     )
@@ -127,8 +127,8 @@ class SqlTarget(PrintableModel):
 
 
 class FilterRequest(SubjectPart):
-    action: str = Field(min_length=1)
-    type: str = Field(min_length=1)
+    action: str = Field(min_length=1, max_length=500)
+    type: str = Field(min_length=1, max_length=500)
     objects: list[dict[str, Any]] | None = Field(
         default=None, max_length=10_000, description="Objects to filter (optional)."
     )
