@@ -177,7 +177,7 @@ async def explain(body: ExplainRequest, runtime: RuntimeDep, _: AskerDep) -> dic
     compiled = await _compile(runtime, body)
     engine = runtime.service(rbac_service).engine
     explanation = engine.explain(compiled, body.action, parse_object(body.object, "/object"))
-    return {**explanation.to_dict(), "text": str(explanation)}
+    return {**explanation.to_dict(), "text": explanation.to_text()}
 
 
 def _ident(name: str, pointer: str) -> str:
