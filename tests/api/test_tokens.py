@@ -319,3 +319,13 @@ async def test_tokens_expiry_is_bounded_and_rotating_a_far_token_does_not_overfl
     rotated = await client.post(f"/v1/tokens/{ok['id']}/rotate", headers=admin)
     assert rotated.status_code == 201, rotated.text
     assert rotated.json()["expires_at"] == latest.isoformat().replace("+00:00", "Z")
+
+
+async def test_tokens_list_with_a_cursor_it_did_not_return_is_400_with_a_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    await _create(client, admin)
+    for cursor in ("garbage", "tok_", "org_01arz3ndektsv4rrffq69g5fav"):
+        r = await client.get("/v1/tokens", params={"cursor": cursor}, headers=admin)
+        assert r.status_code == 400, (cursor, r.text)
+        assert r.json()["code"] == "invalid_request" and r.json()["pointer"] == "/cursor"

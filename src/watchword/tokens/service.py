@@ -41,6 +41,7 @@ from watchword.errors import (
     TokenUnknown,
     Unavailable,
 )
+from watchword.ids import is_id
 from watchword.observability.logging import get_logger
 from watchword.runtime import Runtime
 from watchword.secret import Secret, constant_time_equal, sha256_hex
@@ -49,7 +50,7 @@ from watchword.tokens import store
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
-from watchword.tokens.mint import mint, token_hash
+from watchword.tokens.mint import TOKEN_ID_PREFIX, mint, token_hash
 from watchword.tokens.model import Owner, TokenRecord, TokenState
 from watchword.tokens.rotation import (
     MAX_LIFETIME,
@@ -223,6 +224,10 @@ class TokenService:
     ) -> TokenPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
+        if cursor is not None and not is_id(cursor, TOKEN_ID_PREFIX):
+            # The cursor is the last id of the previous page; anything else would silently
+            # restart (or skip) the listing.
+            raise InvalidInput("the cursor is not one this API returned", pointer="/cursor")
         async with self._connection() as conn:
             items = await store.list_tokens(
                 conn,
