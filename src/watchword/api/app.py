@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 
 from watchword import __version__
 from watchword.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from watchword.api.openapi import install_openapi
 from watchword.api.problem import install_problem_handlers
 from watchword.api.routes import (
     acl,
@@ -128,4 +129,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         oauth,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -13,13 +13,17 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchword import errors
 from watchword.observability.logging import get_logger
 
 __all__ = [
+    "HTTP_CODES",
     "PROBLEM_JSON",
+    "Problem",
+    "ProblemField",
     "install_problem_handlers",
     "internal_error_response",
     "problem_response",
@@ -41,7 +45,7 @@ _STATUS: dict[type[errors.WatchwordError], int] = {
     errors.LockTimeout: 503,
 }
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
     403: ("forbidden", "Forbidden"),
@@ -57,6 +61,32 @@ _HTTP_CODES = {
 }
 
 log = get_logger("watchword.api")
+
+
+class ProblemField(BaseModel):
+    """One invalid field of a 422."""
+
+    pointer: str = Field(description="RFC 6901 pointer into the body, or /path/…, /query/….")
+    detail: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (``application/problem+json``, RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="A URI naming the problem type: " + TYPE_BASE + "<code>.")
+    title: str
+    status: int
+    code: str = Field(description="watchword's stable, machine-readable error code.")
+    detail: str
+    instance: str = Field(description="The request path.")
+    pointer: str | None = Field(default=None, description="RFC 6901 pointer to the bad field.")
+    request_id: str | None = Field(default=None, description="As in X-Request-ID.")
+    errors: list[ProblemField] | None = Field(default=None, description="422: every invalid field.")
+    checks: dict[str, dict[str, str]] | None = Field(
+        default=None, description="/readyz 503: each dependency's state."
+    )
 
 
 def status_for(exc: errors.WatchwordError) -> int:
@@ -135,7 +165,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
-    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    code, title = HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route matches {request.method} {request.url.path}"
