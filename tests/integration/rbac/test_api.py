@@ -259,9 +259,12 @@ async def test_endpoints_are_authorized_by_the_engine(
     # Cannot read C: 404, as if it did not exist.
     hidden = await api.get(f"/v1/organizations/{org_c}", headers=as_alice)
     assert hidden.status_code == 404
-    assert (await api.get(f"/v1/organizations/{org_c}/groups", headers=as_alice)).json()[
-        "items"
-    ] == []
+    for inside in ("groups", "projects", "service-accounts"):
+        listed_in_c = await api.get(f"/v1/organizations/{org_c}/{inside}", headers=as_alice)
+        assert listed_in_c.status_code == 404, inside
+        # the same answer as for an organization that does not exist
+        nowhere = await api.get(f"/v1/organizations/org-{t}-none/{inside}", headers=as_alice)
+        assert (nowhere.status_code, nowhere.json()["code"]) == (404, listed_in_c.json()["code"])
     no_create = await api.post(
         f"/v1/organizations/{org_c}/projects", json={"name": "p"}, headers=as_alice
     )
@@ -566,6 +569,14 @@ async def test_lists_show_exactly_the_items_one_may_read(
     assert gone.status_code == 404
     # Groups: project-member has no groups read; lists are empty, reads are 404.
     assert (await api.get(f"/v1/organizations/{org_a}/groups", headers=as_pm)).json()["items"] == []
+
+
+async def test_lists_inside_an_organization_that_does_not_exist_are_404(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    for inside in ("groups", "projects", "service-accounts"):
+        r = await api.get(f"/v1/organizations/org-missing-{tag()}/{inside}", headers=admin)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", (inside, r.text)
 
 
 async def test_nul_and_control_characters_are_refused_at_the_edge_with_a_pointer(
