@@ -579,6 +579,28 @@ async def test_lists_inside_an_organization_that_does_not_exist_are_404(
         assert r.status_code == 404 and r.json()["code"] == "not_found", (inside, r.text)
 
 
+async def test_an_organization_role_with_a_global_block_is_refused_with_a_pointer(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"glob-{tag()}")
+    allow_all = [{"resource_type": "*", "actions": ["*"]}]
+    body = {"name": "sneaky", "organization_id": org, "permissions": {"global": allow_all}}
+    refused = await api.post("/v1/roles", json=body, headers=admin)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["pointer"] == "/permissions/global"
+    body["permissions"] = {"organization": allow_all}
+    made = await api.post("/v1/roles", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    patched = await api.patch(
+        f"/v1/roles/{made.json()['id']}",
+        json={"permissions": {"global": allow_all}},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert patched.status_code == 400 and patched.json()["pointer"] == "/permissions/global"
+    catalogue = {"name": f"cat-{tag()}", "permissions": {"global": allow_all}}
+    assert (await api.post("/v1/roles", json=catalogue, headers=admin)).status_code == 201
+
+
 async def test_nul_and_control_characters_are_refused_at_the_edge_with_a_pointer(
     api: httpx.AsyncClient, admin: Headers
 ) -> None:
