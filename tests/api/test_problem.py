@@ -33,6 +33,13 @@ async def test_wrong_method_is_problem_json_405(client: httpx.AsyncClient) -> No
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
 
 
+async def test_405_allow_lists_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/organizations")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    one = await client.post("/v1/organizations/org-1")
+    assert one.status_code == 405 and one.headers["allow"] == "DELETE, GET, PATCH"
+
+
 async def test_request_id_is_echoed_or_created(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
