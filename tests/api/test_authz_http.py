@@ -150,6 +150,9 @@ async def test_authz_explain_reports_every_level(
     body = r.json()
     assert r.status_code == 200 and body["decision"]["allowed"] is False
     assert "no-delete" in body["text"] or "role_nodelete" in body["text"]
+    # the documented text (docs/authz.md), not a Python repr
+    assert body["text"].startswith("DENY: ") and "Explanation(" not in body["text"]
+    assert "\n  decided by: " in body["text"]
 
 
 async def test_authz_requires_a_credential(client: httpx.AsyncClient) -> None:

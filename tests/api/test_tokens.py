@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from watchword.bootstrap import create_admin_key
 from watchword.clock import FakeClock
 from watchword.runtime import Runtime
 from watchword.tokens.format import BODY_LENGTH, TokenKind, compose
+from watchword.tokens.rotation import MAX_LIFETIME
+from watchword.tokens.tables import api_tokens
 
 Headers = dict[str, str]
 
@@ -279,3 +282,59 @@ async def test_tokens_child_never_outlives_the_token_that_made_it(
         headers=h,
     )
     assert short.json()["expires_at"] != parent["expires_at"]
+
+
+async def test_tokens_responses_carrying_a_plaintext_are_never_cached(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await client.post(
+        "/v1/tokens", json={"name": "ci", "owner_subject": "alice"}, headers=admin
+    )
+    rotated = await client.post(f"/v1/tokens/{created.json()['id']}/rotate", headers=admin)
+    for r in (created, rotated):
+        assert r.status_code == 201, r.text
+        assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+    listed = await client.get("/v1/tokens", headers=admin)
+    assert "cache-control" not in listed.headers  # only responses with a secret
+
+
+async def test_tokens_expires_at_needs_a_time_zone_and_is_422_with_a_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    for value in ("2030-01-01T00:00:00", "2030-01-01"):
+        r = await client.post(
+            "/v1/tokens",
+            json={"name": "x", "owner_subject": "alice", "expires_at": value},
+            headers=admin,
+        )
+        assert r.status_code == 422 and r.json()["pointer"] == "/expires_at", r.text
+
+
+async def test_tokens_expiry_is_bounded_and_rotating_a_far_token_does_not_overflow(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    far = {"name": "x", "owner_subject": "alice", "expires_at": "9999-12-31T23:59:59Z"}
+    r = await client.post("/v1/tokens", json=far, headers=admin)
+    assert r.status_code == 400 and r.json()["pointer"] == "/expires_at", r.text
+    latest = runtime.clock.now() + MAX_LIFETIME
+    ok = await _create(client, admin, expires_at=latest.isoformat())
+    # a token stored before the bound existed (or by hand) rotates without overflow
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == ok["id"])
+            .values(expires_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+        )
+    rotated = await client.post(f"/v1/tokens/{ok['id']}/rotate", headers=admin)
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["expires_at"] == latest.isoformat().replace("+00:00", "Z")
+
+
+async def test_tokens_list_with_a_cursor_it_did_not_return_is_400_with_a_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    await _create(client, admin)
+    for cursor in ("garbage", "tok_", "org_01arz3ndektsv4rrffq69g5fav"):
+        r = await client.get("/v1/tokens", params={"cursor": cursor}, headers=admin)
+        assert r.status_code == 400, (cursor, r.text)
+        assert r.json()["code"] == "invalid_request" and r.json()["pointer"] == "/cursor"

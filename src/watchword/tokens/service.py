@@ -42,6 +42,7 @@ from watchword.errors import (
     TokenUnknown,
     Unavailable,
 )
+from watchword.ids import is_id
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
@@ -49,9 +50,15 @@ from watchword.tokens import store
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
-from watchword.tokens.mint import mint, token_hash
+from watchword.tokens.mint import TOKEN_ID_PREFIX, mint, token_hash
 from watchword.tokens.model import NewToken, Owner, TokenRecord, TokenState
-from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
+from watchword.tokens.rotation import (
+    MAX_LIFETIME,
+    Lifetime,
+    latest_expiry,
+    retiring_expires_at,
+    successor_expires_at,
+)
 from watchword.tokens.scope import normalize_scopes
 from watchword.tokens.tables import api_tokens
 
@@ -196,6 +203,11 @@ class TokenService:
             raise InvalidInput(
                 "a personal token belongs to no organization", pointer="/organization_id"
             )
+        if spec.expires_at is not None and spec.expires_at > latest_expiry(now):
+            raise InvalidInput(
+                f"expires_at must be within {MAX_LIFETIME.days} days (ten years) from now",
+                pointer="/expires_at",
+            )
         expires_at = spec.expires_at
         if expires_at is None and spec.kind is TokenKind.INTEGRATION:
             expires_at = self._successor_expiry(spec.kind, None, now)
@@ -230,6 +242,10 @@ class TokenService:
     ) -> TokenPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
+        if cursor is not None and not is_id(cursor, TOKEN_ID_PREFIX):
+            # The cursor is the last id of the previous page; anything else would silently
+            # restart (or skip) the listing.
+            raise InvalidInput("the cursor is not one this API returned", pointer="/cursor")
         async with self._connection() as conn:
             items = await store.list_tokens(
                 conn,

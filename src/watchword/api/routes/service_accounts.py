@@ -46,6 +46,7 @@ async def list_service_accounts(
     cursor: str | None = None,
     name: str | None = None,
 ) -> PageOut[ServiceAccountOut]:
+    await access.require_organization(organization_id)
     visible = await access.visible(
         "service-accounts", id=service_accounts.c.id, org_id=service_accounts.c.organization_id
     )
