@@ -288,9 +288,13 @@ async def test_tokens_responses_carrying_a_plaintext_are_never_cached(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
     created = await client.post(
-        "/v1/tokens", json={"name": "ci", "owner_subject": "alice"}, headers=admin
+        "/v1/tokens",
+        json={"name": "ci", "owner_subject": "alice", "permission": "rw", "scopes": ["*:*"]},
+        headers=admin,
     )
-    rotated = await client.post(f"/v1/tokens/{created.json()['id']}/rotate", headers=admin)
+    # A personal token is rotated by its owner's credential (here: itself).
+    own = _bearer(created.json()["token"])
+    rotated = await client.post(f"/v1/tokens/{created.json()['id']}/rotate", headers=own)
     for r in (created, rotated):
         assert r.status_code == 201, r.text
         assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
@@ -317,7 +321,7 @@ async def test_tokens_expiry_is_bounded_and_rotating_a_far_token_does_not_overfl
     r = await client.post("/v1/tokens", json=far, headers=admin)
     assert r.status_code == 400 and r.json()["pointer"] == "/expires_at", r.text
     latest = runtime.clock.now() + MAX_LIFETIME
-    ok = await _create(client, admin, expires_at=latest.isoformat())
+    ok = await _create(client, admin, expires_at=latest.isoformat(), permission="rw")
     # a token stored before the bound existed (or by hand) rotates without overflow
     async with runtime.engine.begin() as conn:
         await conn.execute(
@@ -325,7 +329,7 @@ async def test_tokens_expiry_is_bounded_and_rotating_a_far_token_does_not_overfl
             .where(api_tokens.c.id == ok["id"])
             .values(expires_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
         )
-    rotated = await client.post(f"/v1/tokens/{ok['id']}/rotate", headers=admin)
+    rotated = await client.post(f"/v1/tokens/{ok['id']}/rotate", headers=_bearer(str(ok["token"])))
     assert rotated.status_code == 201, rotated.text
     assert rotated.json()["expires_at"] == latest.isoformat().replace("+00:00", "Z")
 
