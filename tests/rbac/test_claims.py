@@ -83,6 +83,48 @@ def test_claims_digest_ignores_unread_claims_and_sees_read_ones() -> None:
     )
 
 
+@pytest.mark.parametrize("acctype", list(AccountType))
+def test_identity_acctype_claim_gives_that_account_type(acctype: AccountType) -> None:
+    claims = {"sub": "robot", CLAIM: {"acctype": acctype.value}}
+    assert identity_from_claims(claims, TRUSTED).account_type is acctype
+    assert identity_from_claims(claims, UNTRUSTED).account_type is acctype
+
+
+def test_identity_claims_of_configured_names_are_read() -> None:
+    issuer = IssuerTrust(
+        "https://idp.example", "roles", True, groups_claim="teams", subject_claim="oid"
+    )
+    claims = {"oid": "u-1", "sub": "other", "roles": {"orgIds": ["o1"]}, "teams": ["eng"]}
+    ident = identity_from_claims(claims, issuer)
+    assert ident.id == "u-1"
+    assert ident.claimed_org_ids == frozenset({"o1"})
+    assert ident.idp_groups == {"eng"}
+    assert identity_from_claims({"oid": "u-1"}, issuer, subject="u-1").id == "u-1"
+
+
+def test_identity_claimed_orgs_without_acctype_stay_a_user() -> None:
+    ident = identity_from_claims({"sub": "a", CLAIM: {"orgIds": []}}, TRUSTED)
+    assert (ident.account_type, ident.claimed_org_ids) == (AccountType.USER, frozenset())
+
+
+def test_claims_digest_changes_with_idp_groups() -> None:
+    issuer = IssuerTrust("https://idp.example", CLAIM, groups_claim="groups")
+    base = {"sub": "a", "groups": ["eng"]}
+    digest = claims_digest(base, issuer)
+    assert claims_digest({**base, "groups": ["eng", "ops"]}, issuer) != digest
+    assert claims_digest({**base, "groups": []}, issuer) != digest
+    assert claims_digest({"sub": "a"}, issuer) != digest
+    assert claims_digest({**base, "iat": 7}, issuer) == digest
+
+
+def test_claims_digest_changes_with_subject_and_issuer_claims() -> None:
+    base = {"sub": "a", "iss": TRUSTED.url}
+    digest = claims_digest(base, TRUSTED)
+    assert claims_digest({**base, "sub": "b"}, TRUSTED) != digest
+    # a claims set naming another issuer is refused; it must not hit the cached identity
+    assert claims_digest({**base, "iss": "https://evil.example"}, TRUSTED) != digest
+
+
 @given(st.lists(st.text(), min_size=1, max_size=4))
 def test_json_pointer_round_trips_any_claim_name(parts: list[str]) -> None:
     pointer = json_pointer(*parts)
