@@ -19,7 +19,7 @@ from watchword.authz import (
     parse_policy,
     prepare,
 )
-from watchword.errors import UnknownAction, UnknownResourceType
+from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType
 
 CLUSTERS = "compute:clusters"
 ISS = "https://id.example.com"
@@ -377,3 +377,48 @@ def test_check_when_roles_deny_under_scope_leaves_scope_unconsulted(policy: Poli
     assert check(c, "read", cluster(org_id="acme")) == Decision(
         allowed=False, decided_by=DecidedBy.NOTHING
     )
+
+
+# Prepared and filter_objects -------------------------------------------------------------------
+
+
+def test_prepare_when_global_role_allows_gives_a_true_residual(policy: Policy) -> None:
+    c = compile_subject(policy, who(global_roles=frozenset({"global-deleter"})))
+    prepared = prepare(c, "delete", CLUSTERS)
+    assert prepared.to_dict() == {
+        "type": CLUSTERS,
+        "action": "delete",
+        "residual": {"op": "true"},
+    }
+    assert (prepared.node_count, prepared.subject_key) == (1, c.key)
+    assert repr(prepared) == f"Prepared(type={CLUSTERS!r}, action='delete', nodes=1)"
+    assert prepared.matches(cluster())
+    # a scope without the name leaves nothing, whatever the roles
+    c = compile_subject(
+        policy, who(global_roles=frozenset({"global-deleter"}), scope=TokenScope(frozenset()))
+    )
+    assert prepare(c, "delete", CLUSTERS).to_dict()["residual"] == {"op": "false"}
+
+
+def test_prepared_when_object_of_another_type_raises(policy: Policy) -> None:
+    c = compile_subject(policy, who(global_roles=frozenset({"global-deleter"})))
+    prepared = prepare(c, "delete", CLUSTERS)
+    with pytest.raises(
+        InvalidInput, match=r"^prepared for type 'compute:clusters', got 'identity:projects'$"
+    ):
+        prepared.matches(Object("identity:projects", "p"))
+
+
+@pytest.mark.parametrize("prepare_from", [1, 1000])
+def test_filter_objects_keeps_allowed_in_order_and_refuses_mixed_types(
+    policy: Policy, prepare_from: int
+) -> None:
+    c = compile_subject(policy, who(org_roles={"acme": frozenset({"member"})}))
+    objs = [Object(CLUSTERS, f"c{i}", org_id=org) for i, org in enumerate(["acme", "x", "acme"])]
+    kept = filter_objects(c, "read", iter(objs), prepare_from=prepare_from)
+    assert [o.id for o in kept] == ["c0", "c2"]
+    assert filter_objects(c, "read", [], prepare_from=prepare_from) == []
+    with pytest.raises(InvalidInput, match=r"all objects must be of type|identity:projects"):
+        filter_objects(
+            c, "read", [*objs, Object("identity:projects", "p9")], prepare_from=prepare_from
+        )

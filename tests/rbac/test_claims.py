@@ -36,30 +36,64 @@ def test_identity_untrusted_issuer_org_ids_are_ignored() -> None:
     assert identity_from_claims(claims, UNTRUSTED).claimed_org_ids is None
 
 
+AUTHZ = "/https:~1~1watchword.dev~1authz"
+
+
 @pytest.mark.parametrize(
-    ("claims", "pointer"),
+    ("claims", "pointer", "detail"),
     [
-        ({"sub": "a", CLAIM: "user"}, "/https:~1~1watchword.dev~1authz"),
-        ({"sub": "a", CLAIM: {"acctype": "robot"}}, "/https:~1~1watchword.dev~1authz/acctype"),
-        ({"sub": "a", CLAIM: {"orgIds": "o1"}}, "/https:~1~1watchword.dev~1authz/orgIds"),
-        ({"sub": "a", CLAIM: {"orgIds": ["o1", 3]}}, "/https:~1~1watchword.dev~1authz/orgIds/1"),
-        ({"sub": ""}, "/sub"),
-        ({}, "/sub"),
-        ({"sub": "a", "iss": "https://evil.example"}, "/iss"),
+        ({"sub": "a", CLAIM: "user"}, AUTHZ, "must be an object"),
+        (
+            {"sub": "a", CLAIM: {"acctype": "robot"}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        (
+            {"sub": "a", CLAIM: {"acctype": 1}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        ({"sub": "a", CLAIM: {"orgIds": "o1"}}, f"{AUTHZ}/orgIds", "must be a list of strings"),
+        (
+            {"sub": "a", CLAIM: {"orgIds": ["o1", 3]}},
+            f"{AUTHZ}/orgIds/1",
+            "must be a non-empty string",
+        ),
+        ({"sub": "a", CLAIM: {"orgIds": [""]}}, f"{AUTHZ}/orgIds/0", "must be a non-empty string"),
+        ({"sub": ""}, "/sub", "must be a non-empty string"),
+        ({"sub": 7}, "/sub", "must be a non-empty string"),
+        ({}, "/sub", "the subject is missing"),
+        (
+            {"sub": "a", "iss": "https://evil.example"},
+            "/iss",
+            "the claims were issued by another issuer than the one given",
+        ),
     ],
 )
 def test_identity_malformed_claims_raise_with_pointer(
-    claims: dict[str, object], pointer: str
+    claims: dict[str, object], pointer: str, detail: str
 ) -> None:
     with pytest.raises(MalformedClaim) as info:
         identity_from_claims(claims, TRUSTED)
     assert info.value.pointer == pointer
+    assert info.value.detail == detail
     assert info.value.code == "malformed_claim"
 
 
+def test_identity_malformed_groups_claim_points_at_it() -> None:
+    issuer = IssuerTrust("https://idp.example", CLAIM, groups_claim="groups")
+    with pytest.raises(MalformedClaim) as info:
+        identity_from_claims({"sub": "a", "groups": "eng"}, issuer)
+    assert (info.value.pointer, info.value.detail) == ("/groups", "must be a list of strings")
+
+
 def test_identity_subject_disagreeing_with_principal_is_refused() -> None:
-    with pytest.raises(MalformedClaim):
+    with pytest.raises(MalformedClaim) as info:
         identity_from_claims({"sub": "bob"}, TRUSTED, subject="alice")
+    assert (info.value.pointer, info.value.detail) == (
+        "/sub",
+        "does not match the authenticated subject",
+    )
 
 
 def test_identity_local_sa_subject_is_a_service_account_whatever_the_claim() -> None:

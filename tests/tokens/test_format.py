@@ -50,7 +50,7 @@ def test_base62_number_too_wide_raises_naming_the_number(number: int, width: int
 
 
 def test_base62_negative_number_raises() -> None:
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"^base62 encodes non-negative numbers$"):
         base62(-1, 6)
 
 
@@ -129,6 +129,12 @@ def test_compose_refuses_a_short_or_foreign_body() -> None:
 
 
 def test_token_kind_labels_roundtrip() -> None:
+    # the labels are what the API and the CLI show
+    assert [(k.value, k.label) for k in TokenKind] == [
+        ("p", "personal"),
+        ("s", "service_account"),
+        ("i", "integration"),
+    ]
     for kind in TokenKind:
         assert TokenKind.from_label(kind.label) is kind
     with pytest.raises(ValueError, match="unknown token kind"):
