@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,6 +53,11 @@ AUTHZ = "/https:~1~1watchword.dev~1authz"
         ),
         (
             {"sub": "a", CLAIM: {"acctype": 1}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        (
+            {"sub": "a", CLAIM: {"acctype": ["user"]}},
             f"{AUTHZ}/acctype",
             "must be one of user, service, system",
         ),
@@ -157,6 +165,26 @@ def test_claims_digest_changes_with_subject_and_issuer_claims() -> None:
     assert claims_digest({**base, "sub": "b"}, TRUSTED) != digest
     # a claims set naming another issuer is refused; it must not hit the cached identity
     assert claims_digest({**base, "iss": "https://evil.example"}, TRUSTED) != digest
+
+
+def test_claims_digest_is_sha256_of_sorted_compact_json() -> None:
+    claims = {"sub": "a", CLAIM: {"orgIds": ["o1"], "acctype": "user"}, "exp": 9}
+    canonical = '{"https://watchword.dev/authz":{"acctype":"user","orgIds":["o1"]},"sub":"a"}'
+    assert claims_digest(claims, TRUSTED) == hashlib.sha256(canonical.encode()).hexdigest()
+    # the same claims in another order are the same identity
+    reordered = {CLAIM: {"acctype": "user", "orgIds": ["o1"]}, "sub": "a"}
+    assert claims_digest(reordered, TRUSTED) == claims_digest(claims, TRUSTED)
+
+
+def test_claims_digest_hashes_a_non_json_value_by_its_text() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    canonical = '{"sub":"2026-01-01 00:00:00+00:00"}'
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert claims_digest({"sub": when}, TRUSTED) == expected
+
+
+def test_json_pointer_escapes_tilde_before_slash() -> None:
+    assert json_pointer("a~1/b", 0) == "/a~01~1b/0"
 
 
 @given(st.lists(st.text(), min_size=1, max_size=4))

@@ -180,6 +180,12 @@ def test_resolve_subject_service_claiming_not_exactly_one_org_raises(
     assert f"got {len(claimed)}" in str(info.value)
 
 
+def test_resolve_subject_service_claim_error_without_claim_name_points_at_org_ids() -> None:
+    with pytest.raises(WrongOrganizationCount) as info:
+        resolve_subject(service(frozenset()), SubjectFacts())
+    assert info.value.pointer == "//orgIds"
+
+
 def test_resolve_subject_service_in_groups_of_one_org_belongs_to_it() -> None:
     facts = SubjectFacts(
         groups=(
