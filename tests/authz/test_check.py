@@ -422,3 +422,20 @@ def test_filter_objects_keeps_allowed_in_order_and_refuses_mixed_types(
         filter_objects(
             c, "read", [*objs, Object("identity:projects", "p9")], prepare_from=prepare_from
         )
+
+
+def test_check_when_roles_deny_under_restricted_scope_leaves_scope_unconsulted(
+    policy: Policy,
+) -> None:
+    only_c1 = TokenScope(frozenset({"*:*"}), frozenset({(CLUSTERS, "c1")}))
+    c = compile_subject(policy, who(org_roles={"acme": frozenset({"no-delete"})}, scope=only_c1))
+    d = check(c, "delete", Object(CLUSTERS, "c2", org_id="acme"))
+    assert (d.allowed, d.decided_by, d.role, d.scope_allowed) == (
+        False,
+        DecidedBy.ORGANIZATION,
+        "no-delete",
+        None,
+    )
+    assert check(c, "read", Object(CLUSTERS, "c2", org_id="acme")) == Decision(
+        allowed=False, decided_by=DecidedBy.NOTHING
+    )
