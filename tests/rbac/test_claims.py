@@ -13,6 +13,7 @@ from watchword.rbac.claims import (
     claims_digest,
     identity_from_claims,
     json_pointer,
+    service_account_subject,
 )
 from watchword.rbac.errors import MalformedClaim
 
@@ -238,3 +239,10 @@ def test_identity_any_claims_parse_or_raise_malformed_claim(claims: dict[str, ob
     raw = claims.get(CLAIM)
     if ident.claimed_org_ids is not None:
         assert isinstance(raw, dict) and frozenset(raw["orgIds"]) == ident.claimed_org_ids
+
+
+def test_service_account_subject_is_the_issuer_and_prefixed_id() -> None:
+    assert service_account_subject("https://ww.example", "svc_1") == (
+        "https://ww.example",
+        "sa:svc_1",
+    )
