@@ -200,13 +200,20 @@ def worlds(draw: st.DrawFn, max_objects: int = 12) -> World:
 
         return st.sampled_from([*type_names, "*"]).flatmap(for_type)
 
-    # In an owner-focused world every role is owner-only and objects sit where the subject
-    # holds roles: the owner stage is reached (nothing decides before it) and the owner votes
-    # of the global, organization and project sources meet and must combine, deny first.
-    owner_focus = draw(st.booleans())
+    # A focused world's roles are of one level (or owner-only) and its objects sit where the
+    # subject holds roles, so that level's stage is reached (nothing above decides) and, for
+    # the owner stage, votes of the global, organization and project sources meet and must
+    # combine, deny first. Mixed-level roles alone mostly decide at the global level.
+    focus = draw(st.sampled_from((None, "organization", "project", "owner", "owner")))
     any_levels = st.dictionaries(st.sampled_from(LEVELS), st.lists(perm(), max_size=3), max_size=4)
     owner_only = st.fixed_dictionaries({"owner": st.lists(perm(), min_size=1, max_size=2)})
-    role_spec = owner_only if owner_focus else any_levels | owner_only
+    if focus is None:
+        role_spec = any_levels | owner_only
+    else:
+        role_spec = owner_only | st.fixed_dictionaries(
+            {focus: st.lists(perm(), min_size=1, max_size=2)}
+        )
+    owner_focus = focus is not None
     roles = {name: draw(role_spec) for name in ROLE_NAMES}
     role_set = small_set(ROLE_NAMES, 0, 2)
     scope = st.none() | st.tuples(
