@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 from fastapi import FastAPI
+from hypothesis import Phase, settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +30,13 @@ from watchword.runtime import Runtime
 from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
+
+# `--hypothesis-profile=mutation` (scripts/mutation): a fixed seed, so a score is reproducible;
+# no example database, so one run's counter-examples do not leak into the next; no shrinking,
+# since any counter-example kills a mutant.
+settings.register_profile(
+    "mutation", derandomize=True, database=None, phases=[Phase.explicit, Phase.generate]
+)
 
 PG_ADMIN_DSN = os.environ.get(
     "WATCHWORD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"

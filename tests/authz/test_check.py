@@ -6,6 +6,8 @@ import pytest
 
 from watchword.authz import (
     DecidedBy,
+    Decision,
+    Level,
     Object,
     Policy,
     Subject,
@@ -13,9 +15,11 @@ from watchword.authz import (
     check,
     compile_subject,
     explain,
+    filter_objects,
     parse_policy,
+    prepare,
 )
-from watchword.errors import UnknownAction, UnknownResourceType
+from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType
 
 CLUSTERS = "compute:clusters"
 ISS = "https://id.example.com"
@@ -212,3 +216,226 @@ def test_explain_when_denied_by_org_lists_every_stage(policy: Policy) -> None:
     data = why.to_dict()
     assert data["decision"]["decided_by"] == "organization"  # type: ignore[index]
     assert "no-delete" in why.to_text()
+
+
+# Owner stage: deny from any source beats allow from any other ---------------------------------
+
+OWNER_POLICY = {
+    "resource_types": [{"name": CLUSTERS, "actions": ["read", "delete"]}],
+    "roles": [
+        {
+            "name": "owner-allow",
+            "permissions": {"owner": [{"resource_type": CLUSTERS, "actions": ["*"]}]},
+        },
+        {
+            "name": "owner-deny",
+            "permissions": {
+                "owner": [{"resource_type": CLUSTERS, "actions": ["delete"], "effect": "deny"}]
+            },
+        },
+    ],
+}
+SOURCES = ("global", "organization", "project")
+
+
+def holding(roles_at: dict[str, set[str]], scope: TokenScope | None = None) -> Subject:
+    """alice holding each role set at one source: globally, in org acme, in project p1."""
+    return who(
+        global_roles=frozenset(roles_at.get("global", set())),
+        org_roles={"acme": frozenset(roles_at.get("organization", set()))},
+        project_roles={"p1": frozenset(roles_at.get("project", set()))},
+        project_orgs={"p1": "acme"},
+        scope=scope,
+    )
+
+
+def owned(key: str, **kw: object) -> Object:
+    return cluster(org_id="acme", project_id="p1", owner=key, **kw)
+
+
+def every_answer(policy: Policy, subject: Subject, action: str, obj: Object) -> set[bool]:
+    """check, the prepared residual, and both filter paths: one answer if they agree."""
+    c = compile_subject(policy, subject)
+    return {
+        check(c, action, obj).allowed,
+        prepare(c, action, obj.type).matches(obj),
+        bool(filter_objects(c, action, [obj], prepare_from=1)),
+        bool(filter_objects(c, action, [obj])),
+    }
+
+
+@pytest.mark.parametrize("deny_at", SOURCES)
+@pytest.mark.parametrize("allow_at", SOURCES)
+def test_check_when_owner_deny_and_allow_from_any_sources_denies(
+    deny_at: str, allow_at: str
+) -> None:
+    policy = parse_policy(OWNER_POLICY)
+    roles_at: dict[str, set[str]] = {deny_at: {"owner-deny"}}
+    roles_at.setdefault(allow_at, set()).add("owner-allow")
+    subject = holding(roles_at)
+    c = compile_subject(policy, subject)
+    # the user ACL would allow: the owner stage must decide before it is reached
+    obj = owned(c.key, acl_users={c.key: {"*"}})
+    d = check(c, "delete", obj)
+    assert (d.allowed, d.decided_by, d.role) == (False, DecidedBy.OWNER, "owner-deny")
+    assert d.scope_allowed is None
+    assert every_answer(policy, subject, "delete", obj) == {False}
+    # the deny names delete only; read is allowed by the owner allow
+    assert check(c, "read", obj).decided_by is DecidedBy.OWNER
+    assert every_answer(policy, subject, "read", obj) == {True}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_check_when_owner_allow_from_one_source_allows(source: str) -> None:
+    policy = parse_policy(OWNER_POLICY)
+    subject = holding({source: {"owner-allow"}})
+    c = compile_subject(policy, subject)
+    d = check(c, "delete", owned(c.key))
+    assert (d.allowed, d.decided_by, d.role) == (True, DecidedBy.OWNER, "owner-allow")
+    assert d.permission == policy.role("owner-allow").block(Level.OWNER)[0]
+    assert every_answer(policy, subject, "delete", owned(c.key)) == {True}
+    # another owner: the owner stage abstains
+    assert every_answer(policy, subject, "delete", owned(f"{ISS}|bob")) == {False}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_check_when_owner_deny_from_one_source_beats_acl(source: str) -> None:
+    policy = parse_policy(OWNER_POLICY)
+    subject = holding({source: {"owner-deny"}}, scope=TokenScope(frozenset({"*:*"})))
+    c = compile_subject(policy, subject)
+    obj = owned(c.key, acl_users={c.key: {"delete"}}, acl_groups={"sre": {"delete"}})
+    d = check(c, "delete", obj)
+    assert (d.allowed, d.decided_by, d.role) == (False, DecidedBy.OWNER, "owner-deny")
+    assert every_answer(policy, subject, "delete", obj) == {False}
+    # not the owner: the ACL decides
+    other = owned(f"{ISS}|bob", acl_users={c.key: {"delete"}})
+    assert every_answer(policy, subject, "delete", other) == {True}
+
+
+@pytest.mark.parametrize("source", ["organization", "project"])
+def test_check_when_owner_vote_held_elsewhere_abstains(source: str) -> None:
+    policy = parse_policy(OWNER_POLICY)
+    subject = holding({source: {"owner-allow"}})
+    c = compile_subject(policy, subject)
+    elsewhere = Object(CLUSTERS, "c1", org_id="globex", project_id="p2", owner=c.key)
+    assert check(c, "delete", elsewhere).decided_by is DecidedBy.NOTHING
+    assert every_answer(policy, subject, "delete", elsewhere) == {False}
+
+
+# Scope refusals keep what decided --------------------------------------------------------------
+
+
+def test_check_when_scope_refuses_role_allow_keeps_role_and_permission(policy: Policy) -> None:
+    narrow = TokenScope(frozenset({f"{CLUSTERS}:read"}))
+    c = compile_subject(policy, who(org_roles={"acme": frozenset({"org-admin"})}, scope=narrow))
+    admin_perm = policy.role("org-admin").block(Level.ORGANIZATION)[0]
+    assert check(c, "update", cluster(org_id="acme")) == Decision(
+        allowed=False,
+        decided_by=DecidedBy.ORGANIZATION,
+        role="org-admin",
+        permission=admin_perm,
+        acl_entry=None,
+        scope_allowed=False,
+    )
+    assert check(c, "read", cluster(org_id="acme")) == Decision(
+        allowed=True,
+        decided_by=DecidedBy.ORGANIZATION,
+        role="org-admin",
+        permission=admin_perm,
+        scope_allowed=True,
+    )
+
+
+def test_check_when_scope_refuses_acl_allow_keeps_acl_entry(policy: Policy) -> None:
+    only_c2 = TokenScope(frozenset({"*:*"}), frozenset({(CLUSTERS, "c2")}))
+    c = compile_subject(policy, who(groups=frozenset({"sre"}), scope=only_c2))
+    for obj, entry in (
+        (cluster(acl_users={c.key: {"use"}}), f"user:{c.key}"),
+        (cluster(acl_groups={"sre": {"use"}}), "group:sre"),
+    ):
+        assert check(c, "use", obj) == Decision(
+            allowed=False, decided_by=DecidedBy.ACL, acl_entry=entry, scope_allowed=False
+        )
+    allowed = check(c, "use", Object(CLUSTERS, "c2", acl_groups={"sre": {"use"}}))
+    assert allowed == Decision(
+        allowed=True, decided_by=DecidedBy.ACL, acl_entry="group:sre", scope_allowed=True
+    )
+
+
+def test_check_when_roles_deny_under_scope_leaves_scope_unconsulted(policy: Policy) -> None:
+    c = compile_subject(
+        policy,
+        who(org_roles={"acme": frozenset({"no-delete"})}, scope=TokenScope(frozenset({"*:*"}))),
+    )
+    d = check(c, "delete", cluster(org_id="acme"))
+    assert (d.allowed, d.decided_by, d.role, d.scope_allowed) == (
+        False,
+        DecidedBy.ORGANIZATION,
+        "no-delete",
+        None,
+    )
+    assert check(c, "read", cluster(org_id="acme")) == Decision(
+        allowed=False, decided_by=DecidedBy.NOTHING
+    )
+
+
+# Prepared and filter_objects -------------------------------------------------------------------
+
+
+def test_prepare_when_global_role_allows_gives_a_true_residual(policy: Policy) -> None:
+    c = compile_subject(policy, who(global_roles=frozenset({"global-deleter"})))
+    prepared = prepare(c, "delete", CLUSTERS)
+    assert prepared.to_dict() == {
+        "type": CLUSTERS,
+        "action": "delete",
+        "residual": {"op": "true"},
+    }
+    assert (prepared.node_count, prepared.subject_key) == (1, c.key)
+    assert repr(prepared) == f"Prepared(type={CLUSTERS!r}, action='delete', nodes=1)"
+    assert prepared.matches(cluster())
+    # a scope without the name leaves nothing, whatever the roles
+    c = compile_subject(
+        policy, who(global_roles=frozenset({"global-deleter"}), scope=TokenScope(frozenset()))
+    )
+    assert prepare(c, "delete", CLUSTERS).to_dict()["residual"] == {"op": "false"}
+
+
+def test_prepared_when_object_of_another_type_raises(policy: Policy) -> None:
+    c = compile_subject(policy, who(global_roles=frozenset({"global-deleter"})))
+    prepared = prepare(c, "delete", CLUSTERS)
+    with pytest.raises(
+        InvalidInput, match=r"^prepared for type 'compute:clusters', got 'identity:projects'$"
+    ):
+        prepared.matches(Object("identity:projects", "p"))
+
+
+@pytest.mark.parametrize("prepare_from", [1, 1000])
+def test_filter_objects_keeps_allowed_in_order_and_refuses_mixed_types(
+    policy: Policy, prepare_from: int
+) -> None:
+    c = compile_subject(policy, who(org_roles={"acme": frozenset({"member"})}))
+    objs = [Object(CLUSTERS, f"c{i}", org_id=org) for i, org in enumerate(["acme", "x", "acme"])]
+    kept = filter_objects(c, "read", iter(objs), prepare_from=prepare_from)
+    assert [o.id for o in kept] == ["c0", "c2"]
+    assert filter_objects(c, "read", [], prepare_from=prepare_from) == []
+    with pytest.raises(InvalidInput, match=r"all objects must be of type|identity:projects"):
+        filter_objects(
+            c, "read", [*objs, Object("identity:projects", "p9")], prepare_from=prepare_from
+        )
+
+
+def test_check_when_roles_deny_under_restricted_scope_leaves_scope_unconsulted(
+    policy: Policy,
+) -> None:
+    only_c1 = TokenScope(frozenset({"*:*"}), frozenset({(CLUSTERS, "c1")}))
+    c = compile_subject(policy, who(org_roles={"acme": frozenset({"no-delete"})}, scope=only_c1))
+    d = check(c, "delete", Object(CLUSTERS, "c2", org_id="acme"))
+    assert (d.allowed, d.decided_by, d.role, d.scope_allowed) == (
+        False,
+        DecidedBy.ORGANIZATION,
+        "no-delete",
+        None,
+    )
+    assert check(c, "read", Object(CLUSTERS, "c2", org_id="acme")) == Decision(
+        allowed=False, decided_by=DecidedBy.NOTHING
+    )

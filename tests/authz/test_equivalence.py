@@ -200,12 +200,21 @@ def worlds(draw: st.DrawFn, max_objects: int = 12) -> World:
 
         return st.sampled_from([*type_names, "*"]).flatmap(for_type)
 
-    roles = {
-        name: draw(
-            st.dictionaries(st.sampled_from(LEVELS), st.lists(perm(), max_size=3), max_size=4)
+    # A focused world's roles are of one level (or owner-only) and its objects sit where the
+    # subject holds roles, so that level's stage is reached (nothing above decides) and, for
+    # the owner stage, votes of the global, organization and project sources meet and must
+    # combine, deny first. Mixed-level roles alone mostly decide at the global level.
+    focus = draw(st.sampled_from((None, "organization", "project", "owner", "owner")))
+    any_levels = st.dictionaries(st.sampled_from(LEVELS), st.lists(perm(), max_size=3), max_size=4)
+    owner_only = st.fixed_dictionaries({"owner": st.lists(perm(), min_size=1, max_size=2)})
+    if focus is None:
+        role_spec = any_levels | owner_only
+    else:
+        role_spec = owner_only | st.fixed_dictionaries(
+            {focus: st.lists(perm(), min_size=1, max_size=2)}
         )
-        for name in ROLE_NAMES
-    }
+    owner_focus = focus is not None
+    roles = {name: draw(role_spec) for name in ROLE_NAMES}
     role_set = small_set(ROLE_NAMES, 0, 2)
     scope = st.none() | st.tuples(
         st.frozensets(
@@ -232,15 +241,20 @@ def worlds(draw: st.DrawFn, max_objects: int = 12) -> World:
     )
     acl_actions = small_set((*ACTION_POOL, "*"), 1, 2)
     keys = tuple(key_of(u) for u in USERS)
+    org_pool = tuple(sorted(subject.org_roles)) if owner_focus and subject.org_roles else ORGS
+    project_pool = (
+        tuple(sorted(subject.project_roles)) if owner_focus and subject.project_roles else PROJECTS
+    )
     objects = []
     for i in range(draw(st.integers(1, max_objects))):
         objects.append(
             ObjectSpec(
                 type=draw(st.sampled_from(type_names)),
                 id=f"x{i}",
-                org=draw(st.none() | st.sampled_from(ORGS)),
-                project=draw(st.none() | st.sampled_from(PROJECTS)),
-                owner=draw(st.none() | st.sampled_from(keys)),
+                org=draw(st.none() | st.sampled_from(org_pool)),
+                project=draw(st.none() | st.sampled_from(project_pool)),
+                # the subject owns about half the objects, so its owner stage is reached
+                owner=draw(st.none() | st.just(key_of(subject.user)) | st.sampled_from(keys)),
                 acl_users=draw(st.dictionaries(st.sampled_from(keys), acl_actions, max_size=2)),
                 acl_groups=draw(st.dictionaries(st.sampled_from(GROUPS), acl_actions, max_size=2)),
             )

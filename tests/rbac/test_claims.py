@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +13,7 @@ from watchword.rbac.claims import (
     claims_digest,
     identity_from_claims,
     json_pointer,
+    service_account_subject,
 )
 from watchword.rbac.errors import MalformedClaim
 
@@ -36,30 +40,69 @@ def test_identity_untrusted_issuer_org_ids_are_ignored() -> None:
     assert identity_from_claims(claims, UNTRUSTED).claimed_org_ids is None
 
 
+AUTHZ = "/https:~1~1watchword.dev~1authz"
+
+
 @pytest.mark.parametrize(
-    ("claims", "pointer"),
+    ("claims", "pointer", "detail"),
     [
-        ({"sub": "a", CLAIM: "user"}, "/https:~1~1watchword.dev~1authz"),
-        ({"sub": "a", CLAIM: {"acctype": "robot"}}, "/https:~1~1watchword.dev~1authz/acctype"),
-        ({"sub": "a", CLAIM: {"orgIds": "o1"}}, "/https:~1~1watchword.dev~1authz/orgIds"),
-        ({"sub": "a", CLAIM: {"orgIds": ["o1", 3]}}, "/https:~1~1watchword.dev~1authz/orgIds/1"),
-        ({"sub": ""}, "/sub"),
-        ({}, "/sub"),
-        ({"sub": "a", "iss": "https://evil.example"}, "/iss"),
+        ({"sub": "a", CLAIM: "user"}, AUTHZ, "must be an object"),
+        (
+            {"sub": "a", CLAIM: {"acctype": "robot"}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        (
+            {"sub": "a", CLAIM: {"acctype": 1}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        (
+            {"sub": "a", CLAIM: {"acctype": ["user"]}},
+            f"{AUTHZ}/acctype",
+            "must be one of user, service, system",
+        ),
+        ({"sub": "a", CLAIM: {"orgIds": "o1"}}, f"{AUTHZ}/orgIds", "must be a list of strings"),
+        (
+            {"sub": "a", CLAIM: {"orgIds": ["o1", 3]}},
+            f"{AUTHZ}/orgIds/1",
+            "must be a non-empty string",
+        ),
+        ({"sub": "a", CLAIM: {"orgIds": [""]}}, f"{AUTHZ}/orgIds/0", "must be a non-empty string"),
+        ({"sub": ""}, "/sub", "must be a non-empty string"),
+        ({"sub": 7}, "/sub", "must be a non-empty string"),
+        ({}, "/sub", "the subject is missing"),
+        (
+            {"sub": "a", "iss": "https://evil.example"},
+            "/iss",
+            "the claims were issued by another issuer than the one given",
+        ),
     ],
 )
 def test_identity_malformed_claims_raise_with_pointer(
-    claims: dict[str, object], pointer: str
+    claims: dict[str, object], pointer: str, detail: str
 ) -> None:
     with pytest.raises(MalformedClaim) as info:
         identity_from_claims(claims, TRUSTED)
     assert info.value.pointer == pointer
+    assert info.value.detail == detail
     assert info.value.code == "malformed_claim"
 
 
+def test_identity_malformed_groups_claim_points_at_it() -> None:
+    issuer = IssuerTrust("https://idp.example", CLAIM, groups_claim="groups")
+    with pytest.raises(MalformedClaim) as info:
+        identity_from_claims({"sub": "a", "groups": "eng"}, issuer)
+    assert (info.value.pointer, info.value.detail) == ("/groups", "must be a list of strings")
+
+
 def test_identity_subject_disagreeing_with_principal_is_refused() -> None:
-    with pytest.raises(MalformedClaim):
+    with pytest.raises(MalformedClaim) as info:
         identity_from_claims({"sub": "bob"}, TRUSTED, subject="alice")
+    assert (info.value.pointer, info.value.detail) == (
+        "/sub",
+        "does not match the authenticated subject",
+    )
 
 
 def test_identity_local_sa_subject_is_a_service_account_whatever_the_claim() -> None:
@@ -81,6 +124,68 @@ def test_claims_digest_ignores_unread_claims_and_sees_read_ones() -> None:
     assert claims_digest({**base, CLAIM: {"orgIds": ["o2"]}}, TRUSTED) != claims_digest(
         base, TRUSTED
     )
+
+
+@pytest.mark.parametrize("acctype", list(AccountType))
+def test_identity_acctype_claim_gives_that_account_type(acctype: AccountType) -> None:
+    claims = {"sub": "robot", CLAIM: {"acctype": acctype.value}}
+    assert identity_from_claims(claims, TRUSTED).account_type is acctype
+    assert identity_from_claims(claims, UNTRUSTED).account_type is acctype
+
+
+def test_identity_claims_of_configured_names_are_read() -> None:
+    issuer = IssuerTrust(
+        "https://idp.example", "roles", True, groups_claim="teams", subject_claim="oid"
+    )
+    claims = {"oid": "u-1", "sub": "other", "roles": {"orgIds": ["o1"]}, "teams": ["eng"]}
+    ident = identity_from_claims(claims, issuer)
+    assert ident.id == "u-1"
+    assert ident.claimed_org_ids == frozenset({"o1"})
+    assert ident.idp_groups == {"eng"}
+    assert identity_from_claims({"oid": "u-1"}, issuer, subject="u-1").id == "u-1"
+
+
+def test_identity_claimed_orgs_without_acctype_stay_a_user() -> None:
+    ident = identity_from_claims({"sub": "a", CLAIM: {"orgIds": []}}, TRUSTED)
+    assert (ident.account_type, ident.claimed_org_ids) == (AccountType.USER, frozenset())
+
+
+def test_claims_digest_changes_with_idp_groups() -> None:
+    issuer = IssuerTrust("https://idp.example", CLAIM, groups_claim="groups")
+    base = {"sub": "a", "groups": ["eng"]}
+    digest = claims_digest(base, issuer)
+    assert claims_digest({**base, "groups": ["eng", "ops"]}, issuer) != digest
+    assert claims_digest({**base, "groups": []}, issuer) != digest
+    assert claims_digest({"sub": "a"}, issuer) != digest
+    assert claims_digest({**base, "iat": 7}, issuer) == digest
+
+
+def test_claims_digest_changes_with_subject_and_issuer_claims() -> None:
+    base = {"sub": "a", "iss": TRUSTED.url}
+    digest = claims_digest(base, TRUSTED)
+    assert claims_digest({**base, "sub": "b"}, TRUSTED) != digest
+    # a claims set naming another issuer is refused; it must not hit the cached identity
+    assert claims_digest({**base, "iss": "https://evil.example"}, TRUSTED) != digest
+
+
+def test_claims_digest_is_sha256_of_sorted_compact_json() -> None:
+    claims = {"sub": "a", CLAIM: {"orgIds": ["o1"], "acctype": "user"}, "exp": 9}
+    canonical = '{"https://watchword.dev/authz":{"acctype":"user","orgIds":["o1"]},"sub":"a"}'
+    assert claims_digest(claims, TRUSTED) == hashlib.sha256(canonical.encode()).hexdigest()
+    # the same claims in another order are the same identity
+    reordered = {CLAIM: {"acctype": "user", "orgIds": ["o1"]}, "sub": "a"}
+    assert claims_digest(reordered, TRUSTED) == claims_digest(claims, TRUSTED)
+
+
+def test_claims_digest_hashes_a_non_json_value_by_its_text() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    canonical = '{"sub":"2026-01-01 00:00:00+00:00"}'
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert claims_digest({"sub": when}, TRUSTED) == expected
+
+
+def test_json_pointer_escapes_tilde_before_slash() -> None:
+    assert json_pointer("a~1/b", 0) == "/a~01~1b/0"
 
 
 @given(st.lists(st.text(), min_size=1, max_size=4))
@@ -134,3 +239,10 @@ def test_identity_any_claims_parse_or_raise_malformed_claim(claims: dict[str, ob
     raw = claims.get(CLAIM)
     if ident.claimed_org_ids is not None:
         assert isinstance(raw, dict) and frozenset(raw["orgIds"]) == ident.claimed_org_ids
+
+
+def test_service_account_subject_is_the_issuer_and_prefixed_id() -> None:
+    assert service_account_subject("https://ww.example", "svc_1") == (
+        "https://ww.example",
+        "sa:svc_1",
+    )

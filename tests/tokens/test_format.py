@@ -34,6 +34,26 @@ def test_base62_known_values_are_padded_and_exact() -> None:
     assert base62(2**32 - 1, 6) == "4gfFC3"
 
 
+@given(st.integers(min_value=0, max_value=62**4 - 1))
+def test_base62_decodes_back_to_the_number(number: int) -> None:
+    encoded = base62(number, 4)
+    decoded = 0
+    for char in encoded:
+        decoded = decoded * 62 + BASE62.index(char)
+    assert (len(encoded), decoded) == (4, number)
+
+
+@pytest.mark.parametrize(("number", "width"), [(62, 1), (62**6, 6), (2**64, 10)])
+def test_base62_number_too_wide_raises_naming_the_number(number: int, width: int) -> None:
+    with pytest.raises(ValueError, match=f"^{number} does not fit in {width} base62 digits$"):
+        base62(number, width)
+
+
+def test_base62_negative_number_raises() -> None:
+    with pytest.raises(ValueError, match=r"^base62 encodes non-negative numbers$"):
+        base62(-1, 6)
+
+
 def test_checksum_is_base62_crc32_of_body() -> None:
     body = "A" * BODY_LENGTH
     value = zlib.crc32(body.encode())
@@ -53,6 +73,9 @@ def test_compose_then_parse_roundtrips_and_matches_scanner_regex(
     assert parse(token).kind is kind and parse(token).body == body
     assert re.fullmatch(SCANNER_REGEX, token)
     assert re.search(SCANNER_REGEX, f"leaked: {token}.")
+    assert looks_like_token(token)
+    assert not looks_like_token(f" {token}")
+    assert not looks_like_token(f"{token}0")
 
 
 @given(kinds, bodies, st.integers(min_value=4, max_value=39), st.sampled_from(BASE62))
@@ -106,6 +129,12 @@ def test_compose_refuses_a_short_or_foreign_body() -> None:
 
 
 def test_token_kind_labels_roundtrip() -> None:
+    # the labels are what the API and the CLI show
+    assert [(k.value, k.label) for k in TokenKind] == [
+        ("p", "personal"),
+        ("s", "service_account"),
+        ("i", "integration"),
+    ]
     for kind in TokenKind:
         assert TokenKind.from_label(kind.label) is kind
     with pytest.raises(ValueError, match="unknown token kind"):

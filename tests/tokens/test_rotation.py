@@ -151,3 +151,40 @@ def test_successor_expires_at_never_overflows_and_caps_the_lifetime() -> None:
         datetime.max.replace(tzinfo=UTC)
     )
     assert latest_expiry(NOW) == NOW + MAX_LIFETIME
+
+
+def test_deletion_reason_exactly_at_retention_keeps_the_token() -> None:
+    # deleted once expired or revoked for *longer* than the retention, not at it
+    at_cutoff = NOW - RETENTION
+    assert deletion_reason(TokenKind.PERSONAL, at_cutoff, None, NOW, RETENTION) is None
+    assert deletion_reason(TokenKind.PERSONAL, None, at_cutoff, NOW, RETENTION) is None
+    just_over = at_cutoff - timedelta(microseconds=1)
+    assert (
+        deletion_reason(TokenKind.PERSONAL, just_over, None, NOW, RETENTION)
+        is DeletionReason.EXPIRED
+    )
+    assert (
+        deletion_reason(TokenKind.PERSONAL, None, just_over, NOW, RETENTION)
+        is DeletionReason.REVOKED
+    )
+
+
+def test_plan_rotation_token_expiring_now_is_not_the_predecessor() -> None:
+    tokens = [
+        Lifetime("older", NOW - 2 * TTL, NOW + timedelta(hours=3), None),
+        Lifetime("ends-now", NOW - TTL, NOW, None),
+    ]
+    plan = plan_rotation(TokenKind.INTEGRATION, tokens, NOW, cache_ttl=TTL, grace=GRACE)
+    assert plan.rotated_from == "older"
+    assert plan.expire == ()
+
+
+def test_plan_rotation_personal_successor_keeps_the_newest_lifetime_length() -> None:
+    tokens = [
+        Lifetime("old", NOW - timedelta(days=40), NOW + timedelta(days=50), None),
+        Lifetime("new", NOW - timedelta(days=10), NOW + timedelta(days=20), None),
+    ]
+    plan = plan_rotation(TokenKind.PERSONAL, tokens, NOW, cache_ttl=TTL, grace=GRACE)
+    assert plan.successor_expires_at == NOW + timedelta(days=30)
+    assert plan.rotated_from == "new"
+    assert dict(plan.expire) == {"old": NOW + GRACE, "new": NOW + GRACE}

@@ -159,7 +159,7 @@ def claims_digest(claims: Mapping[str, object], issuer: IssuerTrust) -> str:
     """SHA-256 over the claims this module reads (canonical JSON), for cache keys."""
     read = {
         name: claims.get(name)
-        for name in (issuer.subject_claim, issuer.authz_claim, issuer.groups_claim or "")
+        for name in ("iss", issuer.subject_claim, issuer.authz_claim, issuer.groups_claim or "")
         if name in claims
     }
     canonical = json.dumps(read, sort_keys=True, separators=(",", ":"), default=str)

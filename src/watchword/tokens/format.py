@@ -93,8 +93,9 @@ def base62(number: int, width: int) -> str:
     if number < 0:
         raise ValueError("base62 encodes non-negative numbers")
     digits = []
-    while number:
-        number, rem = divmod(number, 62)
+    rest = number
+    while rest:
+        rest, rem = divmod(rest, 62)
         digits.append(BASE62[rem])
     encoded = "".join(reversed(digits)) or "0"
     if len(encoded) > width:
