@@ -8,7 +8,8 @@ here, and only here, and hands each service exactly what it uses::
     policy_engine ← registry, clock, authz settings
     rbac          ← store context (engine, clock, issuer), policy_engine, RBAC settings
     integrations  ← engine, clock, token metrics, plaintext cache (Redis or memory)
-    tokens        ← engine, clock, token metrics, verify cache, integrations.forget (a hook)
+    tokens        ← engine, clock, token metrics, verify cache (Redis layer only with a
+                    key derived from secret_key), integrations.forget (a hook)
     janitor       ← engine, clock, locks, token metrics, retention
     authenticators← admin keys (engine), API tokens (tokens)   [first that accepts wins]
 
@@ -40,10 +41,13 @@ from watchword.tokens.authn import ApiTokenAuthenticator
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.integration import IntegrationRotator, plaintext_cache
 from watchword.tokens.janitor import TokenJanitor
+from watchword.tokens.keyring import KeyPurpose, derive_purpose_key, usable_secret_key
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.service import TokenService
 
 __all__ = ["Services", "build_policy_engine"]
+
+log = get_logger("watchword.services")
 
 
 def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
@@ -104,6 +108,16 @@ class Services:
             policy_engine=policy_engine,
         )
         token_metrics = TokenMetrics(runtime.registry)
+        verify_key = None
+        if usable_secret_key(settings.secret_key):
+            verify_key = derive_purpose_key(settings.secret_key, KeyPurpose.VERIFY_CACHE)
+        elif redis is not None:
+            # Redis entries carry authority; unsigned they would let anyone who can write
+            # to Redis act as anyone. Safe, not fatal: tokens verify from the database.
+            log.warning(
+                "token_verify_cache_redis_disabled",
+                reason="WATCHWORD_SECRET_KEY is not set (or shorter than 32 characters)",
+            )
         integrations = IntegrationRotator(
             engine,
             clock,
@@ -122,6 +136,8 @@ class Services:
                 ttl_s=settings.token_verify_cache_ttl.total_seconds(),
                 redis=redis,
                 redis_prefix=settings.redis_prefix,
+                signing_key=verify_key,
+                metrics=token_metrics,
             ),
             metrics=token_metrics,
             grace_period=settings.token_grace_period,

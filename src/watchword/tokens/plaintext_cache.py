@@ -21,13 +21,12 @@ from typing import Final, Protocol
 
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from watchword.errors import ConfigurationError, RedisUnavailable
+from watchword.errors import RedisUnavailable
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
+from watchword.tokens.keyring import MIN_SECRET_KEY_LENGTH, KeyPurpose, derive_purpose_key
 from watchword.tokens.model import Owner
 
 __all__ = [
@@ -41,8 +40,6 @@ __all__ = [
     "derive_key",
 ]
 
-MIN_SECRET_KEY_LENGTH: Final = 32
-_HKDF_INFO: Final = b"watchword/tokens/rotation-cache/v1"
 _NONCE_BYTES: Final = 12
 log = get_logger("watchword.tokens")
 
@@ -88,14 +85,7 @@ class LocalPlaintextCache:
 def derive_key(secret_key: str | None) -> bytes:
     """The AES-256 key for Redis values; :class:`ConfigurationError` if the setting is
     missing or too short."""
-    if secret_key is None or len(secret_key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigurationError(
-            "WATCHWORD_SECRET_KEY must be set to at least "
-            f"{MIN_SECRET_KEY_LENGTH} random characters when WATCHWORD_REDIS_URL is set: "
-            "rotated integration tokens are cached in Redis encrypted under it"
-        )
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
-    return hkdf.derive(secret_key.encode())
+    return derive_purpose_key(secret_key, KeyPurpose.ROTATION_CACHE)
 
 
 class UnkeyedPlaintextCache:

@@ -23,7 +23,9 @@ async def replicas(
     runtime: Runtime, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[Services, Services]]:
     """Two replicas on one database and one Redis, each with its own client and caches."""
-    settings = load_settings(environ={}, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = load_settings(
+        environ={}, redis_url=redis_url, redis_prefix=redis_prefix, secret_key="s" * 40
+    )
     clock = FakeClock()
     made = [
         Services.build(
