@@ -270,3 +270,25 @@ async def test_tokens_child_never_outlives_the_token_that_made_it(
         headers=h,
     )
     assert short.json()["expires_at"] != parent["expires_at"]
+
+
+async def test_tokens_revoking_a_token_revokes_the_children_it_made_and_their_successors(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    parent = await _create(client, admin, permission="rw")  # no expiry: children neither
+    h = _bearer(str(parent["token"]))
+    r = await client.post(
+        "/v1/tokens", json={"name": "child", "scopes": ["projects:read"]}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    child = r.json()
+    r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=admin)
+    assert r.status_code == 201, r.text
+    successor = r.json()  # the child's successor, while the child is in its grace period
+    for token in (child["token"], successor["token"]):
+        assert (await client.get("/v1/tokens", headers=_bearer(token))).status_code == 200
+    r = await client.post(f"/v1/tokens/{parent['id']}/revoke", headers=admin)
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    for token in (parent["token"], child["token"], successor["token"]):
+        r = await client.get("/v1/tokens", headers=_bearer(str(token)))
+        assert r.status_code == 401 and r.json()["code"] == "token_revoked"

@@ -137,6 +137,7 @@ def record_to_json(record: TokenRecord) -> str:
             "revoked_at": _iso(record.revoked_at),
             "rotated_from": record.rotated_from,
             "version": record.version,
+            "parent": record.parent_id,
         },
         separators=(",", ":"),
     )
@@ -163,6 +164,7 @@ def record_from_json(raw: str | bytes) -> TokenRecord:
         revoked_at=_dt(d["revoked_at"]),
         rotated_from=d["rotated_from"],
         version=int(d["version"]),
+        parent_id=d.get("parent"),
     )
 
 

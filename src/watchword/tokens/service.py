@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -204,8 +204,13 @@ class TokenService:
             permission=spec.permission,
             now=now,
             expires_at=expires_at,
+            parent_id=spec.parent_id,
         )
         async with self._connection(begin=True) as conn:
+            if spec.parent_id is not None and not await store.parent_usable(
+                conn, spec.parent_id, now
+            ):
+                raise TokenRevoked("the token has been revoked")
             await store.insert_token(conn, record)
         return IssuedToken(record=record, token=token)
 
@@ -239,18 +244,21 @@ class TokenService:
         return TokenPage(items=page, next_cursor=page[-1].id if more and page else None)
 
     async def revoke(self, token_id: str) -> TokenRecord:
-        """Revoke now; the row stays (for audit) until the janitor's retention ends."""
+        """Revoke now, with everything the token made: the tokens it created (``parent_id``)
+        and its successors (``rotated_from``), recursively, in one transaction; then drop
+        every revoked digest from the caches of every replica. The rows stay (for audit)
+        until the janitor's retention ends."""
         now = self._clock.now()
         async with self._connection(begin=True) as conn:
-            record = await store.load_by_id(conn, token_id)
-            if record is None:
+            if await store.load_by_id(conn, token_id) is None:
                 raise NotFound(f"no token {token_id!r}")
-            if await store.revoke_token(conn, token_id, now):
-                record = replace(record, revoked_at=now, version=record.version + 1)
-        await self.cache.invalidate(record.token_hash)
-        if record.kind is TokenKind.INTEGRATION:
+            subtree = await store.revoke_subtree(conn, token_id, now)
+        for revoked in subtree:
+            await self.cache.invalidate(revoked.token_hash)
+        rotated = {(r.owner, r.name): r for r in subtree if r.kind is TokenKind.INTEGRATION}
+        for record in rotated.values():
             await self._forget_rotation_cache(record)
-        return record
+        return subtree[0]
 
     async def _forget_rotation_cache(self, record: TokenRecord) -> None:
         if self._forget_rotation is None:

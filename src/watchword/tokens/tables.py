@@ -37,9 +37,13 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("rotated_from", String(40), nullable=True),
     Column("version", Integer, nullable=False, server_default="1"),
+    # The token that created this one (POST /v1/tokens with a token credential): revoking
+    # a token revokes its children, as it does its successors (``rotated_from``).
+    Column("parent_id", String(40), nullable=True),
     Index("ix_api_tokens_owner", "owner_issuer", "owner_subject", "name"),
     Index("ix_api_tokens_expires_at", "expires_at"),
     Index("ix_api_tokens_rotated_from", "rotated_from"),
+    Index("ix_api_tokens_parent_id", "parent_id"),
 )
 
 token_rotation_anchors = Table(
