@@ -27,6 +27,7 @@ from watchword.tokens.plaintext_cache import (
     RedisPlaintextCache,
     derive_key,
 )
+from watchword.tokens.scope import Permission
 from watchword.tokens.tables import api_tokens
 
 
@@ -41,17 +42,17 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     clock = runtime.clock
     assert isinstance(clock, FakeClock)
     settings = runtime.settings
-    first = await rotate_integration(
-        services.integrations, owner, scopes=frozenset({"accounts:read"})
-    )
-    assert (await rotate_integration(services.integrations, owner)).reveal() == first.reveal()
+    scopes = frozenset({"accounts:read"})
+    first = await rotate_integration(services.integrations, owner, scopes=scopes)
+    again = await rotate_integration(services.integrations, owner, scopes=scopes)
+    assert again.reveal() == first.reveal()
     assert await _count(runtime) == 1
     record = await services.tokens.verify(first)
     assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
 
     clock.advance(settings.token_rotation_cache_ttl)
     rotated_at = clock.now()
-    second = await rotate_integration(services.integrations, owner)
+    second = await rotate_integration(services.integrations, owner, scopes=scopes)
     assert second.reveal() != first.reveal()
     assert await _count(runtime) == 2
     new = await services.tokens.verify(second)
@@ -144,3 +145,26 @@ async def test_rotate_integration_when_the_database_fails_raises_database_unavai
     with pytest.raises(DatabaseUnavailable) as info:
         await rotate_integration(services.integrations, owner)
     assert info.value.code == "database_unavailable"
+
+
+async def test_rotate_integration_narrow_request_is_never_handed_a_broader_cached_token(
+    runtime: Runtime, owner: Owner, services: Services
+) -> None:
+    rotator = services.integrations
+    broad = await rotate_integration(
+        rotator, owner, scopes=frozenset({"accounts:*"}), permission=Permission.READ_WRITE
+    )
+    narrow = await rotate_integration(
+        rotator, owner, scopes=frozenset({"accounts:read"}), permission=Permission.READ_ONLY
+    )
+    assert narrow.reveal() != broad.reveal()
+    record = await services.tokens.verify(narrow)
+    assert record.scopes == {"accounts:read"} and record.permission is Permission.READ_ONLY
+    other_org = await rotate_integration(
+        rotator, owner, scopes=frozenset({"accounts:read"}), organization_id="org-2"
+    )
+    assert (await services.tokens.verify(other_org)).organization_id == "org-2"
+    again = await rotate_integration(
+        rotator, owner, scopes=frozenset({"accounts:read"}), permission=Permission.READ_ONLY
+    )
+    assert (await services.tokens.verify(again)).organization_id is None

@@ -41,7 +41,7 @@ from watchword.tokens import store
 from watchword.tokens.format import TokenKind
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.mint import mint
-from watchword.tokens.model import Owner
+from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.plaintext_cache import (
     CachedPlaintext,
     LocalPlaintextCache,
@@ -109,7 +109,7 @@ class IntegrationRotator:
         return None
 
     async def current(self, spec: IntegrationSpec) -> Secret:
-        key = cache_key(spec.owner, spec.name)
+        key = _key(spec)
         hit = await self._fresh(key)
         if hit is not None:
             self._metrics.rotations.labels("cached").inc()
@@ -138,10 +138,18 @@ class IntegrationRotator:
         self._metrics.rotations.labels("rotated").inc()
         return token
 
-    async def forget(self, owner: Owner, name: str) -> None:
-        """Drop the cached plaintext of (owner, name), e.g. because that token was revoked:
-        the next :meth:`current` rotates instead of handing out a dead token."""
-        await self._cache.forget(cache_key(owner, name))
+    async def forget(self, record: TokenRecord) -> None:
+        """Drop the cached plaintext of the integration ``record`` is a token of, e.g.
+        because it was revoked: the next :meth:`current` rotates instead of handing out a
+        dead token."""
+        spec = IntegrationSpec(
+            owner=record.owner,
+            name=record.name,
+            scopes=record.scopes,
+            permission=record.permission,
+            organization_id=record.organization_id,
+        )
+        await self._cache.forget(_key(spec))
 
     async def _rotate(self, conn: AsyncConnection, spec: IntegrationSpec) -> Secret:
         now = self._clock.now()
@@ -173,6 +181,16 @@ class IntegrationRotator:
             .values(rotated_at=now)
         )
         return token
+
+
+def _key(spec: IntegrationSpec) -> str:
+    return cache_key(
+        spec.owner,
+        spec.name,
+        scopes=spec.scopes,
+        permission=spec.permission,
+        organization_id=spec.organization_id,
+    )
 
 
 def _anchor_where(owner: Owner, name: str) -> tuple[ColumnElement[bool], ...]:

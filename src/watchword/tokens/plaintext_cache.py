@@ -28,6 +28,7 @@ from watchword.observability.logging import get_logger
 from watchword.secret import Secret
 from watchword.tokens.keyring import MIN_SECRET_KEY_LENGTH, KeyPurpose, derive_purpose_key
 from watchword.tokens.model import Owner
+from watchword.tokens.scope import Permission
 
 __all__ = [
     "MIN_SECRET_KEY_LENGTH",
@@ -58,9 +59,26 @@ class PlaintextCache(Protocol):
     async def forget(self, key: str) -> None: ...
 
 
-def cache_key(owner: Owner, name: str) -> str:
-    """A stable key for (owner, name) that does not put subject ids in Redis key names."""
-    raw = "\x1f".join((owner.issuer, owner.subject, name)).encode()
+def cache_key(
+    owner: Owner,
+    name: str,
+    *,
+    scopes: frozenset[str],
+    permission: Permission,
+    organization_id: str | None,
+) -> str:
+    """A stable key for everything that defines an integration token (owner, name, scopes,
+    permission, organization), so a caller asking for a narrow token is never handed a
+    broader one cached for the same (owner, name); no subject id in Redis key names."""
+    parts = (
+        owner.issuer,
+        owner.subject,
+        name,
+        " ".join(sorted(scopes)),
+        permission.value,
+        organization_id or "",
+    )
+    raw = json.dumps(parts, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -84,7 +84,7 @@ class TokenPage:
     next_cursor: str | None
 
 
-ForgetRotation = Callable[[Owner, str], Awaitable[None]]
+ForgetRotation = Callable[[TokenRecord], Awaitable[None]]
 
 
 class TokenService:
@@ -255,16 +255,16 @@ class TokenService:
             subtree = await store.revoke_subtree(conn, token_id, now)
         for revoked in subtree:
             await self.cache.invalidate(revoked.token_hash)
-        rotated = {(r.owner, r.name): r for r in subtree if r.kind is TokenKind.INTEGRATION}
-        for record in rotated.values():
-            await self._forget_rotation_cache(record)
+        for record in subtree:
+            if record.kind is TokenKind.INTEGRATION:
+                await self._forget_rotation_cache(record)
         return subtree[0]
 
     async def _forget_rotation_cache(self, record: TokenRecord) -> None:
         if self._forget_rotation is None:
             return
         try:
-            await self._forget_rotation(record.owner, record.name)
+            await self._forget_rotation(record)
         except Unavailable as exc:
             # The revocation stands; the rotation cache then hands the dead token out
             # until token_rotation_cache_ttl, as if nothing had been forgotten.
