@@ -168,3 +168,40 @@ async def test_rotate_integration_narrow_request_is_never_handed_a_broader_cache
         rotator, owner, scopes=frozenset({"accounts:read"}), permission=Permission.READ_ONLY
     )
     assert (await services.tokens.verify(again)).organization_id is None
+
+
+async def test_rotate_integration_late_call_gives_the_replaced_token_its_whole_grace(
+    runtime: Runtime, owner: Owner, services: Services
+) -> None:
+    """Issue 15 item 32: the rotating call comes after the cache period (here half a grace
+    later); the old token stays valid until that rotation + grace, not its first expiry."""
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    settings = runtime.settings
+    grace = settings.token_grace_period
+    first = await rotate_integration(services.integrations, owner)
+    clock.advance(settings.token_rotation_cache_ttl + grace / 2)
+    rotated_at = clock.now()
+    second = await rotate_integration(services.integrations, owner)
+    assert second.reveal() != first.reveal()
+    clock.set(rotated_at + grace - timedelta(seconds=1))
+    fresh = Services.build(Runtime(settings=settings, engine=runtime.engine, clock=clock))
+    assert (await fresh.tokens.verify(first)).expires_at == rotated_at + grace
+    clock.set(rotated_at + grace)
+    with pytest.raises(TokenExpired):
+        await fresh.tokens.verify(first)
+    assert (await fresh.tokens.verify(second)).rotated_from is not None
+
+
+async def test_rotate_integration_no_call_for_cache_period_plus_grace_mints_a_fresh_token(
+    runtime: Runtime, owner: Owner, services: Services
+) -> None:
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    settings = runtime.settings
+    first = await rotate_integration(services.integrations, owner)
+    clock.advance(settings.token_rotation_cache_ttl + settings.token_grace_period)
+    with pytest.raises(TokenExpired):
+        await services.tokens.verify(first)
+    second = await rotate_integration(services.integrations, owner)
+    assert (await services.tokens.verify(second)).rotated_from is None
