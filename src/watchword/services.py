@@ -7,7 +7,8 @@ here, and only here, and hands each service exactly what it uses::
     locks         ← engine or Redis, lock settings, clock, registry
     policy_engine ← registry, clock, authz settings
     rbac          ← store context (engine, clock, issuer), policy_engine, RBAC settings
-    integrations  ← engine, clock, token metrics, plaintext cache (Redis or memory)
+    integrations  ← engine, clock, token metrics, plaintext cache (Redis, none or memory),
+                    anchor seal (a key derived from secret_key, if set)
     tokens        ← engine, clock, token metrics, verify cache (Redis layer only with a
                     key derived from secret_key), integrations.forget (a hook)
     janitor       ← engine, clock, locks, token metrics, retention
@@ -37,6 +38,7 @@ from watchword.principal import Authenticator, Credential, Principal, authentica
 from watchword.rbac.service import RbacService
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
+from watchword.tokens.anchor import AnchorSeal
 from watchword.tokens.authn import ApiTokenAuthenticator
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.integration import IntegrationRotator, plaintext_cache
@@ -108,10 +110,20 @@ class Services:
             policy_engine=policy_engine,
         )
         token_metrics = TokenMetrics(runtime.registry)
-        verify_key = None
+        verify_key = anchor_seal = None
         if usable_secret_key(settings.secret_key):
             verify_key = derive_purpose_key(settings.secret_key, KeyPurpose.VERIFY_CACHE)
-        elif redis is not None:
+            anchor_seal = AnchorSeal(
+                derive_purpose_key(settings.secret_key, KeyPurpose.ROTATION_ANCHOR)
+            )
+        else:
+            # Integration tokens then rotate per process (each once per cycle), and a
+            # revocation clears only the revoking process's rotation cache at once.
+            log.warning(
+                "token_rotation_per_process",
+                reason="WATCHWORD_SECRET_KEY is not set (or shorter than 32 characters)",
+            )
+        if verify_key is None and redis is not None:
             # Redis entries carry authority; unsigned they would let anyone who can write
             # to Redis act as anyone. Safe, not fatal: tokens verify from the database.
             log.warning(
@@ -127,6 +139,7 @@ class Services:
             metrics=token_metrics,
             cache_ttl=settings.token_rotation_cache_ttl,
             grace=settings.token_grace_period,
+            seal=anchor_seal,
         )
         tokens = TokenService(
             engine,

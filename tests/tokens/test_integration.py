@@ -12,14 +12,22 @@ from sqlalchemy.exc import OperationalError
 
 from watchword.clock import FakeClock
 from watchword.config import load_settings
-from watchword.errors import DatabaseUnavailable, RedisUnavailable, TokenExpired
+from watchword.errors import (
+    AuthenticationError,
+    DatabaseUnavailable,
+    RedisUnavailable,
+    TokenExpired,
+)
 from watchword.runtime import Runtime
 from watchword.secret import Secret
 from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 from watchword.tokens import Owner, TokenKind, store
+from watchword.tokens.anchor import AnchorSeal
+from watchword.tokens.cache import VerifyCache
 from watchword.tokens.integration import IntegrationRotator, IntegrationSpec, rotate_integration
+from watchword.tokens.keyring import KeyPurpose, derive_purpose_key
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.plaintext_cache import (
     CachedPlaintext,
@@ -28,6 +36,7 @@ from watchword.tokens.plaintext_cache import (
     derive_key,
 )
 from watchword.tokens.scope import Permission
+from watchword.tokens.service import TokenService
 from watchword.tokens.tables import api_tokens
 
 
@@ -82,6 +91,8 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
     await upgrade_engine(engine)
     clock = FakeClock()
     shared = LocalPlaintextCache()  # stands in for Redis: one cache, two replicas
+    # ... and Redis needs a secret key, which also seals the current token on the anchor row
+    seal = AnchorSeal(derive_purpose_key("a" * 40, KeyPurpose.ROTATION_ANCHOR))
     try:
         settings = load_settings(environ={})
         rotators = [
@@ -92,6 +103,7 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
                 metrics=TokenMetrics(CollectorRegistry()),
                 cache_ttl=settings.token_rotation_cache_ttl,
                 grace=settings.token_grace_period,
+                seal=seal,
             )
             for _ in range(2)
         ]
@@ -205,3 +217,68 @@ async def test_rotate_integration_no_call_for_cache_period_plus_grace_mints_a_fr
         await services.tokens.verify(first)
     second = await rotate_integration(services.integrations, owner)
     assert (await services.tokens.verify(second)).rotated_from is None
+
+
+class _VerifyOnPublish:
+    """A rotation cache that, the moment a plaintext is published to it, has another
+    connection verify it, as a consumer on another replica picking it up would."""
+
+    def __init__(self, verifier: TokenService) -> None:
+        self.verifier = verifier
+        self.outcomes: list[str] = []
+        self.inner = LocalPlaintextCache()
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        return await self.inner.load(key)
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        try:
+            await self.verifier.verify(value.token)
+            self.outcomes.append("ok")
+        except AuthenticationError as exc:
+            self.outcomes.append(exc.code)
+        await self.inner.save(key, value, ttl)
+
+    async def forget(self, key: str) -> None:
+        await self.inner.forget(key)
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["per_process", "sealed_anchor"])
+async def test_rotate_integration_publishes_the_plaintext_only_once_it_is_committed(
+    tmp_path: Path, sealed: bool
+) -> None:
+    """Issue 15 item 9: whoever picks the new plaintext up from the cache can use it."""
+    engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'pub.sqlite3'}")
+    await upgrade_engine(engine)
+    clock = FakeClock()
+    settings = load_settings(environ={})
+    registry = CollectorRegistry()
+    metrics = TokenMetrics(registry)
+    verifier = TokenService(
+        engine,
+        clock,
+        cache=VerifyCache(clock, ttl_s=30, redis=None, redis_prefix=""),
+        metrics=metrics,
+        grace_period=settings.token_grace_period,
+        rotation_cache_ttl=settings.token_rotation_cache_ttl,
+    )
+    cache = _VerifyOnPublish(verifier)
+    seal = AnchorSeal(derive_purpose_key("a" * 40, KeyPurpose.ROTATION_ANCHOR)) if sealed else None
+    rotator = IntegrationRotator(
+        engine,
+        clock,
+        cache=cache,
+        metrics=metrics,
+        cache_ttl=settings.token_rotation_cache_ttl,
+        grace=settings.token_grace_period,
+        seal=seal,
+    )
+    spec = IntegrationSpec(owner=Owner("https://idp.test", "svc"))
+    try:
+        first = await rotator.current(spec)
+        clock.advance(settings.token_rotation_cache_ttl)
+        second = await rotator.current(spec)
+        assert first.reveal() != second.reveal()
+        assert cache.outcomes == ["ok", "ok"]
+    finally:
+        await engine.dispose()

@@ -34,6 +34,7 @@ __all__ = [
     "MIN_SECRET_KEY_LENGTH",
     "CachedPlaintext",
     "LocalPlaintextCache",
+    "NoPlaintextCache",
     "PlaintextCache",
     "RedisPlaintextCache",
     "UnkeyedPlaintextCache",
@@ -98,6 +99,22 @@ class LocalPlaintextCache:
 
     async def forget(self, key: str) -> None:
         self._data.pop(key, None)
+
+
+class NoPlaintextCache:
+    """No cache in front of the anchor row (no Redis, a secret key): every call reads the
+    sealed current token from the database, so a revocation reaches every replica."""
+
+    __slots__ = ()
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        return None
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        return
+
+    async def forget(self, key: str) -> None:
+        return
 
 
 def derive_key(secret_key: str | None) -> bytes:

@@ -46,6 +46,7 @@ from watchword.observability.logging import get_logger
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
 from watchword.tokens import store
+from watchword.tokens.anchor import clear_current
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
@@ -250,9 +251,19 @@ class TokenService:
         until the janitor's retention ends."""
         now = self._clock.now()
         async with self._connection(begin=True) as conn:
-            if await store.load_by_id(conn, token_id) is None:
+            root = await store.load_by_id(conn, token_id)
+            if root is None:
                 raise NotFound(f"no token {token_id!r}")
+            if root.kind is TokenKind.INTEGRATION:
+                # First, so a rotation of it holding the anchor finishes before the subtree
+                # is read (and its successor is revoked too), or starts after (and finds
+                # the anchor cleared).
+                await clear_current(conn, root.owner, root.name)
             subtree = await store.revoke_subtree(conn, token_id, now)
+            for integration in {
+                (r.owner, r.name) for r in subtree[1:] if r.kind is TokenKind.INTEGRATION
+            }:
+                await clear_current(conn, *integration)
         for revoked in subtree:
             await self.cache.invalidate(revoked.token_hash)
         for record in subtree:

@@ -7,12 +7,13 @@ space-separated list of ``resource:action`` names (OAuth's own scope syntax).
 ``token_rotation_anchors`` has one row per (owner, name) of automatically rotated
 tokens. Rotation locks that row (``SELECT … FOR UPDATE``) rather than the tokens, so
 the very first rotation, when there is no token to lock yet, is serialized too; the row
-is created with ``INSERT … ON CONFLICT DO NOTHING`` in the same transaction.
+is created with ``INSERT … ON CONFLICT DO NOTHING`` in the same transaction. It also keeps
+the current token's plaintext, sealed (:mod:`watchword.tokens.anchor`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
 
 from watchword.storage.tables import metadata
 
@@ -53,4 +54,9 @@ token_rotation_anchors = Table(
     Column("owner_subject", String(255), primary_key=True),
     Column("name", String(200), primary_key=True),
     Column("rotated_at", DateTime(timezone=True), nullable=True),
+    # The token the last rotation made: for which definition (the rotation-cache key) and
+    # its plaintext sealed with AES-GCM (key derived from WATCHWORD_SECRET_KEY), so every
+    # replica finds it here; cleared by a revocation in the same transaction.
+    Column("current_key", String(64), nullable=True),
+    Column("current_sealed", LargeBinary, nullable=True),
 )
