@@ -1,26 +1,39 @@
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from watchword.config import Environment, load_settings
+from watchword.config import (
+    ALIASES,
+    Environment,
+    Settings,
+    _env_values,
+    _leaf_paths,
+    _Source,
+    _table_values,
+    _tree,
+    env_name,
+    load_settings,
+)
 from watchword.errors import ConfigurationError
 
 
 def test_config_defaults_are_embedded_sqlite_on_loopback() -> None:
     s = load_settings(environ={})
-    assert s.database_url.startswith("sqlite+aiosqlite:///")
+    assert s.database.url.startswith("sqlite+aiosqlite:///")
     assert (s.host, s.port) == ("127.0.0.1", 8000)
-    assert s.env is Environment.PRODUCTION and s.redis_url is None
+    assert s.env is Environment.PRODUCTION and s.redis.url is None
 
 
 def test_config_env_overrides_file(tmp_path: Path) -> None:
     cfg = tmp_path / "ww.toml"
     cfg.write_text('[watchword]\nport = 9100\nlog_level = "debug"\n')
     s = load_settings(cfg, environ={"WATCHWORD_PORT": "9200"})
-    assert s.port == 9200 and s.log_level == "debug"
+    assert s.port == 9200 and s.log.level == "debug"
 
 
 def test_config_bad_values_name_each_setting() -> None:
@@ -44,6 +57,18 @@ def test_config_unknown_file_key_is_refused(tmp_path: Path) -> None:
         load_settings(cfg, environ={})
 
 
+def test_config_file_mixing_top_level_keys_and_watchword_table_is_refused(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "ww.toml"
+    cfg.write_text('port = 9100\nprot = 1\n[watchword]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigurationError, match=r"both under \[watchword\].*\(port, prot\)"):
+        load_settings(cfg, environ={})
+    cfg.write_text('[tokens]\nretention = "1d"\n[watchword]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigurationError, match=r"\(tokens\)"):
+        load_settings(cfg, environ={})
+
+
 def test_config_unreadable_or_invalid_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot be read"):
         load_settings(tmp_path / "missing.toml", environ={})
@@ -55,7 +80,7 @@ def test_config_unreadable_or_invalid_file_is_a_configuration_error(tmp_path: Pa
 
 def test_config_durations_accept_units() -> None:
     s = load_settings(environ={"WATCHWORD_DATABASE_CONNECT_TIMEOUT": "1500ms"})
-    assert s.database_connect_timeout == timedelta(seconds=1.5)
+    assert s.database.connect_timeout == timedelta(seconds=1.5)
     with pytest.raises(ConfigurationError, match="duration"):
         load_settings(environ={"WATCHWORD_DATABASE_CONNECT_TIMEOUT": "soon"})
 
@@ -72,6 +97,16 @@ def test_config_redacted_hides_passwords() -> None:
     assert "app" in shown and "cache:6379" in shown
 
 
+def test_config_malformed_ipv6_urls_get_a_clear_message() -> None:
+    for name, url in (
+        ("WATCHWORD_DATABASE_URL", "postgresql://u:p@[::1:5432/db"),
+        ("WATCHWORD_REDIS_URL", "redis://[::1:6379/0"),
+    ):
+        with pytest.raises(ConfigurationError, match=f"{name}: .*IPv6") as info:
+            load_settings(environ={name: url})
+        assert "invalid literal" not in info.value.detail
+
+
 def test_config_redis_url_must_be_redis() -> None:
     with pytest.raises(ConfigurationError, match="WATCHWORD_REDIS_URL"):
         load_settings(environ={"WATCHWORD_REDIS_URL": "http://x"})
@@ -81,13 +116,165 @@ def test_config_secret_key_is_redacted_but_durations_are_shown() -> None:
     s = load_settings(environ={"WATCHWORD_SECRET_KEY": "k" * 40})
     shown = s.redacted()
     assert shown["secret_key"] != "k" * 40 and "k" * 40 not in repr(shown)
-    assert shown["token_grace_period"] == "86400s"
+    assert shown["tokens"] == {
+        "grace_period": "86400s",
+        "rotation_cache_ttl": "3600s",
+        "verify_cache_ttl": "30s",
+        "retention": "604800s",
+        "janitor_every": "86400s",
+    }
     assert "k" * 40 not in repr(s)
 
 
-def test_config_every_setting_is_documented() -> None:
-    from watchword.config import Settings
+def test_config_secret_key_shorter_than_32_characters_is_refused_at_load() -> None:
+    with pytest.raises(
+        ConfigurationError, match="WATCHWORD_SECRET_KEY: must be at least 32"
+    ) as info:
+        load_settings(environ={"WATCHWORD_SECRET_KEY": "short-s3cret"})
+    assert "short-s3cret" not in info.value.detail
+    assert load_settings(environ={"WATCHWORD_SECRET_KEY": "k" * 32}).secret_key == "k" * 32
+    assert load_settings(environ={"WATCHWORD_SECRET_KEY": ""}).secret_key is None
 
+
+def test_config_every_setting_and_alias_is_documented() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
-    missing = [n for n in Settings.model_fields if f"`WATCHWORD_{n.upper()}" not in doc]
-    assert missing == []
+    names = [env_name(path) for path in _leaf_paths(Settings)]
+    names += [f"WATCHWORD_{alias.upper()}" for alias in ALIASES]
+    assert names and [name for name in names if f"`{name}`" not in doc] == []
+
+
+def test_config_nested_env_names_and_tables() -> None:
+    s = load_settings(
+        environ={"WATCHWORD_TOKENS__GRACE_PERIOD": "2h", "WATCHWORD_DATABASE__URL": "sqlite://"}
+    )
+    assert s.tokens.grace_period == timedelta(hours=2)
+    assert s.database.url == "sqlite://"
+
+
+def test_config_file_tables_with_or_without_watchword_table(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.toml"
+    bare.write_text('port = 9100\n[tokens]\ngrace_period = "1h"\n[log]\nlevel = "debug"\n')
+    wrapped = tmp_path / "wrapped.toml"
+    wrapped.write_text('[watchword]\nport = 9100\n[watchword.tokens]\ngrace_period = "1h"\n')
+    for cfg in (bare, wrapped):
+        s = load_settings(cfg, environ={})
+        assert s.port == 9100 and s.tokens.grace_period == timedelta(hours=1)
+    assert load_settings(bare, environ={}).log.level == "debug"
+
+
+def test_config_old_flat_names_are_aliases_of_the_new_paths(tmp_path: Path) -> None:
+    s = load_settings(
+        environ={
+            "WATCHWORD_TOKEN_GRACE_PERIOD": "3h",
+            "WATCHWORD_DATABASE_URL": "sqlite://",
+            "WATCHWORD_REDIS_URL": "redis://cache:6379/0",
+            "WATCHWORD_LOCK_DURABLE_GRANTS": "false",
+        }
+    )
+    assert s.tokens.grace_period == timedelta(hours=3) and s.database.url == "sqlite://"
+    assert s.redis.url == "redis://cache:6379/0" and s.locks.durable_grants is False
+    cfg = tmp_path / "flat.toml"
+    cfg.write_text('[watchword]\ntoken_retention = "2d"\nlog_format = "console"\n')
+    s = load_settings(cfg, environ={})
+    assert s.tokens.retention == timedelta(days=2) and s.log.format == "console"
+
+
+def test_config_alias_and_new_name_with_different_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            environ={
+                "WATCHWORD_TOKEN_GRACE_PERIOD": "3h",
+                "WATCHWORD_TOKENS__GRACE_PERIOD": "4h",
+            }
+        )
+    assert "WATCHWORD_TOKEN_GRACE_PERIOD" in info.value.detail
+    assert "WATCHWORD_TOKENS__GRACE_PERIOD" in info.value.detail
+    cfg = tmp_path / "both.toml"
+    cfg.write_text('redis_prefix = "a:"\n[redis]\nprefix = "b:"\n')
+    with pytest.raises(ConfigurationError, match=r"redis_prefix .*and redis\.prefix"):
+        load_settings(cfg, environ={})
+    same = {"WATCHWORD_REDIS_PREFIX": "a:", "WATCHWORD_REDIS__PREFIX": "a:"}
+    assert load_settings(environ=same).redis.prefix == "a:"
+
+
+def test_config_environment_beats_file_across_old_and_new_names(tmp_path: Path) -> None:
+    cfg = tmp_path / "ww.toml"
+    cfg.write_text('[tokens]\ngrace_period = "1h"\n')
+    s = load_settings(cfg, environ={"WATCHWORD_TOKEN_GRACE_PERIOD": "2h"})
+    assert s.tokens.grace_period == timedelta(hours=2)
+
+
+def test_config_unknown_nested_names_suggest_the_right_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="did you mean WATCHWORD_TOKENS__GRACE_PERIOD"):
+        load_settings(environ={"WATCHWORD_TOKENS__GRACE_PERIDO": "1h"})
+    with pytest.raises(ConfigurationError, match="WATCHWORD_TOKENS: unknown setting"):
+        load_settings(environ={"WATCHWORD_TOKENS": "1h"})
+    cfg = tmp_path / "ww.toml"
+    cfg.write_text('[tokens]\ngrace_peroid = "1h"\n[database]\nurl = 1\nurl_x = 2\n')
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(cfg, environ={})
+    assert "tokens.grace_peroid" in info.value.detail
+    assert "did you mean tokens.grace_period" in info.value.detail
+    assert "database.url_x" in info.value.detail
+    cfg.write_text('tokens = "1h"\n')
+    with pytest.raises(ConfigurationError, match=r"tokens .*must be a table"):
+        load_settings(cfg, environ={})
+
+
+def test_config_bad_nested_value_is_named_as_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="WATCHWORD_TOKENS__RETENTION: must be a duration"):
+        load_settings(environ={"WATCHWORD_TOKENS__RETENTION": "soon"})
+    cfg = tmp_path / "ww.toml"
+    cfg.write_text('[tokens]\nretention = "soon"\n')
+    with pytest.raises(ConfigurationError, match=r"tokens\.retention \(in .*\): must be a dur"):
+        load_settings(cfg, environ={})
+
+
+def test_config_repr_carries_no_password_or_secret() -> None:
+    s = load_settings(
+        environ={
+            "WATCHWORD_DATABASE_URL": "postgresql+psycopg://app:s3cret@db/ww",
+            "WATCHWORD_REDIS_URL": "redis://:r3dis@cache:6379/0",
+            "WATCHWORD_SECRET_KEY": "k" * 40,
+        }
+    )
+    for text in (repr(s), str(s), repr(s.database), repr(s.redis)):
+        assert "s3cret" not in text and "r3dis" not in text and "k" * 40 not in text
+    assert "db/ww" in repr(s) and "cache:6379" in repr(s)
+
+
+class _Provider(BaseModel):
+    issuer: str
+    client_secret: str | None = None
+
+
+class _Oidc(BaseModel):
+    providers: list[_Provider] = []
+
+
+class _WithLists(BaseModel):
+    port: int = 1
+    oidc: _Oidc = _Oidc()
+
+
+def test_config_loader_takes_lists_of_tables_from_toml_and_env() -> None:
+    # The shape oidc.providers will have: [[oidc.providers]] in TOML, items by index in env.
+    table = tomllib.loads(
+        '[[oidc.providers]]\nissuer = "https://a"\n[[oidc.providers]]\nissuer = "https://b"\n'
+    )
+    file_source = _Source()
+    _table_values(table, _WithLists, " (in f)", file_source)
+    env = {
+        "WATCHWORD_OIDC__PROVIDERS__1__CLIENT_SECRET": "s",
+        "WATCHWORD_OIDC__PROVIDERS__X__ISSUER": "bad index",
+    }
+    env_source = _env_values(env, _WithLists)
+    assert env_source.problems == [
+        "WATCHWORD_OIDC__PROVIDERS__X__ISSUER: unknown setting "
+        "(did you mean WATCHWORD_OIDC__PROVIDERS__0__ISSUER?)"
+    ]
+    loaded = _WithLists(**_tree({**file_source.values, **env_source.values}))
+    assert loaded.oidc.providers == [
+        _Provider(issuer="https://a"),
+        _Provider(issuer="https://b", client_secret="s"),
+    ]

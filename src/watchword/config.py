@@ -1,9 +1,37 @@
 """Settings, read from ``WATCHWORD_*`` environment variables and an optional TOML file.
 
-Precedence, highest first: environment variables, the config file named by
-``--config`` or ``WATCHWORD_CONFIG_FILE``, defaults. Nothing is read at import time:
-:func:`load_settings` builds a :class:`Settings` when asked, and turns every validation
-problem into one :class:`~watchword.errors.ConfigurationError` that names the setting.
+Shape. A few settings describe the process as a whole and are read by several parts, so no
+part owns them: they stay at the top (``env``, ``host``, ``port``, ``issuer_url``,
+``secret_key``). Every other setting belongs to one part and lives in that part's table
+(``database``, ``redis``, ``log``, ``telemetry``, ``authz``, ``rbac``, ``locks``, ``tokens``), so
+a part is built from its own table (``settings.tokens``) and a part with several instances
+(``oidc.providers``, a list of tables) fits the same shape.
+
+Names. One path names a setting everywhere:
+
+==============  ===========================================================================
+TOML            tables: ``[tokens]`` then ``grace_period = "1d"``; a list is an array of
+                tables (``[[oidc.providers]]``). Everything may sit under one ``[watchword]``
+                table (``[watchword.tokens]``).
+environment     ``WATCHWORD_`` + the path joined by ``__``: ``WATCHWORD_TOKENS__GRACE_PERIOD``;
+                a list item by its index: ``WATCHWORD_OIDC__PROVIDERS__0__CLIENT_SECRET``.
+aliases         every name of the flat layout (``WATCHWORD_TOKEN_GRACE_PERIOD``, a top-level
+                ``token_grace_period`` file key) still works: :data:`ALIASES` maps it to its
+                path. An alias and its path given different values by the same source are
+                refused, naming both.
+==============  ===========================================================================
+
+Precedence, highest first, setting by setting: keyword overrides of :func:`load_settings`
+(the file's shape), environment variables, the config file named by ``--config`` or
+``WATCHWORD_CONFIG_FILE``, defaults. Nothing is read at import time: :func:`load_settings`
+builds a :class:`Settings` when asked, and turns every problem (unknown name, with a "did you
+mean"; bad value; conflicting alias) into one :class:`~watchword.errors.ConfigurationError`
+that names each setting as the operator wrote it.
+
+Secrets. A field declared with ``repr=False`` is a secret: ``repr`` leaves it out and
+:meth:`Settings.redacted` masks it. Every other string is shown through the one redaction rule
+(:func:`~watchword.observability.redaction.redact_text`), which masks URL passwords and secret
+query parameters.
 """
 
 from __future__ import annotations
@@ -12,38 +40,48 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchword.errors import ConfigurationError
+from watchword.observability.logging import LogFormat
 from watchword.observability.redaction import redact_text
 from watchword.secret import REDACTED
 
 __all__ = [
+    "ALIASES",
     "ENV_PREFIX",
+    "MIN_SECRET_KEY_LENGTH",
+    "AuthSettings",
+    "AuthzSettings",
+    "DatabaseSettings",
     "Duration",
     "Environment",
-    "LogFormat",
+    "LockSettings",
+    "LogSettings",
+    "RbacSettings",
+    "RedisSettings",
     "Settings",
+    "TelemetrySettings",
+    "TokenSettings",
+    "env_name",
     "load_settings",
     "parse_duration",
 ]
 
 ENV_PREFIX = "WATCHWORD_"
+MIN_SECRET_KEY_LENGTH = 32
+ENV_NESTED_DELIMITER = "__"
 # Environment variables with the prefix that are not settings themselves.
 _NOT_SETTINGS = frozenset({"WATCHWORD_CONFIG_FILE"})
 _NOT_SETTINGS_PREFIXES = ("WATCHWORD_TEST_",)
-
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -69,106 +107,46 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class LogFormat(StrEnum):
-    JSON = "json"
-    CONSOLE = "console"
+def _repr_args(model: BaseModel) -> Iterator[tuple[str | None, Any]]:
+    # Secrets (repr=False) are left out; URLs and other strings lose their credentials.
+    for name, field in type(model).model_fields.items():
+        if field.repr:
+            value = getattr(model, name)
+            yield name, redact_text(value) if isinstance(value, str) else value
 
 
-class Settings(BaseSettings):
-    """Every setting of watchword; the env var is ``WATCHWORD_`` + the upper-cased name."""
+class _Part(BaseModel):
+    """One part's table of settings."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    env: Environment = Field(
-        default=Environment.PRODUCTION,
-        description="development migrates the database on start; production refuses a "
-        "database whose schema is behind.",
-    )
-    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
-    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="HTTP port.")
-    database_url: str = Field(
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _repr_args(self)
+
+
+def _check_url(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(allowed):
+        raise ValueError(f"must start with one of {', '.join(allowed)}")
+    try:
+        _port = urlsplit(value).port  # parsing the port is what raises
+    except ValueError:
+        raise ValueError(
+            "is not a valid URL: its host and port cannot be read; the port must be a number "
+            "and an IPv6 address goes in brackets (scheme://[::1]:6379/…)"
+        ) from None
+    return value
+
+
+class DatabaseSettings(_Part):
+    url: str = Field(
         default="sqlite+aiosqlite:///watchword.sqlite3",
         description="SQLAlchemy URL: sqlite+aiosqlite:///file or postgresql+psycopg://…",
     )
-    database_connect_timeout: Duration = Field(default=timedelta(seconds=5))
-    redis_url: str | None = Field(
-        default=None, description="redis://host:port/db; enables the shared cache and locks."
-    )
-    redis_prefix: str = Field(default="watchword:", description="Prefix of every Redis key.")
-    log_level: str = Field(default="info")
-    log_format: LogFormat = Field(default=LogFormat.JSON)
-    otlp_endpoint: str | None = Field(
-        default=None,
-        description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); "
-        "unset means no traces are exported.",
-    )
-    service_name: str = Field(default="watchword")
-    authz_observe_every: Annotated[int, Field(ge=1)] = Field(
-        default=256,
-        description="Time and trace one authorization check in N (1 = every call). A timed, "
-        "traced check costs ~6 µs against ~0.3 µs for the check itself (benchmarks/authz).",
-    )
-    decision_log_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        default=0.0, description="Fraction of authorization decisions logged (0 = off)."
-    )
+    connect_timeout: Duration = Field(default=timedelta(seconds=5))
 
-    # --- identity and RBAC ---
-    issuer_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="watchword's own issuer URL; every issuer value it writes or compares for "
-        "local subjects comes from here, never from a request's Host header.",
-    )
-    authz_claim: str = Field(
-        default="https://watchword.dev/authz",
-        description="Namespaced userinfo/token claim carrying {acctype, orgIds}.",
-    )
-    acl_cache_ttl: Duration = Field(
-        default=timedelta(seconds=60), description="Upper bound on a cached ACL's staleness."
-    )
-
-    # --- locks ---
-    lock_durable_grants: bool = Field(
-        default=True,
-        description="PostgreSQL lock grants wait for the WAL flush, so a database crash cannot "
-        "lose one. Off: hand-offs about 2x faster; a crash may then let a lost grant's holder "
-        "overlap its successor, whose newer fencing number refuses the old holder's writes.",
-    )
-
-    # --- API tokens ---
-    token_grace_period: Duration = Field(
-        default=timedelta(days=1),
-        description="How long a rotated integration token stays valid.",
-    )
-    token_rotation_cache_ttl: Duration = Field(
-        default=timedelta(hours=1),
-        description="How long a rotated integration token is served from cache before rotating.",
-    )
-    token_verify_cache_ttl: Duration = Field(
-        default=timedelta(seconds=30),
-        description="How long a verified token is trusted from cache: the revocation bound.",
-    )
-    secret_key: str | None = Field(
-        default=None,
-        repr=False,
-        description="At least 32 random characters; encrypts rotated token plaintexts cached in "
-        "Redis (AES-GCM). Required only when redis_url is set and integration tokens rotate.",
-    )
-    token_retention: Duration = Field(
-        default=timedelta(days=7),
-        description="How long the janitor keeps expired tokens before deleting them.",
-    )
-    token_janitor_every: Duration = Field(
-        default=timedelta(days=1),
-        description="How often a serving process runs the token janitor (under a lease, so "
-        "one replica at a time).",
-    )
-
-    @field_validator("database_url")
+    @field_validator("url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         from watchword.storage.db import normalize_url
@@ -179,30 +157,155 @@ class Settings(BaseSettings):
             raise ValueError(exc.detail) from None
         return value
 
-    @field_validator("redis_url", "otlp_endpoint")
-    @classmethod
-    def _check_url(cls, value: str | None, info: Any) -> str | None:
-        if value is None or value == "":
-            return None
-        allowed = (
-            ("redis://", "rediss://", "unix://")
-            if info.field_name == "redis_url"
-            else (
-                "http://",
-                "https://",
-            )
-        )
-        if not value.startswith(allowed):
-            raise ValueError(f"must start with one of {', '.join(allowed)}")
-        return value
 
-    @field_validator("log_level")
+class RedisSettings(_Part):
+    url: str | None = Field(
+        default=None, description="redis://host:port/db; enables the shared cache and locks."
+    )
+    prefix: str = Field(default="watchword:", description="Prefix of every Redis key.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("redis://", "rediss://", "unix://"))
+
+
+class LogSettings(_Part):
+    level: str = Field(default="info")
+    format: LogFormat = Field(default=LogFormat.JSON)
+
+    @field_validator("level")
     @classmethod
     def _check_level(cls, value: str) -> str:
         levels = {"debug", "info", "warning", "error", "critical"}
         if value.lower() not in levels:
             raise ValueError(f"must be one of {', '.join(sorted(levels))}")
         return value.lower()
+
+
+class TelemetrySettings(_Part):
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); "
+        "unset means no traces are exported.",
+    )
+    service_name: str = Field(default="watchword")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _check_otlp_endpoint(cls, value: str | None) -> str | None:
+        return _check_url(value, ("http://", "https://"))
+
+
+class AuthzSettings(_Part):
+    observe_every: Annotated[int, Field(ge=1)] = Field(
+        default=256,
+        description="Time and trace one authorization check in N (1 = every call). A timed, "
+        "traced check costs ~6 µs against ~0.3 µs for the check itself (benchmarks/authz).",
+    )
+    decision_log_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.0, description="Fraction of authorization decisions logged (0 = off)."
+    )
+
+
+class RbacSettings(_Part):
+    authz_claim: str = Field(
+        default="https://watchword.dev/authz",
+        description="Namespaced userinfo/token claim carrying {acctype, orgIds}.",
+    )
+    acl_cache_ttl: Duration = Field(
+        default=timedelta(seconds=60), description="Upper bound on a cached ACL's staleness."
+    )
+
+
+class LockSettings(_Part):
+    durable_grants: bool = Field(
+        default=True,
+        description="PostgreSQL lock grants wait for the WAL flush, so a database crash cannot "
+        "lose one. Off: hand-offs about 2x faster; a crash may then let a lost grant's holder "
+        "overlap its successor, whose newer fencing number refuses the old holder's writes.",
+    )
+
+
+class TokenSettings(_Part):
+    grace_period: Duration = Field(
+        default=timedelta(days=1),
+        description="How long a rotated integration token stays valid.",
+    )
+    rotation_cache_ttl: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long a rotated integration token is served from cache before rotating.",
+    )
+    verify_cache_ttl: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long a verified token is trusted from cache: the revocation bound.",
+    )
+    retention: Duration = Field(
+        default=timedelta(days=7),
+        description="How long the janitor keeps expired tokens before deleting them.",
+    )
+    janitor_every: Duration = Field(
+        default=timedelta(days=1),
+        description="How often a serving process runs the token janitor (under a lease, so "
+        "one replica at a time).",
+    )
+
+
+class AuthSettings(_Part):
+    failed_limit: str = Field(
+        default="60/minute",
+        description="Failed authentications allowed per client address (a moving window, "
+        "e.g. 60/minute, 1000/hour); past it every authentication from that address is 429 "
+        "with Retry-After until the window frees. off: no limit.",
+    )
+
+    @field_validator("failed_limit")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        if value.strip().lower() == "off":
+            return "off"
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be off or a rate such as 60/minute or 1000/hour") from None
+        return value.strip()
+
+
+class Settings(BaseSettings):
+    """Every setting of watchword: process-wide ones here, the others in their part's table."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    env: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="development migrates the database on start; production refuses a "
+        "database whose schema is behind.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="HTTP port.")
+    issuer_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="watchword's own issuer URL; every issuer value it writes or compares for "
+        "local subjects comes from here, never from a request's Host header.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="At least 32 random characters; encrypts rotated token plaintexts cached in "
+        "Redis (AES-GCM). Required only when redis.url is set and integration tokens rotate.",
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    authz: AuthzSettings = Field(default_factory=AuthzSettings)
+    rbac: RbacSettings = Field(default_factory=RbacSettings)
+    locks: LockSettings = Field(default_factory=LockSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -213,57 +316,216 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_settings merges the environment over the config file and passes the result
-        # as init values, so that one code path validates both and tests can pass an environ.
+        # load_settings merges the sources itself and passes the result as init values, so
+        # that one code path validates them all and tests can pass an environ.
         return (init_settings,)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_LENGTH} random characters (it has "
+                f"{len(value)}); e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _repr_args(self)
 
     @property
     def is_development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
 
     def redacted(self) -> dict[str, object]:
-        """The effective settings as plain values, every secret hidden."""
-        from watchword.storage.db import redacted_url
-
-        out: dict[str, object] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if name in {"database_url", "redis_url"} and value is not None:
-                value = redacted_url(value) if name == "database_url" else redact_text(value)
-            elif isinstance(value, timedelta):
-                value = f"{value.total_seconds():g}s"
-            elif isinstance(value, StrEnum):
-                value = value.value
-            elif _looks_secret(name) and value is not None:
-                value = REDACTED
-            out[name] = value
-        return out
+        """The effective settings as plain nested values, every secret hidden."""
+        return _redacted(self)
 
 
-# Settings whose values are secrets: `config show` and logs print them redacted.
-SECRET_SETTINGS = frozenset({"secret_key"})
+# Names of the flat layout, each an alias of its path in the nested one.
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "database_url": ("database", "url"),
+    "database_connect_timeout": ("database", "connect_timeout"),
+    "redis_url": ("redis", "url"),
+    "redis_prefix": ("redis", "prefix"),
+    "log_level": ("log", "level"),
+    "log_format": ("log", "format"),
+    "otlp_endpoint": ("telemetry", "otlp_endpoint"),
+    "service_name": ("telemetry", "service_name"),
+    "authz_observe_every": ("authz", "observe_every"),
+    "decision_log_sample_rate": ("authz", "decision_log_sample_rate"),
+    "authz_claim": ("rbac", "authz_claim"),
+    "acl_cache_ttl": ("rbac", "acl_cache_ttl"),
+    "lock_durable_grants": ("locks", "durable_grants"),
+    "token_grace_period": ("tokens", "grace_period"),
+    "token_rotation_cache_ttl": ("tokens", "rotation_cache_ttl"),
+    "token_verify_cache_ttl": ("tokens", "verify_cache_ttl"),
+    "token_retention": ("tokens", "retention"),
+    "token_janitor_every": ("tokens", "janitor_every"),
+}
 
 
-def _looks_secret(name: str) -> bool:
-    return name in SECRET_SETTINGS
+def _redacted(model: BaseModel) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, field in type(model).model_fields.items():
+        out[name] = _shown(getattr(model, name), secret=not field.repr)
+    return out
 
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "?"
+def _shown(value: object, *, secret: bool) -> object:
+    if value is None:
+        return None
+    if secret:
+        return REDACTED
+    if isinstance(value, BaseModel):
+        return _redacted(value)
+    if isinstance(value, list | tuple):
+        return [_shown(item, secret=False) for item in value]
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
 
 
-def _unknown_env(environ: Mapping[str, str]) -> list[str]:
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    problems = []
+# --- paths over the model tree ---
+
+Key = tuple[str | int, ...]
+
+
+def env_name(path: Key) -> str:
+    """The environment variable of a setting: ``("tokens", "grace_period")`` →
+    ``WATCHWORD_TOKENS__GRACE_PERIOD``."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in path)
+
+
+def _dotted(path: Key) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _shape(annotation: Any) -> tuple[str, type[BaseModel] | None]:
+    """``("table", model)``, ``("list", item model)`` or ``("value", None)``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table", annotation
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return "list", item
+    return "value", None
+
+
+def _leaf_paths(model: type[BaseModel], prefix: Key = ()) -> Iterator[Key]:
+    """Every settable path (a list's items shown as item 0)."""
+    for name, field in model.model_fields.items():
+        kind, sub = _shape(field.annotation)
+        if sub is None:
+            yield (*prefix, name)
+        else:
+            yield from _leaf_paths(sub, (*prefix, name) if kind == "table" else (*prefix, name, 0))
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _Source:
+    """The values one source gives, by path, each with the name the operator wrote."""
+
+    def __init__(self) -> None:
+        self.values: dict[Key, tuple[object, str]] = {}
+        self.problems: list[str] = []
+
+    def set(self, path: Key, value: object, name: str) -> None:
+        previous = self.values.get(path)
+        if previous is not None and previous[0] != value:
+            self.problems.append(
+                f"{previous[1]} and {name} set {_dotted(path)} to different values; "
+                "keep one (the first is an alias of the second)"
+            )
+            return
+        self.values[path] = (value, name)
+
+
+def _env_values(environ: Mapping[str, str], model: type[BaseModel]) -> _Source:
+    source = _Source()
+    known = [env_name(path) for path in _leaf_paths(model)]
+    known += [ENV_PREFIX + alias.upper() for alias in ALIASES]
     for key in sorted(environ):
-        if not key.startswith(ENV_PREFIX) or key in known or key in _NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
             continue
         if key.startswith(_NOT_SETTINGS_PREFIXES):
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        problems.append(f"{key}: unknown setting{hint}")
-    return problems
+        name = key.removeprefix(ENV_PREFIX).lower()
+        path = ALIASES.get(name) or _resolve(name.split(ENV_NESTED_DELIMITER), model)
+        if path is None:
+            source.problems.append(f"{key}: unknown setting{_suggest(key, known)}")
+        else:
+            source.set(path, environ[key], key)
+    return source
+
+
+def _resolve(parts: list[str], model: type[BaseModel]) -> Key | None:
+    """The path that an environment name's parts spell, if it names one value."""
+    path: list[str | int] = []
+    current: type[BaseModel] | None = model
+    index_next = False
+    for part in parts:
+        if index_next:
+            if not part.isdigit():
+                return None
+            path.append(int(part))
+            index_next = False
+            continue
+        if current is None:
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        path.append(part)
+        kind, current = _shape(field.annotation)
+        index_next = kind == "list"
+    return tuple(path) if current is None and not index_next else None
+
+
+def _table_values(
+    table: Mapping[str, object], model: type[BaseModel], where: str, source: _Source
+) -> None:
+    """Walk a TOML-shaped table: aliases at its top, then the model's fields."""
+    known = [_dotted(path) for path in _leaf_paths(model)] + sorted(ALIASES)
+
+    def walk(node: Mapping[str, object], current: type[BaseModel], prefix: Key) -> None:
+        for key, value in node.items():
+            path = (*prefix, key)
+            if not prefix and key in ALIASES:
+                source.set(ALIASES[key], value, f"{key}{where}")
+                continue
+            field = current.model_fields.get(key)
+            if field is None:
+                source.problems.append(
+                    f"{_dotted(path)}{where}: unknown setting{_suggest(_dotted(path), known)}"
+                )
+                continue
+            kind, sub = _shape(field.annotation)
+            if sub is None:
+                source.set(path, value, f"{_dotted(path)}{where}")
+            elif kind == "table" and isinstance(value, Mapping):
+                walk(value, sub, path)
+            elif kind == "list" and isinstance(value, list):
+                for index, item in enumerate(value):
+                    if not isinstance(item, Mapping):
+                        source.problems.append(f"{_dotted(path)}{where}: must be tables")
+                        break
+                    walk(item, sub, (*path, index))
+            else:
+                shape = "a table" if kind == "table" else "an array of tables"
+                source.problems.append(f"{_dotted(path)}{where}: must be {shape}")
+
+    walk(table, model, ())
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -277,10 +539,41 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    section = data.get("watchword", data)
+    if "watchword" not in data:
+        return data
+    section = data["watchword"]
     if not isinstance(section, dict):
         raise ConfigurationError(f"config file {str(path)!r}: [watchword] must be a table")
+    # Either everything under [watchword] or nothing: keys beside it would otherwise be
+    # silently ignored, unknown ones included.
+    outside = sorted(set(data) - {"watchword"})
+    if outside:
+        raise ConfigurationError(
+            f"config file {str(path)!r} has settings both under [watchword] and outside it "
+            f"({', '.join(outside)}); put them all under [watchword] (as [watchword.<part>] "
+            "tables) or drop the [watchword] table"
+        )
     return section
+
+
+def _tree(values: Mapping[Key, tuple[object, str]]) -> dict[str, Any]:
+    """Nested init values from leaf paths; integer parts become list indices."""
+    root: dict[str | int, Any] = {}
+    for path, (value, _name) in values.items():
+        node = root
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+
+    def listify(node: object) -> object:
+        if not isinstance(node, dict):
+            return node
+        items = {key: listify(value) for key, value in node.items()}
+        if items and all(isinstance(key, int) for key in items):
+            return [items.get(index, {}) for index in range(max(items) + 1)]
+        return items
+
+    return listify(root)  # type: ignore[return-value]
 
 
 def load_settings(
@@ -289,30 +582,34 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Build validated settings or raise one ConfigurationError naming every bad setting."""
+    """Build validated settings or raise one ConfigurationError naming every bad setting.
+
+    ``overrides`` take the config file's shape: ``tokens={"grace_period": "1h"}``, a
+    process-wide name (``port=9000``) or an alias (``database_url=…``).
+    """
     env = os.environ if environ is None else environ
-    problems = _unknown_env(env)
-    file_values: dict[str, Any] = {}
+    sources = [_env_values(env, Settings)]
     path = config_file or env.get("WATCHWORD_CONFIG_FILE")
     if path:
-        file_values = _read_file(Path(path))
-        for key in sorted(set(file_values) - set(Settings.model_fields)):
-            close = difflib.get_close_matches(key, sorted(Settings.model_fields), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{key} (in {path}): unknown setting{hint}")
-            file_values.pop(key)
+        file_source = _Source()
+        _table_values(_read_file(Path(path)), Settings, f" (in {path})", file_source)
+        sources.insert(0, file_source)
+    override_source = _Source()
+    _table_values(overrides, Settings, " (override)", override_source)
+    sources.append(override_source)
+    problems = [problem for source in sources for problem in source.problems]
     if problems:
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))
-    env_values = {
-        name: env[ENV_PREFIX + name.upper()]
-        for name in Settings.model_fields
-        if ENV_PREFIX + name.upper() in env
-    }
+    merged: dict[Key, tuple[object, str]] = {}
+    for source in sources:
+        merged.update(source.values)
     try:
-        return Settings(**{**file_values, **env_values, **overrides})
+        return Settings(**_tree(merged))
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False, include_input=False):
+            loc = tuple(error["loc"])
+            name = merged[loc][1] if loc in merged else env_name(loc)
             msg = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{_env_name(error['loc'])}: {msg}")
+            lines.append(f"{name}: {msg}")
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -40,7 +40,8 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   ├── DatabaseUnavailable       database_unavailable
     │   ├── SchemaOutdated            schema_outdated
     │   └── RedisUnavailable          redis_unavailable
-    └── LockTimeout                   lock_timeout
+    ├── LockTimeout                   lock_timeout
+    └── TooManyFailedAttempts         too_many_failed_authentications (429, Retry-After)
 
 Placement rule: every error class is defined in this module and nowhere else. The codes are
 one public namespace (the ``code`` of every problem+json body and CLI error), so they live in
@@ -82,6 +83,7 @@ __all__ = [
     "TokenMalformed",
     "TokenRevoked",
     "TokenUnknown",
+    "TooManyFailedAttempts",
     "Unavailable",
     "UnknownAction",
     "UnknownOrganization",
@@ -309,3 +311,16 @@ class LockTimeout(WatchwordError):
         self.key = key
         self.waited_s = waited_s
         super().__init__(f"timed out after {waited_s:.3f}s waiting for lock {key!r}")
+
+
+class TooManyFailedAttempts(WatchwordError):
+    """Too many failed authentications from one client address: wait ``retry_after_s``."""
+
+    code = "too_many_failed_authentications"
+    title = "Too many failed authentications"
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = max(1, retry_after_s)
+        super().__init__(
+            f"too many failed authentications from this address; retry in {self.retry_after_s}s"
+        )

@@ -39,7 +39,7 @@ def background_jobs(services: Services) -> list[Job]:
         await run_invalidation_listener(services.runtime.redis, services.tokens.cache, stop=stop)
 
     async def janitor(stop: asyncio.Event) -> None:
-        await services.janitor.run_forever(every=settings.token_janitor_every, stop=stop)
+        await services.janitor.run_forever(every=settings.tokens.janitor_every, stop=stop)
 
     return [Job("token_invalidation", invalidations), Job("token_janitor", janitor)]
 

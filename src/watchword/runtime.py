@@ -19,8 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from watchword.clock import Clock, SystemClock
 from watchword.config import Settings
 from watchword.errors import DatabaseUnavailable, RedisUnavailable
+from watchword.observability.redaction import redact_text
 from watchword.storage import migrate
-from watchword.storage.db import create_engine_for_url, describe_error, redacted_url
+from watchword.storage.db import (
+    check_sqlite_location,
+    create_engine_for_url,
+    describe_error,
+    redacted_url,
+)
 
 __all__ = ["Runtime"]
 
@@ -38,29 +44,31 @@ class Runtime:
         """Build engines and clients; nothing connects until first use."""
         redis_client = (
             aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_connect_timeout=settings.database_connect_timeout.total_seconds(),
+                settings.redis.url,
+                socket_connect_timeout=settings.database.connect_timeout.total_seconds(),
                 socket_timeout=5,
             )
-            if settings.redis_url
+            if settings.redis.url
             else None
         )
         return cls(
             settings=settings,
-            engine=create_engine_for_url(settings.database_url),
+            engine=create_engine_for_url(settings.database.url),
             redis=redis_client,
             clock=clock or SystemClock(),
         )
 
     async def prepare_schema(self) -> migrate.SchemaStatus:
-        """Development: migrate to the newest schema. Otherwise: refuse an outdated one."""
+        """Development: migrate to the newest schema. Otherwise: refuse an outdated one,
+        and a missing SQLite file (which connecting would create empty)."""
+        check_sqlite_location(self.engine.url, may_create=self.settings.is_development)
         if self.settings.is_development:
             await self.check_database()
             await migrate.upgrade_engine(self.engine)
         return await migrate.ensure_current(self.engine)
 
     async def check_database(self) -> None:
-        timeout = self.settings.database_connect_timeout.total_seconds()
+        timeout = self.settings.database.connect_timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -76,7 +84,8 @@ class Runtime:
         try:
             await self.redis.ping()
         except (aioredis.RedisError, OSError) as exc:
-            raise RedisUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+            url = redact_text(self.settings.redis.url or "")
+            raise RedisUnavailable(f"redis {url} is unreachable: {describe_error(exc)}") from exc
 
     async def close(self) -> None:
         """Close Redis, then the engine (close the services built on them first)."""

@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from watchword.authz.decisionlog import DecisionEvent, DecisionLog
 from watchword.authz.engine import Engine
 from watchword.authz.metrics import AuthzMetrics
@@ -36,6 +38,7 @@ from watchword.locks import Locks, database_or_redis_locks
 from watchword.observability.logging import get_logger
 from watchword.principal import Authenticator, Credential, Principal, authenticate
 from watchword.rbac.service import RbacService
+from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 from watchword.tokens.anchor import AnchorSeal
@@ -45,6 +48,7 @@ from watchword.tokens.integration import IntegrationRotator, plaintext_cache
 from watchword.tokens.janitor import TokenJanitor
 from watchword.tokens.keyring import KeyPurpose, derive_purpose_key, usable_secret_key
 from watchword.tokens.metrics import TokenMetrics
+from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.service import TokenService
 
 __all__ = ["Services", "build_policy_engine"]
@@ -57,18 +61,18 @@ def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
     ``authz_observe_every``, decisions logged (structlog, event ``authz.decision``) at
     ``decision_log_sample_rate``. The RBAC service installs the stored policy in it."""
     decision_log = None
-    if settings.decision_log_sample_rate > 0:
+    if settings.authz.decision_log_sample_rate > 0:
         decisions = get_logger("watchword.authz.decisions")
 
         def sink(event: DecisionEvent) -> None:
             fields = event.to_dict()
             decisions.info(str(fields.pop("event")), **fields)
 
-        decision_log = DecisionLog(sink, rate=settings.decision_log_sample_rate)
+        decision_log = DecisionLog(sink, rate=settings.authz.decision_log_sample_rate)
     return Engine(
         Policy(Registry(), {}, version=0),
         metrics=AuthzMetrics(runtime.registry),
-        observe_every=settings.authz_observe_every,
+        observe_every=settings.authz.observe_every,
         decision_log=decision_log,
         clock=runtime.clock,
     )
@@ -95,16 +99,16 @@ class Services:
         locks = database_or_redis_locks(
             engine,
             redis=redis,
-            redis_prefix=settings.redis_prefix,
-            durable_grants=settings.lock_durable_grants,
+            redis_prefix=settings.redis.prefix,
+            durable_grants=settings.locks.durable_grants,
             clock=clock,
             registry=runtime.registry,
         )
         policy_engine = build_policy_engine(settings, runtime)
         rbac = RbacService(
             StoreContext(engine, clock, settings.issuer_url),
-            authz_claim=settings.authz_claim,
-            ttl=settings.acl_cache_ttl,
+            authz_claim=settings.rbac.authz_claim,
+            ttl=settings.rbac.acl_cache_ttl,
             clock=clock,
             registry=runtime.registry,
             policy_engine=policy_engine,
@@ -134,11 +138,11 @@ class Services:
             engine,
             clock,
             cache=plaintext_cache(
-                redis, prefix=settings.redis_prefix, secret_key=settings.secret_key
+                redis, prefix=settings.redis.prefix, secret_key=settings.secret_key
             ),
             metrics=token_metrics,
-            cache_ttl=settings.token_rotation_cache_ttl,
-            grace=settings.token_grace_period,
+            cache_ttl=settings.tokens.rotation_cache_ttl,
+            grace=settings.tokens.grace_period,
             seal=anchor_seal,
         )
         tokens = TokenService(
@@ -146,15 +150,15 @@ class Services:
             clock,
             cache=VerifyCache(
                 clock,
-                ttl_s=settings.token_verify_cache_ttl.total_seconds(),
+                ttl_s=settings.tokens.verify_cache_ttl.total_seconds(),
                 redis=redis,
-                redis_prefix=settings.redis_prefix,
+                redis_prefix=settings.redis.prefix,
                 signing_key=verify_key,
                 metrics=token_metrics,
             ),
             metrics=token_metrics,
-            grace_period=settings.token_grace_period,
-            rotation_cache_ttl=settings.token_rotation_cache_ttl,
+            grace_period=settings.tokens.grace_period,
+            rotation_cache_ttl=settings.tokens.rotation_cache_ttl,
             forget_rotation=integrations.forget,
         )
         janitor = TokenJanitor(
@@ -162,7 +166,7 @@ class Services:
             clock,
             locks=locks,
             metrics=token_metrics,
-            retention=settings.token_retention,
+            retention=settings.tokens.retention,
         )
         authenticators: tuple[Authenticator, ...] = (
             AdminKeyAuthenticator(engine),
@@ -201,6 +205,18 @@ class Services:
     async def authenticate(self, credential: Credential) -> Principal:
         """Who presented ``credential`` (or an ``AuthenticationError``)."""
         return await authenticate(self.authenticators, credential)
+
+    async def delete_service_account(self, sa_id: str, *, if_match: int | None) -> None:
+        """Delete a service account with everything that made it able to act: its group
+        memberships and role bindings (RBAC) and its API tokens (revoked), in one transaction;
+        then the revoked tokens leave every cache."""
+        revoked: list[TokenRecord] = []
+
+        async def revoke_tokens(conn: AsyncConnection, issuer: str, subject: str) -> None:
+            revoked.extend(await self.tokens.revoke_owned_in(conn, Owner(issuer, subject)))
+
+        await delete_service_account(self.store, sa_id, if_match=if_match, on_deleted=revoke_tokens)
+        await self.tokens.forget_revoked(revoked)
 
     async def aclose(self) -> None:
         """Release what the services hold (connections, listeners), newest first."""

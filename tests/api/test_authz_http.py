@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,6 +150,9 @@ async def test_authz_explain_reports_every_level(
     body = r.json()
     assert r.status_code == 200 and body["decision"]["allowed"] is False
     assert "no-delete" in body["text"] or "role_nodelete" in body["text"]
+    # the documented text (docs/authz.md), not a Python repr
+    assert body["text"].startswith("DENY: ") and "Explanation(" not in body["text"]
+    assert "\n  decided by: " in body["text"]
 
 
 async def test_authz_requires_a_credential(client: httpx.AsyncClient) -> None:
@@ -243,8 +248,8 @@ async def test_authz_checks_are_measured_and_decisions_logged(
 
     from watchword.api.app import create_app
     from watchword.clock import FakeClock
-    from watchword.config import LogFormat, load_settings
-    from watchword.observability.logging import configure_logging
+    from watchword.config import load_settings
+    from watchword.observability.logging import LogFormat, configure_logging
     from watchword.storage.migrate import upgrade_engine
 
     await upgrade_engine(sqlite_engine)
@@ -304,3 +309,34 @@ async def test_authz_bad_role_update_is_refused_and_the_active_policy_stays(
     assert good.status_code == 200, good.text
     now = await client.post("/v1/authz/check", json=question, headers=admin)
     assert now.json()["allowed"] is False
+
+
+def _doc_example(name: str) -> dict[str, Any]:
+    """The JSON block that follows ``<!-- example: NAME -->`` in docs/authz.md."""
+    text = (Path(__file__).parents[2] / "docs" / "authz.md").read_text()
+    after = text.split(f"<!-- example: {name} -->", 1)[1]
+    block = after.split("```json", 1)[1].split("```", 1)[0]
+    data: dict[str, Any] = json.loads(block)
+    return data
+
+
+async def test_documented_check_example_runs_as_written(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await create_admin_key(runtime.engine, runtime.clock)
+    r = await client.post(
+        "/v1/authz/check",
+        json=_doc_example("authz-check request"),
+        headers={"Authorization": f"Bearer {key.reveal()}"},
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    for field, value in _doc_example("authz-check answer").items():
+        assert answer[field] == value, field
+    # The Python field names are refused over HTTP, with a pointer, as the docs say.
+    bad = _doc_example("authz-check request")
+    bad["subject"]["org_roles"] = bad["subject"].pop("organizations")
+    r = await client.post(
+        "/v1/authz/check", json=bad, headers={"Authorization": f"Bearer {key.reveal()}"}
+    )
+    assert r.status_code == 400 and r.json()["pointer"].startswith("/subject")

@@ -65,6 +65,25 @@ async def test_readyz_unreachable_database_is_503_naming_database() -> None:
     assert "pw" not in r.text
 
 
+async def test_readyz_failure_says_what_failed_never_the_connection_string() -> None:
+    rt = Runtime.create(
+        load_settings(
+            environ={},
+            database={
+                "url": "postgresql+psycopg://u@127.0.0.1:1/x?password=pw-in-query",
+                "connect_timeout": "2s",
+            },
+        )
+    )
+    try:
+        r = await _get(rt, "/readyz")
+    finally:
+        await rt.close()
+    database = r.json()["checks"]["database"]
+    assert database["status"] == "failing" and database["detail"]
+    assert "pw-in-query" not in r.text and "postgresql" not in r.text
+
+
 @pytest.mark.redis
 async def test_readyz_checks_redis_when_configured(tmp_path: Path, redis_url: str) -> None:
     good = Runtime.create(

@@ -35,6 +35,7 @@ async def test_owned_app_migrates_in_development_and_runs_background_jobs(tmp_pa
 
 
 async def test_owned_app_refuses_outdated_schema_in_production(tmp_path: Path) -> None:
+    (tmp_path / "prod.sqlite3").touch()  # an empty database: schema behind
     settings = load_settings(
         environ={}, database_url=f"sqlite+aiosqlite:///{tmp_path / 'prod.sqlite3'}"
     )

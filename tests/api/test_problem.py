@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
+
 import httpx
+import pytest
+import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from watchword.errors import InvalidInput, NotAMember, VersionConflict, WatchwordError
+from watchword.observability.logging import LogFormat, configure_logging
 
 
 class Body(BaseModel):
@@ -25,6 +30,13 @@ async def test_unknown_route_is_problem_json_404(client: httpx.AsyncClient) -> N
 async def test_wrong_method_is_problem_json_405(client: httpx.AsyncClient) -> None:
     r = await client.delete("/healthz")
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+
+
+async def test_405_allow_lists_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/organizations")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    one = await client.post("/v1/organizations/org-1")
+    assert one.status_code == 405 and one.headers["allow"] == "DELETE, GET, PATCH"
 
 
 async def test_request_id_is_echoed_or_created(client: httpx.AsyncClient) -> None:
@@ -75,6 +87,31 @@ async def test_unexpected_exception_is_generic_500(app: FastAPI, client: httpx.A
     r = await client.get("/test/crash")
     assert r.status_code == 500 and r.json()["code"] == "internal"
     assert "hunter2" not in r.text
+
+
+async def test_unexpected_exception_500_carries_the_request_id_and_is_logged_once(
+    app: FastAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/test/crash", crash)
+    configure_logging("info", LogFormat.JSON)
+    try:
+        # raise_app_exceptions: an exception escaping the app would fail the request here
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/test/crash", headers={"X-Request-ID": "req-500"})
+    finally:
+        structlog.reset_defaults()
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+    assert r.json()["request_id"] == "req-500"
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    errors = [x for x in lines if x.get("event") == "unhandled_error"]
+    assert len(errors) == 1 and errors[0]["request_id"] == "req-500"
+    assert "RuntimeError" in errors[0]["exception"]
+    access = [x for x in lines if x.get("event") == "request"]
+    assert [(x["status"], x["request_id"]) for x in access] == [(500, "req-500")]
 
 
 async def test_validation_error_points_at_the_field(

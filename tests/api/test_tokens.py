@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from watchword.bootstrap import create_admin_key
 from watchword.clock import FakeClock
 from watchword.runtime import Runtime
 from watchword.tokens.format import BODY_LENGTH, TokenKind, compose
+from watchword.tokens.rotation import MAX_LIFETIME
+from watchword.tokens.tables import api_tokens
 
 Headers = dict[str, str]
 
@@ -35,7 +38,7 @@ async def _create(client: httpx.AsyncClient, headers: Headers, **body: object) -
 async def test_tokens_create_shows_plaintext_once_and_never_again(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    created = await _create(client, admin, permission="rw", organization_id="org-1")
+    created = await _create(client, admin, permission="rw")
     token = str(created["token"])
     assert token.startswith("wwp_") and created["prefix"] == token[:8]
     assert created["state"] == "active" and created["owner_issuer"] == "http://127.0.0.1:8000"
@@ -79,10 +82,17 @@ async def test_tokens_token_principal_creates_personal_tokens_within_its_scopes(
         {"name": "x", "scopes": ["orgs:read"]},
         {"name": "x", "scopes": [], "kind": "integration"},
         {"name": "x", "scopes": [], "owner_subject": "bob"},
-        {"name": "x", "scopes": [], "organization_id": "other"},
     ):
         r = await client.post("/v1/tokens", json=body, headers=h)
         assert r.status_code == 403 and r.json()["code"] == "forbidden", body
+    # A personal token belongs to no organization, whoever asks.
+    for headers in (h, admin):
+        r = await client.post(
+            "/v1/tokens",
+            json={"name": "x", "owner_subject": "alice", "organization_id": "org-1"},
+            headers=headers,
+        )
+        assert r.status_code == 400 and r.json()["pointer"] == "/organization_id"
 
 
 async def test_tokens_admin_create_without_owner_is_400_with_pointer(
@@ -158,7 +168,7 @@ async def test_tokens_bad_bearer_is_401_with_its_code_and_a_generic_detail(
 async def test_oauth_introspect_active_and_inactive(
     client: httpx.AsyncClient, admin: Headers, runtime: Runtime
 ) -> None:
-    created = await _create(client, admin, organization_id="org-9")
+    created = await _create(client, admin, kind="integration", organization_id="org-9")
     r = await client.post("/v1/oauth/introspect", data={"token": created["token"]}, headers=admin)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     body = r.json()
@@ -222,11 +232,13 @@ async def test_tokens_token_principal_cannot_rotate_a_broader_sibling_is_403(
 async def test_tokens_token_principal_cannot_rotate_a_sibling_of_another_organization_is_403(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    mine = await _create(client, admin, organization_id="org-1", permission="rw")
-    other = await _create(client, admin, organization_id="org-2")
+    mine = await _create(
+        client, admin, kind="integration", organization_id="org-1", permission="rw"
+    )
+    other = await _create(client, admin, kind="integration", organization_id="org-2")
     r = await client.post(f"/v1/tokens/{other['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
-    same = await _create(client, admin, organization_id="org-1")
+    same = await _create(client, admin, kind="integration", organization_id="org-1")
     r = await client.post(f"/v1/tokens/{same['id']}/rotate", headers=_bearer(str(mine["token"])))
     assert r.status_code == 201 and r.json()["organization_id"] == "org-1"
 
@@ -272,17 +284,80 @@ async def test_tokens_child_never_outlives_the_token_that_made_it(
     assert short.json()["expires_at"] != parent["expires_at"]
 
 
+async def test_tokens_responses_carrying_a_plaintext_are_never_cached(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await client.post(
+        "/v1/tokens",
+        json={"name": "ci", "owner_subject": "alice", "permission": "rw", "scopes": ["*:*"]},
+        headers=admin,
+    )
+    # A personal token is rotated by its owner's credential (here: itself).
+    own = _bearer(created.json()["token"])
+    rotated = await client.post(f"/v1/tokens/{created.json()['id']}/rotate", headers=own)
+    for r in (created, rotated):
+        assert r.status_code == 201, r.text
+        assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+    listed = await client.get("/v1/tokens", headers=admin)
+    assert "cache-control" not in listed.headers  # only responses with a secret
+
+
+async def test_tokens_expires_at_needs_a_time_zone_and_is_422_with_a_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    for value in ("2030-01-01T00:00:00", "2030-01-01"):
+        r = await client.post(
+            "/v1/tokens",
+            json={"name": "x", "owner_subject": "alice", "expires_at": value},
+            headers=admin,
+        )
+        assert r.status_code == 422 and r.json()["pointer"] == "/expires_at", r.text
+
+
+async def test_tokens_expiry_is_bounded_and_rotating_a_far_token_does_not_overflow(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    far = {"name": "x", "owner_subject": "alice", "expires_at": "9999-12-31T23:59:59Z"}
+    r = await client.post("/v1/tokens", json=far, headers=admin)
+    assert r.status_code == 400 and r.json()["pointer"] == "/expires_at", r.text
+    latest = runtime.clock.now() + MAX_LIFETIME
+    ok = await _create(client, admin, expires_at=latest.isoformat(), permission="rw")
+    # a token stored before the bound existed (or by hand) rotates without overflow
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == ok["id"])
+            .values(expires_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+        )
+    rotated = await client.post(f"/v1/tokens/{ok['id']}/rotate", headers=_bearer(str(ok["token"])))
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["expires_at"] == latest.isoformat().replace("+00:00", "Z")
+
+
+async def test_tokens_list_with_a_cursor_it_did_not_return_is_400_with_a_pointer(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    await _create(client, admin)
+    for cursor in ("garbage", "tok_", "org_01arz3ndektsv4rrffq69g5fav"):
+        r = await client.get("/v1/tokens", params={"cursor": cursor}, headers=admin)
+        assert r.status_code == 400, (cursor, r.text)
+        assert r.json()["code"] == "invalid_request" and r.json()["pointer"] == "/cursor"
+
+
 async def test_tokens_revoking_a_token_revokes_the_children_it_made_and_their_successors(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
     parent = await _create(client, admin, permission="rw")  # no expiry: children neither
     h = _bearer(str(parent["token"]))
     r = await client.post(
-        "/v1/tokens", json={"name": "child", "scopes": ["projects:read"]}, headers=h
+        "/v1/tokens",
+        json={"name": "child", "scopes": ["projects:read"], "permission": "rw"},
+        headers=h,
     )
     assert r.status_code == 201, r.text
     child = r.json()
-    r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=admin)
+    # a personal token is rotated by its owner's credential: here, itself
+    r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=_bearer(child["token"]))
     assert r.status_code == 201, r.text
     successor = r.json()  # the child's successor, while the child is in its grace period
     for token in (child["token"], successor["token"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import update
 
 from watchword.rbac.store.accounts import create_binding
 from watchword.runtime import Runtime
@@ -11,6 +12,7 @@ from watchword.tokens.format import TokenKind
 from watchword.tokens.model import Owner
 from watchword.tokens.scope import Permission
 from watchword.tokens.service import NewToken
+from watchword.tokens.tables import api_tokens
 
 QUESTION = {
     "subject": {"issuer": "https://i", "id": "x", "global_roles": []},
@@ -84,7 +86,8 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
         members=[GroupMember(iss, "carol")],
         role_ids=["org-admin"],
     )
-    carol = await _token(runtime, services, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    admin_scopes = {"watchword:tokens:*", "compute:clusters:*"}
+    carol = await _token(runtime, services, "carol", admin_scopes, Permission.READ_WRITE)
     dave = await _token(runtime, services, "dave", {"watchword:tokens:*"}, Permission.READ_WRITE)
 
     def sa_token(org: str, sa: str) -> dict[str, object]:
@@ -118,6 +121,39 @@ async def test_org_admin_manages_service_account_tokens_of_its_organization_only
     assert (await client.post(f"/v1/tokens/{token_id}/revoke", headers=dave)).status_code == 404
     denied = await client.get("/v1/tokens", params={"organization_id": acme.id}, headers=dave)
     assert denied.status_code == 404
+
+    # An administrator hands out nothing beyond its own credential, new or rotated: a carol
+    # token scoped to token administration alone can neither mint nor rotate a compute token.
+    narrow = await _token(runtime, services, "carol", {"watchword:tokens:*"}, Permission.READ_WRITE)
+    refused = await client.post("/v1/tokens", json=sa_token(acme.id, acme_sa.id), headers=narrow)
+    assert refused.status_code == 403 and "within" in refused.json()["detail"]
+    refused = await client.post(f"/v1/tokens/{token_id}/rotate", headers=narrow)
+    assert refused.status_code == 403 and "token" not in refused.json()
+    rotated = await client.post(f"/v1/tokens/{token_id}/rotate", headers=carol)
+    assert rotated.status_code == 201 and rotated.json()["token"].startswith("wws_")
+    token_id = rotated.json()["id"]
+
+    # A member's personal token (labelled with the organization, as rows from before labels
+    # were refused on personal tokens): the administrator may revoke it, never rotate it.
+    legacy = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.PERSONAL,
+            name="laptop",
+            owner=Owner(iss, "erin"),
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_WRITE,
+        )
+    )
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == legacy.record.id)
+            .values(organization_id=acme.id)
+        )
+    taken = await client.post(f"/v1/tokens/{legacy.record.id}/rotate", headers=carol)
+    assert taken.status_code == 403 and "token" not in taken.json()
+    gone = await client.post(f"/v1/tokens/{legacy.record.id}/revoke", headers=carol)
+    assert gone.status_code == 200 and gone.json()["state"] == "revoked"
 
     revoked = await client.post(f"/v1/tokens/{token_id}/revoke", headers=carol)
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
@@ -167,3 +203,44 @@ async def test_authz_check_by_subject_ref_resolves_stored_memberships(
         headers=admin,
     )
     assert other.json()["allowed"] is False
+
+
+async def test_deleting_a_service_account_revokes_its_tokens_and_drops_its_bindings(
+    client: httpx.AsyncClient, runtime: Runtime, services: Services
+) -> None:
+    from watchword.bootstrap import create_admin_key
+    from watchword.rbac.store.accounts import create_service_account, list_bindings
+    from watchword.rbac.store.organizations import create_organization
+
+    ctx = services.store
+    acme = await create_organization(ctx, name="acme-sa")
+    sa = await create_service_account(ctx, organization_id=acme.id, name="deployer")
+    owner = Owner(runtime.settings.issuer_url, f"sa:{sa.id}")
+    await create_binding(
+        ctx, issuer=owner.issuer, subject_id=owner.subject, role_ids=["authz-client"]
+    )
+    issued = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.SERVICE_ACCOUNT,
+            name="deploy",
+            owner=owner,
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_WRITE,
+            organization_id=acme.id,
+        )
+    )
+    sa_headers = {"Authorization": f"Bearer {issued.token.reveal()}"}
+    asked = await client.post("/v1/authz/check", json=QUESTION, headers=sa_headers)
+    assert asked.status_code == 200  # cached as valid in this replica from now on
+    _, key = await create_admin_key(runtime.engine, runtime.clock)
+    admin = {"Authorization": f"Bearer {key.reveal()}"}
+
+    gone = await client.delete(
+        f"/v1/organizations/{acme.id}/service-accounts/{sa.id}", headers=admin
+    )
+    assert gone.status_code == 204
+
+    after = await client.post("/v1/authz/check", json=QUESTION, headers=sa_headers)
+    assert after.status_code == 401 and after.json()["code"] == "token_revoked"
+    page = await list_bindings(ctx, issuer=owner.issuer)
+    assert [b for b in page.items if b.subject_id == owner.subject] == []

@@ -6,8 +6,7 @@ import httpx
 import pytest
 import structlog
 
-from watchword.config import LogFormat
-from watchword.observability.logging import configure_logging
+from watchword.observability.logging import LogFormat, configure_logging
 from watchword.observability.redaction import redact_text, redact_value
 from watchword.secret import Secret
 
@@ -24,6 +23,15 @@ def test_redact_text_masks_tokens_bearer_and_url_passwords() -> None:
     # Redis URLs usually carry a password with an empty user name.
     assert redact_text("redis://:r3dis@cache:6379/0") == "redis://:**********@cache:6379/0"
     assert redact_text("see https://example.com/a@b") == "see https://example.com/a@b"
+
+
+def test_redact_text_masks_secret_query_and_connection_string_parameters() -> None:
+    out = redact_text("postgresql://app@db/x?sslmode=require&password=s3cret&Api_Key=k3y")
+    assert "s3cret" not in out and "k3y" not in out
+    assert out.startswith("postgresql://app@db/x?sslmode=require&password=")
+    assert "t0k" not in redact_text("https://otlp.example/v1/traces?access_token=t0k#frag")
+    assert "pw" not in redact_text("connection to host=db user=app password=pw failed")
+    assert redact_text("sslmode=require keepalives=1") == "sslmode=require keepalives=1"
 
 
 def test_redact_value_by_key_name_and_secret_type() -> None:

@@ -37,6 +37,7 @@ def _roundtrip(url: str) -> None:
 
 
 def test_migrate_sqlite_upgrade_downgrade_roundtrip(tmp_path: Path) -> None:
+    (tmp_path / "ww.sqlite3").touch()  # current_revisions reads, never creates, a database
     _roundtrip(f"sqlite+aiosqlite:///{tmp_path / 'ww.sqlite3'}")
 
 

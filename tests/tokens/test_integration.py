@@ -59,7 +59,7 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     record = await services.tokens.verify(first)
     assert record.kind is TokenKind.INTEGRATION and record.scopes == {"accounts:read"}
 
-    clock.advance(settings.token_rotation_cache_ttl)
+    clock.advance(settings.tokens.rotation_cache_ttl)
     rotated_at = clock.now()
     second = await rotate_integration(services.integrations, owner, scopes=scopes)
     assert second.reveal() != first.reveal()
@@ -67,10 +67,10 @@ async def test_rotate_integration_serves_cache_then_rotates_once_per_ttl_keeping
     new = await services.tokens.verify(second)
     assert new.rotated_from == record.id
 
-    clock.set(rotated_at + settings.token_grace_period - timedelta(seconds=1))
+    clock.set(rotated_at + settings.tokens.grace_period - timedelta(seconds=1))
     fresh = Services.build(Runtime(settings=settings, engine=runtime.engine, clock=clock))
     assert (await fresh.tokens.verify(first)).id == record.id
-    clock.set(rotated_at + settings.token_grace_period)
+    clock.set(rotated_at + settings.tokens.grace_period)
     with pytest.raises(TokenExpired):
         await fresh.tokens.verify(first)
 
@@ -101,8 +101,8 @@ async def test_rotate_integration_concurrent_misses_on_sqlite_file_rotate_once(
                 clock,
                 cache=shared,
                 metrics=TokenMetrics(CollectorRegistry()),
-                cache_ttl=settings.token_rotation_cache_ttl,
-                grace=settings.token_grace_period,
+                cache_ttl=settings.tokens.rotation_cache_ttl,
+                grace=settings.tokens.grace_period,
                 seal=seal,
             )
             for _ in range(2)
@@ -190,9 +190,9 @@ async def test_rotate_integration_late_call_gives_the_replaced_token_its_whole_g
     clock = runtime.clock
     assert isinstance(clock, FakeClock)
     settings = runtime.settings
-    grace = settings.token_grace_period
+    grace = settings.tokens.grace_period
     first = await rotate_integration(services.integrations, owner)
-    clock.advance(settings.token_rotation_cache_ttl + grace / 2)
+    clock.advance(settings.tokens.rotation_cache_ttl + grace / 2)
     rotated_at = clock.now()
     second = await rotate_integration(services.integrations, owner)
     assert second.reveal() != first.reveal()
@@ -212,7 +212,7 @@ async def test_rotate_integration_no_call_for_cache_period_plus_grace_mints_a_fr
     assert isinstance(clock, FakeClock)
     settings = runtime.settings
     first = await rotate_integration(services.integrations, owner)
-    clock.advance(settings.token_rotation_cache_ttl + settings.token_grace_period)
+    clock.advance(settings.tokens.rotation_cache_ttl + settings.tokens.grace_period)
     with pytest.raises(TokenExpired):
         await services.tokens.verify(first)
     second = await rotate_integration(services.integrations, owner)
@@ -259,8 +259,8 @@ async def test_rotate_integration_publishes_the_plaintext_only_once_it_is_commit
         clock,
         cache=VerifyCache(clock, ttl_s=30, redis=None, redis_prefix=""),
         metrics=metrics,
-        grace_period=settings.token_grace_period,
-        rotation_cache_ttl=settings.token_rotation_cache_ttl,
+        grace_period=settings.tokens.grace_period,
+        rotation_cache_ttl=settings.tokens.rotation_cache_ttl,
     )
     cache = _VerifyOnPublish(verifier)
     seal = AnchorSeal(derive_purpose_key("a" * 40, KeyPurpose.ROTATION_ANCHOR)) if sealed else None
@@ -269,14 +269,14 @@ async def test_rotate_integration_publishes_the_plaintext_only_once_it_is_commit
         clock,
         cache=cache,
         metrics=metrics,
-        cache_ttl=settings.token_rotation_cache_ttl,
-        grace=settings.token_grace_period,
+        cache_ttl=settings.tokens.rotation_cache_ttl,
+        grace=settings.tokens.grace_period,
         seal=seal,
     )
     spec = IntegrationSpec(owner=Owner("https://idp.test", "svc"))
     try:
         first = await rotator.current(spec)
-        clock.advance(settings.token_rotation_cache_ttl)
+        clock.advance(settings.tokens.rotation_cache_ttl)
         second = await rotator.current(spec)
         assert first.reveal() != second.reveal()
         assert cache.outcomes == ["ok", "ok"]

@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from watchword.tokens.format import TokenKind
 from watchword.tokens.rotation import (
+    MAX_LIFETIME,
     DeletionReason,
     Lifetime,
     cached_value_fresh,
     deletion_reason,
     is_current,
+    latest_expiry,
     plan_rotation,
     retiring_expires_at,
     successor_expires_at,
@@ -170,3 +172,14 @@ def test_deletion_reason_table(
     reason: DeletionReason | None,
 ) -> None:
     assert deletion_reason(kind, expires_at, revoked_at, NOW, RETENTION) is reason, case
+
+
+def test_successor_expires_at_never_overflows_and_caps_the_lifetime() -> None:
+    far = Lifetime("far", NOW, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), None)
+    after = successor_expires_at(TokenKind.PERSONAL, far, NOW, cache_ttl=TTL, grace=GRACE)
+    assert after == NOW + MAX_LIFETIME
+    late = datetime(9999, 12, 1, tzinfo=UTC)
+    assert successor_expires_at(TokenKind.PERSONAL, far, late, cache_ttl=TTL, grace=GRACE) == (
+        datetime.max.replace(tzinfo=UTC)
+    )
+    assert latest_expiry(NOW) == NOW + MAX_LIFETIME

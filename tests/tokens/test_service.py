@@ -115,7 +115,7 @@ async def test_revocation_reaches_another_replica_within_the_cache_ttl(
     await services.tokens.revoke(issued.record.id)
     # still trusted by the other replica's in-process cache ...
     await other.tokens.verify(issued.token)
-    _clock(runtime).advance(runtime.settings.token_verify_cache_ttl)
+    _clock(runtime).advance(runtime.settings.tokens.verify_cache_ttl)
     # ... never longer than token_verify_cache_ttl
     with pytest.raises(TokenRevoked):
         await other.tokens.verify(issued.token)
@@ -171,8 +171,8 @@ async def test_create_integration_token_always_has_an_expiry(
 ) -> None:
     issued = await services.tokens.create(_spec(owner, kind=TokenKind.INTEGRATION))
     s = runtime.settings
-    assert issued.record.expires_at == runtime.clock.now() + s.token_rotation_cache_ttl + (
-        s.token_grace_period
+    assert issued.record.expires_at == runtime.clock.now() + s.tokens.rotation_cache_ttl + (
+        s.tokens.grace_period
     )
 
 
@@ -199,7 +199,7 @@ async def test_rotate_keeps_old_valid_for_grace_then_expires_and_only_once(
     assert new.record.scopes == old.record.scopes and new.record.name == old.record.name
     with pytest.raises(Conflict, match="already rotated"):
         await service.rotate(old.record.id)
-    clock.advance(runtime.settings.token_grace_period - timedelta(seconds=1))
+    clock.advance(runtime.settings.tokens.grace_period - timedelta(seconds=1))
     assert (await service.verify(old.token)).id == old.record.id
     clock.advance(timedelta(seconds=1))
     with pytest.raises(TokenExpired):

@@ -28,6 +28,7 @@ from watchword.principal import Principal
 from watchword.rbac.catalogue import type_name
 from watchword.rbac.service import RbacService
 from watchword.rbac.store.context import StoreContext
+from watchword.rbac.store.organizations import get_organization
 
 __all__ = ["Access", "AccessDep", "get_access", "principal_scope"]
 
@@ -92,6 +93,13 @@ class Access:
         ):
             raise PermissionDenied(f"you may not {action} {what or kind} {obj_id!r}")
         raise NotFound(f"{what or kind} {obj_id!r} does not exist")
+
+    async def require_organization(self, org_id: str) -> None:
+        """The organization exists and the caller may read it: 404 otherwise, the same answer
+        either way, so listing inside an organization says nothing of one it may not see."""
+        await get_organization(self.ctx, org_id)
+        if not await self.allowed("organizations", "read", org_id, org_id=org_id):
+            raise NotFound(f"organization {org_id!r} does not exist")
 
     async def require_create(self, kind: str, *, org_id: str | None = None) -> None:
         """Creating in an organization one may not even read is a 404 on the organization."""

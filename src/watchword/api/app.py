@@ -10,11 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from watchword import __version__
-from watchword.api.middleware import RequestContextMiddleware
+from watchword.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from watchword.api.openapi import install_openapi
 from watchword.api.problem import install_problem_handlers
+from watchword.api.ratelimit import FailedAuthLimiter
 from watchword.api.routes import (
     acl,
     admin,
@@ -31,6 +33,7 @@ from watchword.api.routes import (
     system_accounts,
     tokens,
 )
+from watchword.api.text import printable_parameters
 from watchword.config import Settings, load_settings
 from watchword.jobs import background_jobs, start_jobs, stop_jobs
 from watchword.observability.metrics import HttpMetrics
@@ -66,7 +69,9 @@ def create_app(
         services = Services.build(Runtime.create(settings or load_settings()))
     runtime = services.runtime
     jobs_on = owned if run_jobs is None else run_jobs
-    configure_tracing(runtime.settings.otlp_endpoint, runtime.settings.service_name)
+    configure_tracing(
+        runtime.settings.telemetry.otlp_endpoint, runtime.settings.telemetry.service_name
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,9 +101,12 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
+        dependencies=[Depends(printable_parameters)],
     )
     app.state.services = services
+    app.state.failed_auth_limiter = FailedAuthLimiter(runtime.settings.auth.failed_limit)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)  # inside the request context: 413s carry its id
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
     for module in (
         health,
@@ -117,4 +125,5 @@ def create_app(
         oauth,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from watchword.api.ratelimit import FailedAuthLimiter
 from watchword.errors import AuthenticationError, PermissionDenied
 from watchword.principal import Credential, CredentialSource, Principal
 from watchword.runtime import Runtime
@@ -51,13 +52,21 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def current_principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("this endpoint needs a credential (Authorization: Bearer …)")
+    limiter: FailedAuthLimiter = request.app.state.failed_auth_limiter
+    address = request.client.host if request.client is not None else "unknown"
+    await limiter.check(address)
     credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
-    return await services.authenticate(credential)
+    try:
+        return await services.authenticate(credential)
+    except AuthenticationError:
+        await limiter.failed(address)
+        raise
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

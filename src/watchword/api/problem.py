@@ -13,12 +13,25 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from watchword import errors
 from watchword.observability.logging import get_logger
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response", "status_for"]
+__all__ = [
+    "HTTP_CODES",
+    "PROBLEM_JSON",
+    "Problem",
+    "allowed_methods",
+    "ProblemField",
+    "install_problem_handlers",
+    "internal_error_response",
+    "problem_response",
+    "status_for",
+]
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://watchword.dev/problems/"
@@ -33,9 +46,10 @@ _STATUS: dict[type[errors.WatchwordError], int] = {
     errors.PermissionDenied: 403,
     errors.Unavailable: 503,
     errors.LockTimeout: 503,
+    errors.TooManyFailedAttempts: 429,
 }
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
     403: ("forbidden", "Forbidden"),
@@ -51,6 +65,32 @@ _HTTP_CODES = {
 }
 
 log = get_logger("watchword.api")
+
+
+class ProblemField(BaseModel):
+    """One invalid field of a 422."""
+
+    pointer: str = Field(description="RFC 6901 pointer into the body, or /path/…, /query/….")
+    detail: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (``application/problem+json``, RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="A URI naming the problem type: " + TYPE_BASE + "<code>.")
+    title: str
+    status: int
+    code: str = Field(description="watchword's stable, machine-readable error code.")
+    detail: str
+    instance: str = Field(description="The request path.")
+    pointer: str | None = Field(default=None, description="RFC 6901 pointer to the bad field.")
+    request_id: str | None = Field(default=None, description="As in X-Request-ID.")
+    errors: list[ProblemField] | None = Field(default=None, description="422: every invalid field.")
+    checks: dict[str, dict[str, str]] | None = Field(
+        default=None, description="/readyz 503: each dependency's state."
+    )
 
 
 def status_for(exc: errors.WatchwordError) -> int:
@@ -99,6 +139,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(errors.WatchwordError, exc)
     status = status_for(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="watchword"'} if status == 401 else None
+    if isinstance(exc, errors.TooManyFailedAttempts):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     if status >= 500:
         log.error("request_failed", code=exc.code, detail=exc.detail)
     return problem_response(
@@ -129,22 +171,41 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
-    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    code, title = HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route matches {request.method} {request.url.path}"
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only.
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
         request,
         status=exc.status_code,
         code=code,
         title=title,
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", error_type=type(exc).__name__)
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (RFC 9110 §10.2.1)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(route.methods or ())
+    return sorted(methods)
+
+
+def internal_error_response(request: Request) -> JSONResponse:
+    """The 500 of an unexpected exception: nothing of it but the request id.
+
+    The request middleware sends it (and logs the exception once, with the request id),
+    inside the layer that adds ``X-Request-ID``; an ``Exception`` handler would run outside
+    it, in Starlette's outermost middleware, which re-raises for the server to log again.
+    """
     return problem_response(
         request,
         status=500,
@@ -158,4 +219,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.WatchwordError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

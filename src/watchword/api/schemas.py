@@ -9,6 +9,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from watchword.api.text import Line, PrintableModel
 from watchword.rbac.model import (
     Group,
     IssuerRecord,
@@ -23,13 +24,22 @@ from watchword.rbac.model import (
 )
 from watchword.rbac.store.record import Page
 
+# Limits (docs/operations.md): with the request body limit, they keep every record, and so
+# every list page, small.
+MAX_TEXT = 2000  # a description
+MAX_REF = 500  # an id, a subject, an issuer URL, a claim name
+MAX_ITEMS = 100  # roles, actions, audiences, IdP groups, permissions of a level
+MAX_MEMBERS = 1000  # a group's members and projects
+
+Description = Annotated[str, Field(max_length=MAX_TEXT)]
+Ref = Annotated[Line, Field(min_length=1, max_length=MAX_REF)]
 Name = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
 OptionalName = Field(default=None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _In(BaseModel):
+class _In(PrintableModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -66,13 +76,13 @@ def page_out(page: Page[R], out: Callable[[R], T]) -> PageOut[T]:
 
 
 class OrganizationIn(_In):
-    name: str = Name
-    description: str = ""
+    name: Line = Name
+    description: Description = ""
 
 
 class OrganizationPatch(_In):
-    name: str | None = OptionalName
-    description: str | None = None
+    name: Line | None = OptionalName
+    description: Description | None = None
 
 
 class OrganizationOut(Versioned):
@@ -86,8 +96,8 @@ class OrganizationOut(Versioned):
 
 
 class ProjectIn(_In):
-    name: str = Name
-    description: str = ""
+    name: Line = Name
+    description: Description = ""
 
 
 ProjectPatch = OrganizationPatch
@@ -114,13 +124,13 @@ class ProjectOut(Versioned):
 
 
 class MemberIn(_In):
-    id: str = Field(min_length=1, max_length=500, description="The subject id (`sub`).")
-    issuer: str | None = Field(
+    id: Ref = Field(min_length=1, max_length=500, description="The subject id (`sub`).")
+    issuer: Ref | None = Field(
         default=None,
         max_length=500,
         description="The subject's issuer, exact; omitted: watchword's own (from configuration).",
     )
-    email: str | None = Field(default=None, max_length=500, description="Display only.")
+    email: Ref | None = Field(default=None, max_length=500, description="Display only.")
 
 
 class MemberOut(BaseModel):
@@ -130,26 +140,26 @@ class MemberOut(BaseModel):
 
 
 class IdpGroupIn(_In):
-    issuer: str = Field(min_length=1, max_length=500)
-    name: str = Field(min_length=1, max_length=500)
+    issuer: Ref = Field(min_length=1, max_length=500)
+    name: Ref = Field(min_length=1, max_length=500)
 
 
 class GroupIn(_In):
-    name: str = Name
-    description: str = ""
-    members: list[MemberIn] = []
-    idp_groups: list[IdpGroupIn] = []
-    role_ids: list[str] = []
-    project_ids: list[str] = []
+    name: Line = Name
+    description: Description = ""
+    members: list[MemberIn] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    idp_groups: list[IdpGroupIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    role_ids: list[Ref] = Field(default_factory=list, max_length=MAX_ITEMS)
+    project_ids: list[Ref] = Field(default_factory=list, max_length=MAX_MEMBERS)
 
 
 class GroupPatch(_In):
-    name: str | None = OptionalName
-    description: str | None = None
-    members: list[MemberIn] | None = None
-    idp_groups: list[IdpGroupIn] | None = None
-    role_ids: list[str] | None = None
-    project_ids: list[str] | None = None
+    name: Line | None = OptionalName
+    description: Description | None = None
+    members: list[MemberIn] | None = Field(default=None, max_length=MAX_MEMBERS)
+    idp_groups: list[IdpGroupIn] | None = Field(default=None, max_length=MAX_ITEMS)
+    role_ids: list[Ref] | None = Field(default=None, max_length=MAX_ITEMS)
+    project_ids: list[Ref] | None = Field(default=None, max_length=MAX_MEMBERS)
 
 
 class GroupOut(Versioned):
@@ -183,8 +193,10 @@ class GroupOut(Versioned):
 
 
 class PermissionIn(_In):
-    resource_type: str = Field(min_length=1, description="A registered type, or `*`.")
-    actions: list[str] = Field(min_length=1, description="Actions of that type, or `*`.")
+    resource_type: Ref = Field(min_length=1, description="A registered type, or `*`.")
+    actions: list[Ref] = Field(
+        max_length=MAX_ITEMS, min_length=1, description="Actions of that type, or `*`."
+    )
     effect: Literal["allow", "deny"] = "allow"
 
 
@@ -192,18 +204,22 @@ Level = Literal["global", "organization", "project", "owner"]
 
 
 class RoleIn(_In):
-    name: str = Name
-    organization_id: str | None = Field(
+    name: Line = Name
+    organization_id: Ref | None = Field(
         default=None, description="Null: a catalogue role; set: a role of that organization."
     )
-    description: str = ""
-    permissions: dict[Level, list[PermissionIn]] = {}
+    description: Description = ""
+    permissions: dict[Level, Annotated[list[PermissionIn], Field(max_length=MAX_ITEMS)]] = Field(
+        default_factory=dict
+    )
 
 
 class RolePatch(_In):
-    name: str | None = OptionalName
-    description: str | None = None
-    permissions: dict[Level, list[PermissionIn]] | None = None
+    name: Line | None = OptionalName
+    description: Description | None = None
+    permissions: dict[Level, Annotated[list[PermissionIn], Field(max_length=MAX_ITEMS)]] | None = (
+        None
+    )
 
 
 class RoleOut(Versioned):
@@ -226,14 +242,14 @@ class RoleOut(Versioned):
 
 
 class ResourceTypeIn(_In):
-    name: str = Name
-    actions: list[str] = Field(min_length=1)
-    description: str = ""
+    name: Line = Name
+    actions: list[Ref] = Field(max_length=MAX_ITEMS, min_length=1)
+    description: Description = ""
 
 
 class ResourceTypePatch(_In):
-    actions: list[str] | None = Field(default=None, min_length=1)
-    description: str | None = None
+    actions: list[Ref] | None = Field(max_length=MAX_ITEMS, default=None, min_length=1)
+    description: Description | None = None
 
 
 class ResourceTypeOut(Versioned):
@@ -255,14 +271,14 @@ class ResourceTypeOut(Versioned):
 
 
 class ServiceAccountIn(_In):
-    name: str = Name
-    description: str = ""
+    name: Line = Name
+    description: Description = ""
 
 
 class ServiceAccountPatch(_In):
-    name: str | None = OptionalName
-    description: str | None = None
-    organization_id: str | None = Field(
+    name: Line | None = OptionalName
+    description: Description | None = None
+    organization_id: Ref | None = Field(
         default=None, description="Fixed at creation; any other value is refused."
     )
 
@@ -288,15 +304,17 @@ class ServiceAccountOut(Versioned):
 
 
 class SystemAccountIn(_In):
-    subject_id: str = Field(min_length=1, max_length=500, description="e.g. the mTLS CN.")
-    issuer: str | None = Field(default=None, description="Omitted: watchword's own issuer.")
-    role_ids: list[str] = Field(min_length=1, description="Catalogue roles (global grants).")
-    description: str = ""
+    subject_id: Ref = Field(min_length=1, max_length=500, description="e.g. the mTLS CN.")
+    issuer: Ref | None = Field(default=None, description="Omitted: watchword's own issuer.")
+    role_ids: list[Ref] = Field(
+        max_length=MAX_ITEMS, min_length=1, description="Catalogue roles (global grants)."
+    )
+    description: Description = ""
 
 
 class SystemAccountPatch(_In):
-    role_ids: list[str] | None = None
-    description: str | None = None
+    role_ids: list[Ref] | None = Field(default=None, max_length=MAX_ITEMS)
+    description: Description | None = None
 
 
 class SystemAccountOut(Versioned):
@@ -319,11 +337,11 @@ class SystemAccountOut(Versioned):
 
 
 class BindingIn(_In):
-    issuer: str = Field(min_length=1, max_length=500)
-    subject_id: str | None = Field(default=None, description="A subject, or `*` for all.")
-    idp_group: str | None = Field(default=None, description="Or an IdP group of the issuer.")
-    role_ids: list[str] = Field(min_length=1)
-    description: str = ""
+    issuer: Ref = Field(min_length=1, max_length=500)
+    subject_id: Ref | None = Field(default=None, description="A subject, or `*` for all.")
+    idp_group: Ref | None = Field(default=None, description="Or an IdP group of the issuer.")
+    role_ids: list[Ref] = Field(max_length=MAX_ITEMS, min_length=1)
+    description: Description = ""
 
 
 BindingPatch = SystemAccountPatch
@@ -351,21 +369,21 @@ class BindingOut(Versioned):
 
 
 class IssuerIn(_In):
-    url: str = Field(min_length=1, max_length=500, description="The exact `iss` value.")
-    audiences: list[str] = []
-    subject_claim: str = "sub"
-    groups_claim: str | None = None
-    authz_claim: str | None = Field(default=None, description="Omitted: settings.authz_claim.")
+    url: Ref = Field(min_length=1, max_length=500, description="The exact `iss` value.")
+    audiences: list[Ref] = Field(default_factory=list, max_length=MAX_ITEMS)
+    subject_claim: Ref = "sub"
+    groups_claim: Ref | None = None
+    authz_claim: Ref | None = Field(default=None, description="Omitted: settings.rbac.authz_claim.")
     membership_from_claims: bool = Field(
         default=False, description="Honour `orgIds` of the authz claim from this issuer."
     )
 
 
 class IssuerPatch(_In):
-    audiences: list[str] | None = None
-    subject_claim: str | None = None
-    groups_claim: str | None = None
-    authz_claim: str | None = None
+    audiences: list[Ref] | None = Field(default=None, max_length=MAX_ITEMS)
+    subject_claim: Ref | None = None
+    groups_claim: Ref | None = None
+    authz_claim: Ref | None = None
     membership_from_claims: bool | None = None
 
 
@@ -396,11 +414,13 @@ class IssuerOut(Versioned):
 
 
 class AclQuery(_In):
-    issuer: str = Field(min_length=1, description="The subject's issuer, exact.")
-    subject: str = Field(min_length=1)
+    issuer: Ref = Field(min_length=1, description="The subject's issuer, exact.")
+    subject: Ref = Field(min_length=1)
     claims: dict[str, object] = Field(default={}, description="Verified claims, if any.")
-    organization_id: str | None = None
-    scope: list[str] | None = Field(default=None, description="Token scope names, if narrowed.")
+    organization_id: Ref | None = None
+    scope: list[Ref] | None = Field(
+        max_length=MAX_ITEMS, default=None, description="Token scope names, if narrowed."
+    )
 
 
 class EndpointOut(BaseModel):

@@ -23,13 +23,13 @@ def upgrade(
     """Migrate the database up to the newest schema (or REVISION)."""
     settings = settings_from(ctx)
     try:
-        with console.status(f"migrating {redacted_url(settings.database_url)} to {revision}…"):
-            migrate.upgrade(settings.database_url, revision)
-        status = migrate.current_revisions(settings.database_url)
+        with console.status(f"migrating {redacted_url(settings.database.url)} to {revision}…"):
+            migrate.upgrade(settings.database.url, revision)
+        status = migrate.current_revisions(settings.database.url)
     except WatchwordError as exc:
         fail(exc)
     console.print(
-        f"{redacted_url(settings.database_url)} is at {', '.join(sorted(status.current))}"
+        f"{redacted_url(settings.database.url)} is at {', '.join(sorted(status.current))}"
     )
 
 
@@ -41,13 +41,13 @@ def downgrade(
     """Migrate the database down to REVISION (data in dropped tables is lost)."""
     settings = settings_from(ctx)
     try:
-        with console.status(f"migrating {redacted_url(settings.database_url)} to {revision}…"):
-            migrate.downgrade(settings.database_url, revision)
-        status = migrate.current_revisions(settings.database_url)
+        with console.status(f"migrating {redacted_url(settings.database.url)} to {revision}…"):
+            migrate.downgrade(settings.database.url, revision)
+        status = migrate.current_revisions(settings.database.url)
     except WatchwordError as exc:
         fail(exc)
     console.print(
-        f"{redacted_url(settings.database_url)} is at "
+        f"{redacted_url(settings.database.url)} is at "
         f"{', '.join(sorted(status.current)) or 'base (empty)'}"
     )
 
@@ -57,11 +57,11 @@ def current(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
     """Show the database's schema revision and whether it is the newest."""
     settings = settings_from(ctx)
     try:
-        status = migrate.current_revisions(settings.database_url)
+        status = migrate.current_revisions(settings.database.url)
     except WatchwordError as exc:
         fail(exc, as_json=as_json)
     data = {
-        "database": redacted_url(settings.database_url),
+        "database": redacted_url(settings.database.url),
         "current": sorted(status.current),
         "heads": sorted(status.heads),
         "up_to_date": status.is_current,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -26,6 +27,7 @@ from watchword.cli.output import (
     run_with_services,
     settings_from,
 )
+from watchword.config import env_name
 from watchword.errors import WatchwordError
 from watchword.runtime import Runtime
 from watchword.services import Services
@@ -99,7 +101,7 @@ def serve(
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
 
     async def preflight() -> None:
         runtime = Runtime.create(settings)
@@ -140,7 +142,7 @@ def worker(ctx: typer.Context) -> None:
     from watchword.observability.logging import configure_logging
 
     settings = settings_from(ctx)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
 
     async def work() -> None:
         async with Services.open(settings) as services:
@@ -166,10 +168,24 @@ def config_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print the effective configuration, secrets redacted."""
     values = settings_from(ctx).redacted()
 
+    def rows(node: dict[str, object], prefix: tuple[str | int, ...]) -> Iterator[list[str]]:
+        for name, value in node.items():
+            path = (*prefix, name)
+            if isinstance(value, dict):
+                yield from rows(value, path)
+            elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                for index, item in enumerate(value):
+                    yield from rows(item, (*path, index))
+            else:
+                shown = "" if value is None else str(value)
+                yield [".".join(map(str, path)), shown, env_name(path)]
+
     def human() -> None:
         table = Table("setting", "value", "environment variable")
-        for name, value in values.items():
-            table.add_row(name, "" if value is None else str(value), f"WATCHWORD_{name.upper()}")
+        for column in table.columns:
+            column.overflow = "fold"  # never cut a name or value short with "…"
+        for row in rows(values, ()):
+            table.add_row(*row)
         console.print(table)
 
     emit(values, as_json=as_json, human=human)

@@ -138,7 +138,9 @@ def issuer_add(
     membership_from_claims: Annotated[
         bool, typer.Option(help="Honour orgIds in its claims.")
     ] = False,
-    authz_claim: Annotated[str | None, typer.Option(help="Default: settings.authz_claim.")] = None,
+    authz_claim: Annotated[
+        str | None, typer.Option(help="Default: settings.rbac.authz_claim.")
+    ] = None,
     groups_claim: str | None = None,
     audience: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
     as_json: JsonOpt = False,
@@ -149,7 +151,7 @@ def issuer_add(
         rec = await accounts.create_issuer(
             svc.store,
             url=url,
-            authz_claim=authz_claim or svc.runtime.settings.authz_claim,
+            authz_claim=authz_claim or svc.runtime.settings.rbac.authz_claim,
             groups_claim=groups_claim,
             audiences=audience or [],
             membership_from_claims=membership_from_claims,
@@ -214,12 +216,11 @@ def sa_list(
 def sa_delete(
     ctx: typer.Context, organization_id: str, sa_id: str, as_json: JsonOpt = False
 ) -> None:
-    """Delete a service account and its group memberships."""
+    """Delete a service account: its memberships and role bindings go, its tokens are revoked."""
 
     async def body(svc: Services) -> dict[str, str]:
-        sc = svc.store
-        await accounts.get_service_account(sc, sa_id, organization_id=organization_id)
-        await accounts.delete_service_account(sc, sa_id, if_match=None)
+        await accounts.get_service_account(svc.store, sa_id, organization_id=organization_id)
+        await svc.delete_service_account(sa_id, if_match=None)
         return deleted(sa_id)
 
     run(ctx, body, as_json)

@@ -9,26 +9,42 @@
 2. take the lock on ``key``;
 3. **read again**: another holder may have refreshed while we waited; then return its
    result (``refreshed=False``) instead of calling the upstream a second time;
-4. refresh (the upstream call) only if still needed;
-5. store under the lease's fence: ``store(fresh, fence)`` must write only if ``fence``
+4. **renew the lease** right before the upstream call; if it is gone (expired, maybe
+   taken over) raise :class:`~watchword.locks.errors.LockLost` without calling it;
+5. refresh (the upstream call) only if still needed, renewing the lease every
+   ``ttl / 3`` while the call runs;
+6. store under the lease's fence: ``store(fresh, fence)`` must write only if ``fence``
    is newer than the fence stored beside the record
    (:func:`watchword.storage.optimistic.update_fenced`), so a holder whose lease expired
    and was taken over cannot overwrite its successor; a refused write raises
    :class:`~watchword.locks.errors.LockLost`;
-6. release.
+7. release.
 
-The lock's ``ttl`` must cover the whole critical section, upstream call included.
+The race step 4 closes: a holder that stalled (GC or VM pause, slow reads) past its
+``ttl`` between taking the lock and calling the upstream has been replaced by a
+successor that read the same record; both would present the same single-use refresh
+token, and the fence only refuses the later *write*, after the upstream has seen the
+token twice. Renewing first makes the backend, not the holder's own clock, say whether
+the lease still stands, and starts a full ``ttl`` for the call. What no check can close:
+a lease lost *during* the call (a stall longer than ``ttl / 3`` plus the rest of the
+lease, or a backend unreachable for that long); the call is not cancelled then (the
+upstream may already have rotated the token, and its answer is the only copy of the new
+one), and the fenced store decides whether its result is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Generic, Protocol, TypeVar
 
+from watchword.errors import Unavailable
 from watchword.locks.errors import LockLost
 from watchword.locks.front import Locks
+from watchword.locks.lease import Lease
 
 __all__ = ["RefreshOutcome", "RefreshSteps", "Refreshable", "refresh_once"]
 
@@ -105,7 +121,40 @@ async def refresh_once(
         current = await target.load()
         if not target.needs_refresh(current):
             return RefreshOutcome(current, refreshed=False)
-        fresh = await target.refresh(current)
+        renewed = await locks.renew(lease, ttl)  # LockLost: the upstream is not called
+        async with _kept_alive(locks, renewed, ttl):
+            fresh = await target.refresh(current)
         if not await target.store(fresh, lease.fence):
             raise LockLost(key, lease.fence)
         return RefreshOutcome(fresh, refreshed=True, fence=lease.fence)
+
+
+@asynccontextmanager
+async def _kept_alive(locks: Locks, lease: Lease, ttl: timedelta) -> AsyncIterator[None]:
+    """Renew ``lease`` to ``ttl`` every ``ttl / 3`` for as long as the body runs."""
+    stop = asyncio.Event()
+    renewer = asyncio.create_task(_renew_until(locks, lease, ttl, stop))
+    try:
+        yield
+    finally:
+        # Stopped rather than cancelled, so a renewal in flight is not cut off in the
+        # middle of a backend round trip; cancelling this task cancels the renewer too.
+        stop.set()
+        await renewer
+
+
+async def _renew_until(locks: Locks, lease: Lease, ttl: timedelta, stop: asyncio.Event) -> None:
+    period = ttl.total_seconds() / 3
+    while True:
+        try:
+            async with asyncio.timeout(period):
+                await stop.wait()
+            return
+        except TimeoutError:
+            pass
+        try:
+            await locks.renew(lease, ttl)
+        except LockLost:
+            return  # nothing left to keep; the fenced store decides
+        except Unavailable:
+            continue  # the lease may still stand; try again next period

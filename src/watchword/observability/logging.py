@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from typing import Any, TextIO, cast
 
 import structlog
 
-from watchword.config import LogFormat
 from watchword.observability.redaction import redact_event
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["LogFormat", "configure_logging", "get_logger"]
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
 
 
 class _Stderr:

@@ -1,7 +1,9 @@
 """Keep secrets out of log lines.
 
 Two nets: values under keys that name a secret are replaced, and strings that look like a
-credential (watchword tokens, bearer headers, URL passwords) are masked wherever they occur.
+credential (watchword tokens, bearer headers, URL passwords, secret query or connection-string
+parameters such as ``?password=…`` or ``api_key=…``) are masked wherever they occur. This is the one
+rule for logs, ``config show``, ``repr(Settings)``, ``/readyz`` and error messages.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
     # userinfo in URLs: scheme://user:password@host, the user possibly empty (redis://:pw@h)
     (re.compile(r"(?<=://)([^/\s:@]*):([^/\s@]+)@"), rf"\1:{REDACTED}@"),
+    # secret parameters, in a query string (?password=…&sslmode=…, ?api_key=…) or a
+    # key=value connection string (host=db password=…): the name ends with a secret word
+    (
+        re.compile(
+            r"(?i)(?<![\w.-])([\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|key|credentials?"
+            r"|signature|auth|authorization))=(?!\*{10})[^&\s#;,'\"]+"
+        ),
+        rf"\1={REDACTED}",
+    ),
 )
 
 

@@ -5,7 +5,7 @@ Pure: no I/O, no clock. Rules:
 - The subject is the pair (issuer, ``sub``). The issuer is the configured issuer record's
   URL, matched exactly; a claims ``iss`` that differs is refused. The same ``sub`` from
   another issuer is another subject.
-- The namespaced claim (its name is per issuer, default ``settings.authz_claim``) is
+- The namespaced claim (its name is per issuer, default ``settings.rbac.authz_claim``) is
   ``{"acctype": "user" | "service" | "system", "orgIds": [...]}``; every part is optional.
   A missing claim or ``acctype`` means a user.
 - ``orgIds`` are honoured only when the issuer is trusted for membership

@@ -6,6 +6,9 @@ errors raise :class:`~watchword.errors.InvalidInput` whose pointer names the bad
 (``/permissions/organization/0/resource_type``); whether types and actions are registered is
 checked against the policy (:meth:`watchword.authz.model.Policy.with_role`), which points the
 same way.
+
+An organization's role grants within its organization only: its document has no ``global``
+block (one would never be applied, so it is refused rather than stored).
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from types import MappingProxyType
 from watchword.authz.model import Effect, Level, Permission, Role
 from watchword.errors import InvalidInput
 
-__all__ = ["permissions_from_json", "permissions_to_json", "role_from_json"]
+__all__ = [
+    "check_role_levels",
+    "permissions_from_json",
+    "permissions_to_json",
+    "role_from_json",
+]
 
 _LEVELS = {level.value: level for level in Level}
 _EFFECTS = {effect.value: effect for effect in Effect}
@@ -64,6 +72,18 @@ def permissions_from_json(
             _permission(raw, f"{pointer}/{name}/{i}") for i, raw in enumerate(entries)
         )
     return MappingProxyType(blocks)
+
+
+def check_role_levels(
+    organization_id: str | None, data: object, *, pointer: str = "/permissions"
+) -> None:
+    """Refuse a ``global`` block in the permissions of an organization's role."""
+    if organization_id is not None and isinstance(data, Mapping) and Level.GLOBAL.value in data:
+        raise InvalidInput(
+            "an organization's role grants nothing globally: remove the global block "
+            "(global grants are catalogue roles bound with role bindings or system accounts)",
+            pointer=f"{pointer}/{Level.GLOBAL.value}",
+        )
 
 
 def permissions_to_json(blocks: Mapping[Level, tuple[Permission, ...]]) -> dict[str, object]:

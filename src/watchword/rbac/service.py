@@ -9,7 +9,7 @@ Invariants this module owns:
 - ACL/subject cache entries are keyed by (issuer, subject, claims digest, scope) and hold
   the generation they were computed at. Every lookup first reads the current generation
   (one primary-key read per request), so any write through watchword, on any replica,
-  invalidates every entry at once. Entries also expire after ``settings.acl_cache_ttl``:
+  invalidates every entry at once. Entries also expire after ``settings.rbac.acl_cache_ttl``:
   the bound on staleness for changes that bypass the generation (rows edited by hand).
 - The compiled subject in an entry is the one checks, filters and the ACL document use.
 """

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.errors import DatabaseUnavailable, InvalidInput, SchemaOutdated
 from watchword.storage.db import (
+    check_sqlite_location,
     create_engine_for_url,
     describe_error,
     normalize_url,
@@ -69,7 +70,11 @@ def head_revisions() -> frozenset[str]:
 
 
 def upgrade(url: str, revision: str = "heads") -> None:
-    """Migrate the database at ``url`` up to ``revision`` (all heads by default)."""
+    """Migrate the database at ``url`` up to ``revision`` (all heads by default).
+
+    The one command that may create a SQLite file.
+    """
+    check_sqlite_location(url, may_create=True)
     _run_command(url, lambda cfg: command.upgrade(cfg, revision))
 
 
@@ -93,6 +98,7 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "heads") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     """Migrate down to ``revision`` (``base`` removes everything, ``-1`` one step)."""
+    check_sqlite_location(url, may_create=False)
     _run_command(url, lambda cfg: command.downgrade(cfg, revision))
 
 
@@ -139,7 +145,8 @@ async def ensure_current(engine: AsyncEngine) -> SchemaStatus:
 
 
 def current_revisions(url: str) -> SchemaStatus:
-    """Synchronous wrapper for the CLI."""
+    """Synchronous wrapper for the CLI; a missing SQLite file is an error, not created."""
+    check_sqlite_location(url, may_create=False)
 
     async def run() -> SchemaStatus:
         engine = create_engine_for_url(url)

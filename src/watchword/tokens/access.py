@@ -8,16 +8,25 @@ I/O of their own. Organization-level grants come from the policy engine through 
 
 Rules:
 
-- a superuser (bootstrap admin key) may do everything, for any owner;
-- a caller may list and get the tokens of its own owner (issuer, subject); to create,
-  rotate or revoke it must be writable: a read-only token may not (a session or any other
-  credential without a token record of its own is writable);
-- a token creates only **personal** tokens, for its own owner and organization, within its
-  own scopes and permission, expiring no later than itself (a token cannot mint a stronger
-  or longer-lived one, neither new nor as a successor: rotation is held to the same bound);
-- beyond its own, a caller may act on the tokens of an organization where the engine grants
-  it ``watchword:tokens`` ``action``; it may list them, and create ``service_account``
-  tokens for that organization's service accounts (owner ``sa:<id>``);
+- a superuser (bootstrap admin key) may create, read and revoke any token;
+- **a personal token is its owner's secret**: only a credential of its owner rotates it
+  (rotation hands out the successor's plaintext, which acts as that person everywhere);
+  anyone else, superusers and organization administrators included, may at most revoke it;
+- **a personal token belongs to no organization**: the organization label says who
+  administers a token (service-account and integration tokens of an organization), not what
+  it may do, so it is refused on personal tokens (a token acts as its whole owner, narrowed
+  only by its scopes);
+- a caller may list and get the tokens of its own owner (issuer, subject); to create, rotate or
+  revoke it must be writable: a read-only token may not (a session or any other credential
+  without a token record of its own is writable);
+- a token creates only **personal** tokens, for its own owner, within its own scopes and
+  permission, expiring no later than itself (a token cannot mint a stronger or longer-lived one,
+  neither new nor as a successor: rotation is held to the same bound);
+- beyond its own, a caller may act on the tokens of an organization where the engine grants it
+  ``watchword:tokens`` ``action``; it may list them, revoke them, and create and rotate
+  ``service_account`` and ``integration`` tokens there, **bounded by its own credential**: when
+  it presents a token, the new or rotated token's scopes and permission must be within that
+  token's, and a token labelled with another organization may not act there;
 - anything else on a token that is not the caller's answers 404, not 403: a caller learns
   nothing about other owners' tokens (403 only where it may read the token).
 """
@@ -90,6 +99,17 @@ def owner_of(principal: Principal) -> Owner:
     return Owner(issuer=principal.issuer, subject=principal.subject)
 
 
+def _require_within_credential(
+    caller: Caller, scopes: frozenset[str], permission: Permission, organization_id: str | None
+) -> None:
+    """An administrator hands out (or rotates into) no more than its own credential holds."""
+    if caller.principal.organization_id not in (None, organization_id):
+        raise PermissionDenied("a token may only administer tokens of its own organization")
+    mine = caller.token
+    if mine is not None and not covers(mine.scopes, mine.permission, scopes, permission):
+        raise PermissionDenied("the token's scopes must be within the caller's own")
+
+
 def _require_writable(caller: Caller) -> None:
     if caller.token is not None and caller.token.permission is not Permission.READ_WRITE:
         raise PermissionDenied("a read-only token cannot create, rotate or revoke tokens")
@@ -121,19 +141,30 @@ async def check_visible(caller: Caller, record: TokenRecord, action: str, grant:
 
 
 async def check_rotate(caller: Caller, record: TokenRecord, grant: OrgGrant) -> None:
-    """Pass if the caller may rotate ``record``: rotation hands out a new secret with the
-    old token's scopes, so a token rotating its owner's tokens is held to the bound of
-    :func:`new_token` (or a narrow token could obtain a broader sibling's powers)."""
+    """Pass if the caller may rotate ``record`` and so receive its successor's plaintext."""
+    owner = None if caller.principal.subject is None else owner_of(caller.principal)
+    if record.kind is TokenKind.PERSONAL and record.owner != owner:
+        # A person's secret is never handed to anyone else: others may at most revoke.
+        await check_visible(caller, record, "read", grant)
+        raise PermissionDenied(
+            f"token {record.id!r} is a personal token: only its owner may rotate it"
+        )
     await check_visible(caller, record, "update", grant)
-    if caller.superuser or record.owner != owner_of(caller.principal):
+    if caller.superuser:
         return
-    mine = caller.token
-    if mine is None:
+    if record.owner == owner:
+        # Rotation hands out a new secret with the old token's scopes: the same bound as
+        # create, or a narrow token could obtain a broader sibling's powers.
+        mine = caller.token
+        if mine is not None and not covers(
+            mine.scopes, mine.permission, record.scopes, record.permission
+        ):
+            raise PermissionDenied("the rotated token's scopes must be within the caller's own")
+        if caller.principal.organization_id not in (None, record.organization_id):
+            raise PermissionDenied("a token may only rotate tokens of its own organization")
         return
-    if not covers(mine.scopes, mine.permission, record.scopes, record.permission):
-        raise PermissionDenied("the rotated token's scopes must be within the caller's own")
-    if caller.principal.organization_id not in (None, record.organization_id):
-        raise PermissionDenied("a token may only rotate tokens of its own organization")
+    _require_writable(caller)
+    _require_within_credential(caller, record.scopes, record.permission, record.organization_id)
 
 
 async def new_token(
@@ -148,6 +179,12 @@ async def new_token(
     kind = request.kind
     expires_at = request.expires_at
     principal = caller.principal
+    if kind is TokenKind.PERSONAL and request.organization_id is not None:
+        raise InvalidInput(
+            "a personal token belongs to no organization: it acts as its whole owner "
+            "(use a service_account or integration token for an organization)",
+            pointer="/organization_id",
+        )
     if caller.superuser:
         if request.owner_subject is None:
             raise InvalidInput("owner_subject is required", pointer="/owner_subject")
@@ -165,9 +202,7 @@ async def new_token(
             raise PermissionDenied("a token may only create tokens for its own owner")
         if kind is not TokenKind.PERSONAL:
             raise PermissionDenied("a token may only create personal tokens")
-        if request.organization_id not in (None, principal.organization_id):
-            raise PermissionDenied("a token may only create tokens for its own organization")
-        organization_id = principal.organization_id
+        organization_id = None
         _require_writable(caller)
         mine = caller.token
         if mine is not None:
@@ -211,6 +246,8 @@ async def _service_account_owner(
         if await _org_allows(grant, caller, "read", org):
             raise PermissionDenied(f"you may not create tokens in organization {org!r}")
         raise NotFound(f"organization {org!r} does not exist")
+    _require_writable(caller)
+    _require_within_credential(caller, request.scopes, request.permission, org)
     # The service account must be this organization's (a foreign one is simply not found).
     await service_account_exists(subject.removeprefix(SERVICE_ACCOUNT_PREFIX), org)
     return Owner(local_issuer, subject), org

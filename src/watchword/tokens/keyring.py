@@ -9,16 +9,14 @@ layout means a new label rather than a shared key.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from watchword.config import MIN_SECRET_KEY_LENGTH
 from watchword.errors import ConfigurationError
 
 __all__ = ["MIN_SECRET_KEY_LENGTH", "KeyPurpose", "derive_purpose_key", "usable_secret_key"]
-
-MIN_SECRET_KEY_LENGTH: Final = 32
 
 
 class KeyPurpose(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Final
 
 from watchword.ids import new_id
 from watchword.secret import Secret, sha256_hex
@@ -11,7 +12,9 @@ from watchword.tokens.format import BASE62, BODY_LENGTH, TokenKind, compose, dis
 from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.scope import Permission
 
-__all__ = ["mint", "new_token", "token_hash"]
+__all__ = ["TOKEN_ID_PREFIX", "mint", "new_token", "token_hash"]
+
+TOKEN_ID_PREFIX: Final = "tok"  # noqa: S105 - not a secret: ids are ``tok_<ULID>``
 
 
 def new_token(kind: TokenKind) -> Secret:
@@ -45,7 +48,7 @@ def mint(
     """A new token and the record that stores it (its hash and display prefix, never it)."""
     token = new_token(kind)
     record = TokenRecord(
-        id=new_id("tok"),
+        id=new_id(TOKEN_ID_PREFIX),
         kind=kind,
         name=name,
         owner=owner,

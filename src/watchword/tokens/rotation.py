@@ -16,6 +16,9 @@ Invariants these rules keep (the I/O shell in :mod:`watchword.tokens.integration
 - An integration token always has an expiry (``now + cache_ttl + grace`` when minted),
   so one the cache never comes back for still dies: with no call for that long it expires
   with no successor, and the next call mints a fresh one; one with no expiry is legacy.
+- No token lives longer than ``MAX_LIFETIME`` (ten years) from its creation or rotation:
+  creation refuses a later expiry, and a successor keeps its predecessor's lifetime
+  length capped at that, so no date arithmetic can overflow (``9999-12-31`` plus anything).
 - The janitor deletes a token only once it has been expired or revoked for longer than
   ``retention``, or when it is a legacy token of a rotated kind with no expiry.
 """
@@ -31,6 +34,7 @@ from typing import Final
 from watchword.tokens.format import TokenKind
 
 __all__ = [
+    "MAX_LIFETIME",
     "ROTATED_KINDS",
     "DeletionReason",
     "Lifetime",
@@ -39,6 +43,7 @@ __all__ = [
     "deletion_reason",
     "is_current",
     "janitor_cutoff",
+    "latest_expiry",
     "plan_rotation",
     "retiring_expires_at",
     "successor_expires_at",
@@ -48,6 +53,9 @@ __all__ = [
 
 # Kinds that are rotated automatically, so an instance without expiry is a leftover.
 ROTATED_KINDS: Final = frozenset({TokenKind.INTEGRATION})
+
+# The longest a token may be valid from when it is minted (created or rotated).
+MAX_LIFETIME: Final = timedelta(days=3653)  # ten years
 
 
 class DeletionReason(StrEnum):
@@ -106,7 +114,19 @@ def successor_expires_at(
         return now + cache_ttl + grace
     if replaced is None or replaced.expires_at is None:
         return None
-    return now + (replaced.expires_at - replaced.created_at)
+    return _later(now, min(replaced.expires_at - replaced.created_at, MAX_LIFETIME))
+
+
+def latest_expiry(now: datetime) -> datetime:
+    """The latest ``expires_at`` a token minted at ``now`` may have."""
+    return _later(now, MAX_LIFETIME)
+
+
+def _later(moment: datetime, delta: timedelta) -> datetime:
+    try:
+        return moment + delta
+    except OverflowError:  # past year 9999: the latest representable moment instead
+        return datetime.max.replace(tzinfo=moment.tzinfo)
 
 
 def plan_rotation(

@@ -21,7 +21,7 @@ for a token whose hash matched a stored one, which already proves the caller hol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +42,7 @@ from watchword.errors import (
     TokenUnknown,
     Unavailable,
 )
+from watchword.ids import is_id
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
@@ -50,9 +51,15 @@ from watchword.tokens.anchor import clear_current
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
-from watchword.tokens.mint import mint, token_hash
+from watchword.tokens.mint import TOKEN_ID_PREFIX, mint, token_hash
 from watchword.tokens.model import NewToken, Owner, TokenRecord, TokenState
-from watchword.tokens.rotation import Lifetime, retiring_expires_at, successor_expires_at
+from watchword.tokens.rotation import (
+    MAX_LIFETIME,
+    Lifetime,
+    latest_expiry,
+    retiring_expires_at,
+    successor_expires_at,
+)
 from watchword.tokens.scope import normalize_scopes
 from watchword.tokens.tables import api_tokens
 
@@ -193,6 +200,15 @@ class TokenService:
             raise InvalidInput("a token name is 1 to 200 characters", pointer="/name")
         if spec.expires_at is not None and spec.expires_at <= now:
             raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
+        if spec.kind is TokenKind.PERSONAL and spec.organization_id is not None:
+            raise InvalidInput(
+                "a personal token belongs to no organization", pointer="/organization_id"
+            )
+        if spec.expires_at is not None and spec.expires_at > latest_expiry(now):
+            raise InvalidInput(
+                f"expires_at must be within {MAX_LIFETIME.days} days (ten years) from now",
+                pointer="/expires_at",
+            )
         expires_at = spec.expires_at
         if expires_at is None and spec.kind is TokenKind.INTEGRATION:
             expires_at = self._successor_expiry(spec.kind, None, now)
@@ -232,6 +248,10 @@ class TokenService:
     ) -> TokenPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit is 1 to {MAX_PAGE}", pointer="/limit")
+        if cursor is not None and not is_id(cursor, TOKEN_ID_PREFIX):
+            # The cursor is the last id of the previous page; anything else would silently
+            # restart (or skip) the listing.
+            raise InvalidInput("the cursor is not one this API returned", pointer="/cursor")
         async with self._connection() as conn:
             items = await store.list_tokens(
                 conn,
@@ -270,6 +290,24 @@ class TokenService:
             if record.kind is TokenKind.INTEGRATION:
                 await self._forget_rotation_cache(record)
         return subtree[0]
+
+    async def revoke_owned_in(self, conn: AsyncConnection, owner: Owner) -> tuple[TokenRecord, ...]:
+        """Revoke every active token of ``owner`` inside the caller's transaction (e.g. the
+        one deleting that owner); call :meth:`forget_revoked` with the result after commit."""
+        try:
+            revoked = tuple(await store.revoke_owned(conn, owner, self._clock.now()))
+            for name in {r.name for r in revoked if r.kind is TokenKind.INTEGRATION}:
+                await clear_current(conn, owner, name)  # no replica hands them out again
+            return revoked
+        except (SQLAlchemyError, OSError) as exc:
+            raise DatabaseUnavailable(f"token store failed ({type(exc).__name__})") from exc
+
+    async def forget_revoked(self, records: Sequence[TokenRecord]) -> None:
+        """Drop revoked tokens from every cache (this process, Redis, other replicas)."""
+        for record in records:
+            await self.cache.invalidate(record.token_hash)
+            if record.kind is TokenKind.INTEGRATION:
+                await self._forget_rotation_cache(record)
 
     async def _forget_rotation_cache(self, record: TokenRecord) -> None:
         if self._forget_rotation is None:

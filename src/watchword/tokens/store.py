@@ -19,6 +19,7 @@ from watchword.tokens.tables import api_tokens
 
 __all__ = [
     "JanitorCandidate",
+    "revoke_owned",
     "delete_tokens",
     "find_janitor_candidates",
     "insert_token",
@@ -230,6 +231,24 @@ async def parent_usable(conn: AsyncConnection, parent_id: str, now: datetime) ->
         )
     ).first()
     return row is not None and (row.revoked_at is None or utc(row.revoked_at) > now)
+
+
+async def revoke_owned(conn: AsyncConnection, owner: Owner, now: datetime) -> list[TokenRecord]:
+    """Revoke every active token of ``owner``; the records as they were (for cache
+    invalidation after commit)."""
+    rows = (
+        await conn.execute(
+            select(api_tokens).where(
+                api_tokens.c.owner_issuer == owner.issuer,
+                api_tokens.c.owner_subject == owner.subject,
+                api_tokens.c.revoked_at.is_(None),
+            )
+        )
+    ).all()
+    records = [record_from_row(row) for row in rows]
+    for record in records:
+        await revoke_token(conn, record.id, now)
+    return records
 
 
 async def touch_last_used(

@@ -5,7 +5,10 @@ Usage: ``python race_worker.py '<json arguments>'``; see ``main`` for the modes:
 - ``mutex``: many tasks take the keys in turn and record (key, fence, enter, exit) on
   the host's monotonic clock, which all processes share;
 - ``refresh``: many tasks run refresh-once rounds against a record in a SQLite file,
-  the simulated upstream logging every token it is shown;
+  the simulated upstream logging every token it is shown; every process logs each
+  generation it reads as needing a refresh (and so goes for the lock), and the upstream
+  call for a generation does not return before every process has done so, so every
+  generation is raced for by all processes whatever the scheduling;
 - ``holder``: take one key, say so on stdout, then keep writing under its fence until
   a write is refused (the parent SIGKILLs or SIGSTOPs it meanwhile).
 """
@@ -22,7 +25,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    distinct,
+    func,
+    insert,
+    select,
+)
 
 from watchword.locks import (
     LockBackend,
@@ -43,6 +57,14 @@ records = Table(
     Column("generation", Integer, nullable=False),
     Column("token", String(50), nullable=False),
     Column("fence", BigInteger, nullable=False),
+)
+seen = Table(
+    "race_seen",
+    race_md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(50), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("pid", Integer, nullable=False),
 )
 upstream_calls = Table(
     "race_upstream_calls",
@@ -76,7 +98,7 @@ async def mutex(args: dict[str, Any]) -> list[list[object]]:
         for i in range(args["iterations"]):
             key = keys[(n + i) % len(keys)]
             async with locks.hold(
-                key, ttl=timedelta(seconds=60), wait=timedelta(seconds=60)
+                key, ttl=timedelta(seconds=300), wait=timedelta(seconds=300)
             ) as lease:
                 enter = time.monotonic()
                 await asyncio.sleep(random.uniform(0, 0.002))
@@ -102,11 +124,33 @@ async def refresh(args: dict[str, Any]) -> None:
     locks = Locks(backend)
     engine = create_engine_for_url(args["records_url"])
     keys: list[str] = args["keys"]
+    logged: set[tuple[str, int]] = set()
+
+    async def all_processes_saw(key: str, generation: int) -> None:
+        query = select(func.count(distinct(seen.c.pid))).where(
+            seen.c.key == key, seen.c.generation == generation
+        )
+        # Waits out workers still starting up (imports take seconds on a loaded machine);
+        # a bound only against a hang, well inside the lease's ttl.
+        async with asyncio.timeout(240):
+            while True:
+                async with engine.connect() as conn:
+                    if (await conn.execute(query)).scalar_one() >= args["processes"]:
+                        return
+                await asyncio.sleep(0.01)
 
     def steps(key: str, want: int) -> RefreshSteps[Record]:
         async def load() -> Record:
             async with engine.connect() as conn:
                 row = (await conn.execute(select(records).where(records.c.key == key))).one()
+            # Logged when it needs refreshing for this caller, who will race for the lock
+            # with it; once per process and generation is enough.
+            if row.generation < want and (key, row.generation) not in logged:
+                logged.add((key, row.generation))
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        insert(seen).values(key=key, generation=row.generation, pid=os.getpid())
+                    )
             return Record(key, row.generation, row.token, row.fence)
 
         async def call_upstream(current: Record) -> Record:
@@ -121,6 +165,9 @@ async def refresh(args: dict[str, Any]) -> None:
                         pid=os.getpid(),
                     )
                 )
+            # Contention by construction, not by luck: hold the lock until every
+            # process has read this generation and so is racing for it.
+            await all_processes_saw(key, current.generation)
             await asyncio.sleep(random.uniform(0, 0.005))
             nxt = current.generation + 1
             return Record(key, nxt, f"rt-{key}-{nxt}", current.fence)
@@ -139,16 +186,13 @@ async def refresh(args: dict[str, Any]) -> None:
 
     async def task(n: int) -> None:
         for round_ in range(args["rounds"]):
-            # Every process starts each round at the same instant, so each generation is a
-            # real race between processes (not one early process running ahead alone).
-            await wait_for_start(args["start_at"] + round_ * args.get("round_gap", 0.0))
             for key in keys:
                 await refresh_once(
                     locks,
                     key,
                     steps(key, round_ + 1),
-                    ttl=timedelta(seconds=60),
-                    wait=timedelta(seconds=60),
+                    ttl=timedelta(seconds=300),
+                    wait=timedelta(seconds=300),
                 )
             await asyncio.sleep(random.uniform(0, 0.003))
 

@@ -10,7 +10,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from watchword.errors import LockTimeout
-from watchword.locks import Lease, LockBackend, LockLost, LockMetrics, Locks, new_holder_id
+from watchword.locks import (
+    Lease,
+    LockBackend,
+    LockLost,
+    LockMetrics,
+    Locks,
+    RefreshSteps,
+    new_holder_id,
+    refresh_once,
+)
 
 LONG = timedelta(seconds=30)
 SHORT = timedelta(milliseconds=150)
@@ -87,15 +96,29 @@ async def test_backend_second_release_says_not_held(backend: LockBackend, key: s
 async def test_backend_renew_by_holder_extends_and_by_stranger_refused(
     backend: LockBackend, key: str
 ) -> None:
-    lease = await _take(backend, key, SHORT)
-    renewed = await backend.renew(lease, LONG)
+    # Taken for LONG, not SHORT: a renewal that must land within a short lease would fail
+    # by luck whenever a loaded machine stalls the test for that long.
+    lease = await _take(backend, key)
+    renewed = await backend.renew(lease, LONG * 2)
     assert renewed is not None
     assert renewed.fence == lease.fence and renewed.holder == lease.holder
     assert renewed.expires_at > lease.expires_at
-    assert await backend.renew(_stranger(lease), LONG) is None
-    await asyncio.sleep(SHORT.total_seconds() * 2)
-    # Still held thanks to the renewal.
+    assert await backend.renew(_stranger(lease), LONG * 2) is None
     assert (await backend.try_acquire(key, new_holder_id(), LONG)).lease is None
+
+
+async def test_backend_renew_sets_the_expiry_the_backend_enforces(
+    backend: LockBackend, key: str
+) -> None:
+    # A renewal to now + SHORT replaces the LONG expiry: the backend enforces the renewed
+    # one (in the direction a stall cannot make fail: it only lets more time pass).
+    lease = await _take(backend, key)
+    renewed = await backend.renew(lease, SHORT)
+    assert renewed is not None and renewed.expires_at < lease.expires_at
+    await asyncio.sleep(SHORT.total_seconds() * 2)
+    attempt = await backend.try_acquire(key, new_holder_id(), LONG)
+    assert attempt.lease is not None and attempt.broken
+    assert await backend.renew(renewed, LONG) is None
 
 
 async def test_backend_expired_lease_is_taken_over_and_counted_broken(
@@ -226,3 +249,40 @@ async def test_locks_metrics_count_outcomes(backend: LockBackend, key: str) -> N
     assert sample("watchword_lock_wait_seconds_count") == 2.0
     assert sample("watchword_lock_hold_seconds_count") == 1.0
     assert sample("watchword_lock_releases_total", outcome="released") == 1.0
+
+
+async def _take_when_expired(backend: LockBackend, key: str) -> Lease:
+    """Take ``key`` as soon as its current lease runs out (however long that takes)."""
+    async with asyncio.timeout(30):  # a liveness bound, not a measurement
+        while True:
+            attempt = await backend.try_acquire(key, new_holder_id(), LONG)
+            if attempt.lease is not None:
+                return attempt.lease
+            left = attempt.retry_after or SHORT
+            await asyncio.sleep(min(left.total_seconds(), SHORT.total_seconds()))
+
+
+async def test_refresh_once_lease_lost_before_upstream_call_never_calls_it(
+    backend_factory: Callable[[], LockBackend], key: str
+) -> None:
+    locks, successor = Locks(backend_factory()), backend_factory()
+    calls: list[int] = []
+    taken: list[Lease] = []
+
+    async def load() -> int:
+        # Under the lock: stall until the lease expired and a successor took it over.
+        taken.append(await _take_when_expired(successor, key))
+        return 0
+
+    async def upstream(current: int) -> int:
+        calls.append(current)
+        return current + 1
+
+    async def store(fresh: int, fence: int) -> bool:
+        return True  # accepts anything: only the lease check can keep the upstream out
+
+    steps = RefreshSteps(load, lambda current: current < 1, upstream, store)
+    with pytest.raises(LockLost):
+        await refresh_once(locks, key, steps, ttl=SHORT, wait=timedelta(0), check_first=False)
+    assert calls == []
+    assert await successor.release(taken[0])  # still the successor's, untouched

@@ -70,7 +70,9 @@ def _run(args: dict[str, Any]) -> subprocess.Popen[str]:
     )
 
 
-def _run_all(args: dict[str, Any], count: int, timeout: float = 60) -> None:
+def _run_all(args: dict[str, Any], count: int, timeout: float = 600) -> None:
+    # A guard against a hung worker, not a measurement: on a loaded machine a worker's
+    # imports alone can take many seconds, so anything tight here fails by luck.
     procs = [_run({**args, "out": f"{args.get('out', '')}.{n}"}) for n in range(count)]
     for proc in procs:
         _, err = proc.communicate(timeout=timeout)
@@ -113,7 +115,9 @@ def test_processes_racing_for_keys_never_hold_at_once(
         ordered = sorted(holds[key])
         fences = [fence for fence, *_ in ordered]
         assert len(set(fences)) == len(fences), f"fence handed out twice on {key}"
-        assert len({pid for *_, pid in ordered}) == PROCESSES  # every process got turns
+        # Certain, not lucky: each task cycles through every key, so every process holds
+        # each key; this checks that no process's holds went missing.
+        assert len({pid for *_, pid in ordered}) == PROCESSES
         for (f1, _, leave1, _), (f2, enter2, _, _) in itertools.pairwise(ordered):
             assert leave1 <= enter2, f"{key}: holder {f2} entered before {f1} left"
 
@@ -131,8 +135,8 @@ def test_processes_refreshing_call_upstream_once_per_generation(
             "mode": "refresh",
             "tasks": 10,
             "rounds": rounds,
+            "processes": PROCESSES,
             "start_at": time.monotonic() + 3,
-            "round_gap": 0.25,
         },
         PROCESSES,
     )
@@ -142,7 +146,13 @@ def test_processes_refreshing_call_upstream_once_per_generation(
         assert token == f"rt-{key}-{generation}"
         per_generation[(key, generation)] += 1
     assert per_generation == {(k, g): 1 for k in keys for g in range(rounds)}
-    assert len({pid for *_, pid in calls}) > 1  # the work really was spread over processes
+    # Every generation was raced for by every process: each read it as needing a refresh
+    # and went for the lock (the worker's upstream call waits for that), whichever won.
+    # Which process won, and whether one won them all, is up to the scheduler: not asserted.
+    racers: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for key, generation, pid in _query(records_url, "SELECT key, generation, pid FROM race_seen"):
+        racers[(key, generation)].add(pid)
+    assert all(len(racers[(k, g)]) == PROCESSES for k in keys for g in range(rounds))
     final = _query(records_url, "SELECT key, generation, token FROM race_records ORDER BY key")
     assert final == [(k, rounds, f"rt-{k}-{rounds}") for k in sorted(keys)]
 
@@ -191,7 +201,7 @@ async def _take_over(target: dict[str, Any], records_url: str) -> tuple[int, dat
     locks = Locks(backend)
     ttl = timedelta(seconds=30)
     try:
-        lease = await locks.acquire("held", ttl=ttl, wait=timedelta(seconds=15))
+        lease = await locks.acquire("held", ttl=ttl, wait=timedelta(seconds=120))
         async with engine.begin() as conn:
             wrote = await update_fenced(
                 conn,
@@ -234,7 +244,7 @@ def test_paused_holder_past_ttl_cannot_write_after_takeover(
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     assert wrote and fence > first["acquired"]
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     writes = [json.loads(line) for line in out.splitlines()]
     # The stale holder woke up, tried its next write, and the fence refused it.

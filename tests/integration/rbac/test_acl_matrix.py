@@ -297,7 +297,7 @@ async def test_acl_cache_entry_expires_after_the_staleness_bound(
     assert await service.acl(w.local, w.bob) is first
     clock = db_runtime.clock
     assert isinstance(clock, FakeClock)
-    clock.advance(db_runtime.settings.acl_cache_ttl)
+    clock.advance(db_runtime.settings.rbac.acl_cache_ttl)
     again = await service.acl(w.local, w.bob)
     assert again is not first and again == first
 

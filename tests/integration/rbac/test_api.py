@@ -55,7 +55,7 @@ def act_as(app: FastAPI, db_runtime: Runtime) -> Callable[[str], Headers]:
             )
         scheme, _, value = auth.partition(" ")
         creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if value else None
-        return await current_principal(get_services(request), creds)
+        return await current_principal(request, get_services(request), creds)
 
     app.dependency_overrides[current_principal] = principal
     return lambda subject: {"Authorization": TEST_TOKEN + subject}
@@ -94,6 +94,35 @@ async def test_organization_crud_with_etags(api: httpx.AsyncClient, admin: Heade
     assert (await api.delete(f"/v1/organizations/{org}", headers=admin)).status_code == 204
     gone = await api.get(f"/v1/organizations/{org}", headers=admin)
     assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+
+
+async def test_patch_if_match_beyond_the_version_column_is_412_like_delete(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"huge-{tag()}")
+    for version in ("2147483648", "9223372036854775808", "9" * 40):
+        big = {**admin, "If-Match": f'"{version}"'}
+        patch = await api.patch(f"/v1/organizations/{org}", json={"description": "x"}, headers=big)
+        delete = await api.delete(f"/v1/organizations/{org}", headers=big)
+        for r in (patch, delete):
+            assert r.status_code == 412 and r.json()["code"] == "version_conflict", r.text
+
+
+async def test_if_match_compares_strongly_and_star_matches_any_version(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"rfc-{tag()}")
+    path = f"/v1/organizations/{org}"
+    weak = await api.patch(path, json={"description": "w"}, headers={**admin, "If-Match": 'W/"1"'})
+    assert weak.status_code == 412 and weak.json()["code"] == "version_conflict"
+    star = await api.patch(path, json={"description": "s"}, headers={**admin, "If-Match": "*"})
+    assert star.status_code == 200 and star.headers["etag"] == '"2"'
+    assert star.json()["description"] == "s"
+    weak_delete = await api.delete(path, headers={**admin, "If-Match": 'W/"2"'})
+    assert weak_delete.status_code == 412
+    assert (await api.delete(path, headers={**admin, "If-Match": "*"})).status_code == 204
+    gone = await api.patch(path, json={"description": "g"}, headers={**admin, "If-Match": "*"})
+    assert gone.status_code == 404
 
 
 async def test_list_pagination_cursor_walks_every_row_once(
@@ -234,9 +263,12 @@ async def test_endpoints_are_authorized_by_the_engine(
     # Cannot read C: 404, as if it did not exist.
     hidden = await api.get(f"/v1/organizations/{org_c}", headers=as_alice)
     assert hidden.status_code == 404
-    assert (await api.get(f"/v1/organizations/{org_c}/groups", headers=as_alice)).json()[
-        "items"
-    ] == []
+    for inside in ("groups", "projects", "service-accounts"):
+        listed_in_c = await api.get(f"/v1/organizations/{org_c}/{inside}", headers=as_alice)
+        assert listed_in_c.status_code == 404, inside
+        # the same answer as for an organization that does not exist
+        nowhere = await api.get(f"/v1/organizations/org-{t}-none/{inside}", headers=as_alice)
+        assert (nowhere.status_code, nowhere.json()["code"]) == (404, listed_in_c.json()["code"])
     no_create = await api.post(
         f"/v1/organizations/{org_c}/projects", json={"name": "p"}, headers=as_alice
     )
@@ -440,6 +472,12 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
             headers=admin,
         )
     query = {"issuer": db_runtime.settings.issuer_url, "subject": worker}
+    bound = await api.post(
+        "/v1/role-bindings",
+        json={"issuer": query["issuer"], "subject_id": worker, "role_ids": ["authz-client"]},
+        headers=admin,
+    )
+    assert bound.status_code == 201
     as_boss = act_as(boss)
     scoped = await api.post(
         "/v1/acl/query", json={**query, "organization_id": org_a}, headers=as_boss
@@ -448,6 +486,7 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
     body = scoped.json()
     assert [o["id"] for o in body["organizations"]] == [org_a]
     assert {g["organizationId"] for g in body["groups"]} == {org_a}
+    assert body["global"] == []  # the worker's global grants are not the boss's to see
     # Not within an organization, or within one the boss does not administer: nothing.
     assert (await api.post("/v1/acl/query", json=query, headers=as_boss)).status_code == 404
     other = await api.post(
@@ -457,6 +496,7 @@ async def test_acl_query_by_an_org_admin_shows_only_that_organization(
     # The platform's administrator sees the whole document.
     full = await api.post("/v1/acl/query", json=query, headers=admin)
     assert sorted(o["id"] for o in full.json()["organizations"]) == sorted([org_a, org_b])
+    assert {e["name"] for e in full.json()["global"]} == {"watchword:authz"}
 
 
 async def test_duplicate_names_are_already_exists_with_pointer(
@@ -541,3 +581,98 @@ async def test_lists_show_exactly_the_items_one_may_read(
     assert gone.status_code == 404
     # Groups: project-member has no groups read; lists are empty, reads are 404.
     assert (await api.get(f"/v1/organizations/{org_a}/groups", headers=as_pm)).json()["items"] == []
+
+
+async def test_lists_inside_an_organization_that_does_not_exist_are_404(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    for inside in ("groups", "projects", "service-accounts"):
+        r = await api.get(f"/v1/organizations/org-missing-{tag()}/{inside}", headers=admin)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", (inside, r.text)
+
+
+async def test_an_organization_role_with_a_global_block_is_refused_with_a_pointer(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"glob-{tag()}")
+    allow_all = [{"resource_type": "*", "actions": ["*"]}]
+    body = {"name": "sneaky", "organization_id": org, "permissions": {"global": allow_all}}
+    refused = await api.post("/v1/roles", json=body, headers=admin)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["pointer"] == "/permissions/global"
+    body["permissions"] = {"organization": allow_all}
+    made = await api.post("/v1/roles", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    patched = await api.patch(
+        f"/v1/roles/{made.json()['id']}",
+        json={"permissions": {"global": allow_all}},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert patched.status_code == 400 and patched.json()["pointer"] == "/permissions/global"
+    catalogue = {"name": f"cat-{tag()}", "permissions": {"global": allow_all}}
+    assert (await api.post("/v1/roles", json=catalogue, headers=admin)).status_code == 201
+
+
+async def test_nul_and_control_characters_are_refused_at_the_edge_with_a_pointer(
+    api: httpx.AsyncClient, admin: Headers
+) -> None:
+    org = await make_org(api, admin, f"nul-{tag()}")
+    cases: list[tuple[str, str, dict[str, object] | None, dict[str, str] | None, str]] = [
+        ("POST", "/v1/organizations", {"name": "a\x00b"}, None, "/name"),
+        ("POST", "/v1/organizations", {"name": "a\nb"}, None, "/name"),
+        ("POST", "/v1/organizations", {"name": "ok", "description": "\x00"}, None, "/description"),
+        ("GET", "/v1/organizations/org%00x", None, None, "/path/organization_id"),
+        ("GET", "/v1/organizations", None, {"name": "a\x00"}, "/query/name"),
+        ("GET", "/v1/organizations", None, {"cursor": "\x01"}, "/query/cursor"),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups",
+            {"name": "g", "role_ids": ["r\x00"]},
+            None,
+            "/role_ids/0",
+        ),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups/grp%00/members",
+            {"id": "s"},
+            None,
+            "/path/group_id",
+        ),
+        (
+            "POST",
+            f"/v1/organizations/{org}/groups",
+            {"name": "g", "members": [{"id": "s\x00"}]},
+            None,
+            "/members/0/id",
+        ),
+        ("POST", "/v1/issuers", {"url": "https://id.example.com/\x00"}, None, "/url"),
+        (
+            "POST",
+            "/v1/acl/query",
+            {"issuer": "i", "subject": "s", "claims": {"g": ["\x00"]}},
+            None,
+            "/claims",
+        ),
+        (
+            "POST",
+            "/v1/authz/check",
+            {
+                "subject_ref": {"issuer": "i", "id": "\x00"},
+                "action": "read",
+                "object": {"type": "t", "id": "1"},
+            },
+            None,
+            "/subject_ref/id",
+        ),
+        ("POST", "/v1/tokens", {"name": "t", "owner_subject": "a\x00"}, None, "/owner_subject"),
+        ("GET", "/v1/tokens/tok%00", None, None, "/path/token_id"),
+        ("GET", "/v1/tokens", None, {"owner_subject": "a\x00"}, "/query/owner_subject"),
+        ("POST", "/v1/tokens/tok%00/rotate", None, None, "/path/token_id"),
+    ]
+    for method, path, body, params, pointer in cases:
+        r = await api.request(method, path, json=body, params=params, headers=admin)
+        assert r.status_code == 422, (path, body, params, r.status_code, r.text)
+        problem = r.json()
+        assert problem["code"] == "invalid_request", problem
+        assert problem["pointer"] == pointer, (pointer, problem["pointer"], problem["detail"])
+        assert "control character" in problem["detail"] or path == "/v1/organizations", problem

@@ -137,7 +137,7 @@ async def test_verify_cache_signed_entry_replayed_after_its_ttl_is_a_miss(
     kept = await a.runtime.redis.get(name)
     clock = a.runtime.clock
     assert isinstance(clock, FakeClock)
-    clock.advance(a.runtime.settings.token_verify_cache_ttl)
+    clock.advance(a.runtime.settings.tokens.verify_cache_ttl)
     assert kept is not None
     await a.runtime.redis.set(name, kept)  # e.g. to resurrect a revoked token
     assert await a.tokens.cache.get_shared(issued.record.token_hash) is None

@@ -122,7 +122,7 @@ async def test_rotation_100_stale_misses_in_4_processes_rotate_exactly_once(
         owner = Owner(settings.issuer_url, subject)
         old = await rotate_integration(services.integrations, owner)
         # One cache period later every worker finds the cached value stale.
-        t1 = T0 + settings.token_rotation_cache_ttl
+        t1 = T0 + settings.tokens.rotation_cache_ttl
         results = _run_workers(tokens_pg_url, redis_url, redis_prefix, subject, t1)
         handed_out = {h for r in results for h in r["hashes"]}  # type: ignore[attr-defined]
         assert len(handed_out) == 1 and sha256_hex(old.reveal()) not in handed_out
@@ -134,7 +134,7 @@ async def test_rotation_100_stale_misses_in_4_processes_rotate_exactly_once(
 
         async with runtime.engine.connect() as conn:
             lifetimes = await load_lifetimes(conn, owner, "integration", TokenKind.INTEGRATION)
-        grace = settings.token_grace_period
+        grace = settings.tokens.grace_period
         assert len([t for t in lifetimes if is_current(t, t1, grace)]) == 1
 
         # The old token works until t1 + grace and not after.

@@ -116,7 +116,7 @@ async def test_rotation_without_redis_4_processes_rotate_once_per_cycle_and_see_
     clock = FakeClock(T0)
     runtime = Runtime.create(settings, clock=clock)
     services = Services.build(runtime)
-    ttl = settings.token_rotation_cache_ttl
+    ttl = settings.tokens.rotation_cache_ttl
 
     async def stored() -> set[str]:
         async with runtime.engine.connect() as conn:

@@ -73,7 +73,8 @@ async def my_org_acl(organization_id: str, access: AccessDep) -> dict[str, objec
 async def query_acl(body: AclQuery, access: AccessDep) -> dict[str, object]:
     """With a global grant, the whole document. With an organization-level grant, only what
     the subject has in that organization (``organization_id`` is then required): an
-    organization's administrators learn nothing about the subject's other memberships."""
+    organization's administrators learn nothing about the subject's other memberships nor
+    its global grants (``global`` is empty)."""
     global_reader = await access.allowed("acl", "read", body.subject)
     if not global_reader:
         if body.organization_id is None:
@@ -91,6 +92,7 @@ async def query_acl(body: AclQuery, access: AccessDep) -> dict[str, object]:
     groups = cast("list[dict[str, str]]", doc["groups"])
     return {
         **doc,
+        "global": [],
         "organizations": [doc["organization"]],
         "groups": [g for g in groups if g["organizationId"] == body.organization_id],
     }

@@ -12,12 +12,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import column, table
 from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 from watchword.api.access import AccessDep
 from watchword.api.deps import ServicesDep
+from watchword.api.text import Line, PrintableModel
 from watchword.authz import (
     NO_ACL,
     AclTable,
@@ -42,22 +43,22 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 AUTHZ_RESOURCE = "watchword:authz"
 
 
-class SubjectRef(BaseModel):
+class SubjectRef(PrintableModel):
     """A subject watchword resolves itself from its RBAC data."""
 
-    issuer: str = Field(min_length=1)
-    id: str = Field(min_length=1)
+    issuer: Line = Field(min_length=1, max_length=500)
+    id: Line = Field(min_length=1, max_length=500)
     claims: dict[str, Any] | None = Field(
         default=None, description="Verified userinfo/token claims (for the namespaced authz claim)."
     )
 
 
-class Question(BaseModel):
-    action: str = Field(min_length=1)
+class Question(PrintableModel):
+    action: str = Field(min_length=1, max_length=500)
     object: dict[str, Any] = Field(description="{type, id, org_id?, project_id?, owner?, acl?}")
 
 
-class SubjectPart(BaseModel):
+class SubjectPart(PrintableModel):
     subject: dict[str, Any] | None = Field(
         default=None, description="An inline authz subject document (see docs/authz.md)."
     )
@@ -71,7 +72,7 @@ class SubjectPart(BaseModel):
 
 
 class CheckRequest(SubjectPart):
-    action: str | None = Field(default=None, min_length=1)
+    action: str | None = Field(default=None, min_length=1, max_length=500)
     object: dict[str, Any] | None = None
     batch: list[Question] | None = Field(
         default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions."
@@ -88,34 +89,34 @@ class CheckRequest(SubjectPart):
 
 
 class ExplainRequest(SubjectPart):
-    action: str = Field(min_length=1)
+    action: str = Field(min_length=1, max_length=500)
     object: dict[str, Any]
 
 
-class JsonAclColumns(BaseModel):
+class JsonAclColumns(PrintableModel):
     kind: Literal["json"] = "json"
-    users: str | None = None
-    groups: str | None = None
+    users: Line | None = None
+    groups: Line | None = None
 
 
-class AclTableColumns(BaseModel):
+class AclTableColumns(PrintableModel):
     kind: Literal["table"] = "table"
-    table: str
-    object_id: str = "object_id"
-    key_kind: str = Field(default="kind", description="Column holding 'user' or 'group'.")
-    key: str = "key"
-    action: str = "action"
+    table: Line
+    object_id: Line = "object_id"
+    key_kind: Line = Field(default="kind", description="Column holding 'user' or 'group'.")
+    key: Line = "key"
+    action: Line = "action"
 
 
-class NoAclColumns(BaseModel):
+class NoAclColumns(PrintableModel):
     kind: Literal["none"] = "none"
 
 
-class SqlTarget(BaseModel):
+class SqlTarget(PrintableModel):
     """Where the object fields live in the caller's table."""
 
     dialect: Literal["postgresql", "sqlite"]
-    table: str
+    table: Line
     columns: dict[Literal["id", "org_id", "project_id", "owner"], str] = Field(
         default_factory=lambda: {"id": "id"}  # type: ignore[arg-type]
     )
@@ -126,8 +127,8 @@ class SqlTarget(BaseModel):
 
 
 class FilterRequest(SubjectPart):
-    action: str = Field(min_length=1)
-    type: str = Field(min_length=1)
+    action: str = Field(min_length=1, max_length=500)
+    type: str = Field(min_length=1, max_length=500)
     objects: list[dict[str, Any]] | None = Field(
         default=None, max_length=10_000, description="Objects to filter (optional)."
     )
@@ -178,7 +179,7 @@ async def explain(body: ExplainRequest, services: ServicesDep, _: AskerDep) -> d
     compiled = await _compile(services.rbac, body)
     policy_engine = services.policy_engine
     explanation = policy_engine.explain(compiled, body.action, parse_object(body.object, "/object"))
-    return {**explanation.to_dict(), "text": str(explanation)}
+    return {**explanation.to_dict(), "text": explanation.to_text()}
 
 
 def _ident(name: str, pointer: str) -> str:

@@ -58,6 +58,7 @@ async def list_groups(
     cursor: str | None = None,
     name: str | None = None,
 ) -> PageOut[GroupOut]:
+    await access.require_organization(organization_id)
     visible = await access.visible("groups", id=groups.c.id, org_id=groups.c.organization_id)
     page = await store.list_groups(
         access.ctx,

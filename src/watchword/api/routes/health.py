@@ -2,29 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from watchword.api.deps import RuntimeDep
 from watchword.api.problem import problem_response
 from watchword.errors import WatchwordError
 from watchword.storage import migrate
+from watchword.storage.db import describe_error
 
 router = APIRouter(tags=["health"])
 
 
+class Check(BaseModel):
+    status: Literal["ok", "failing"]
+    code: str | None = None
+    detail: str | None = None
+
+
+class Ready(BaseModel):
+    status: Literal["ok"]
+    checks: dict[str, Check] = Field(description="database, schema and, if configured, redis.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
 @router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> Health:
+    return Health(status="ok")
 
 
 @router.get(
     "/readyz",
     summary="Database (and Redis, when configured) reachable, schema current",
-    responses={503: {"description": "A dependency is not ready; the body names it."}},
+    response_model=None,
+    responses={
+        200: {"model": Ready, "description": "Every dependency is ready."},
+        503: {"description": "A dependency is not ready; `checks` names it."},
+    },
 )
 async def readyz(request: Request, runtime: RuntimeDep) -> Response:
     checks: dict[str, dict[str, Any]] = {}
@@ -35,13 +56,13 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
         checks["schema"] = {"status": "ok"}
     except WatchwordError as exc:
         part = "schema" if "database" in checks else "database"
-        checks[part] = {"status": "failing", "code": exc.code, "detail": exc.detail}
+        checks[part] = _failing(exc)
     if runtime.redis is not None:
         try:
             await runtime.check_redis()
             checks["redis"] = {"status": "ok"}
         except WatchwordError as exc:
-            checks["redis"] = {"status": "failing", "code": exc.code, "detail": exc.detail}
+            checks["redis"] = _failing(exc)
     failing = sorted(name for name, c in checks.items() if c["status"] != "ok")
     if failing:
         return problem_response(
@@ -55,6 +76,24 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+def _failing(exc: WatchwordError) -> dict[str, Any]:
+    # Anyone may call /readyz: say what failed and why, never where (the error's own detail
+    # names the URL for operators' logs and the CLI).
+    cause = exc.__cause__
+    if cause is None:
+        reason = exc.detail
+    elif isinstance(cause, TimeoutError):
+        reason = "timed out"
+    else:
+        reason = describe_error(cause)
+    return {"status": "failing", "code": exc.code, "detail": reason}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)

@@ -34,6 +34,24 @@ BEARER: Final = "bearer"
 _FORM = "application/x-www-form-urlencoded"
 _MAX_FORM_BYTES: Final = 4096
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The body is read by hand (one `token`, a size cap): described here for the document.
+_TOKEN_FORM: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            _FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class IntrospectionResponse(BaseModel):
@@ -68,6 +86,7 @@ async def _token_param(request: Request) -> Secret:
     summary="RFC 7662 token introspection",
     response_model=IntrospectionResponse,
     response_model_exclude_none=True,
+    openapi_extra=_TOKEN_FORM,
 )
 async def introspect(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
@@ -91,7 +110,13 @@ async def introspect(request: Request, _caller: PrincipalDep, services: Services
     return JSONResponse(body.model_dump(exclude_none=True), headers=_NO_STORE)
 
 
-@router.post("/revoke", summary="RFC 7009 token revocation (200 even for unknown tokens)")
+@router.post(
+    "/revoke",
+    summary="RFC 7009 token revocation (200 even for unknown tokens)",
+    response_class=Response,
+    responses={200: {"description": "Revoked, or no such token: the empty answer is the same."}},
+    openapi_extra=_TOKEN_FORM,
+)
 async def revoke(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
     service = services.tokens

@@ -116,6 +116,7 @@ async def list_projects(
     cursor: Cursor = None,
     name: NameFilter = None,
 ) -> PageOut[ProjectOut]:
+    await access.require_organization(organization_id)
     visible = await access.visible(
         "projects", id=projects.c.id, org_id=projects.c.organization_id, project_id=projects.c.id
     )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Response, status
 
 from watchword.api.access import AccessDep
+from watchword.api.deps import ServicesDep
 from watchword.api.etag import IfMatch, optional_version, required_version, tagged
 from watchword.api.schemas import (
     PageLimit,
@@ -45,6 +46,7 @@ async def list_service_accounts(
     cursor: str | None = None,
     name: str | None = None,
 ) -> PageOut[ServiceAccountOut]:
+    await access.require_organization(organization_id)
     visible = await access.visible(
         "service-accounts", id=service_accounts.c.id, org_id=service_accounts.c.organization_id
     )
@@ -103,11 +105,16 @@ async def update_service_account(
 
 @router.delete(SA + "/{sa_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["service-accounts"])
 async def delete_service_account(
-    organization_id: str, sa_id: str, access: AccessDep, if_match: IfMatch = None
+    organization_id: str,
+    sa_id: str,
+    access: AccessDep,
+    services: ServicesDep,
+    if_match: IfMatch = None,
 ) -> None:
-    """Delete a service account and its group memberships."""
+    """Delete a service account: its group memberships and role bindings go, and its API
+    tokens are revoked, in one transaction."""
     await _sa(access, organization_id, sa_id, "delete")
-    await store.delete_service_account(access.ctx, sa_id, if_match=optional_version(if_match))
+    await services.delete_service_account(sa_id, if_match=optional_version(if_match))
 
 
 # System accounts ---------------------------------------------------------------------------

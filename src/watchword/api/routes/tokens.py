@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from watchword.api.access import Access, AccessDep
+from watchword.api.caching import NO_STORE
 from watchword.api.deps import ServicesDep
+from watchword.api.text import Line, PrintableModel
 from watchword.principal import PrincipalKind
 from watchword.rbac.store.accounts import get_service_account
 from watchword.services import Services
@@ -36,15 +38,18 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 KindName = Literal["personal", "service_account", "integration"]
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(PrintableModel):
     kind: KindName = "personal"
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
+    name: Line = Field(min_length=1, max_length=200)
+    scopes: list[Line] = Field(default_factory=list, max_length=100)
     permission: Literal["ro", "rw"] = "ro"
-    expires_at: datetime | None = None
-    owner_subject: str | None = Field(default=None, max_length=255)
-    owner_issuer: str | None = Field(default=None, max_length=500)
-    organization_id: str | None = Field(default=None, max_length=64)
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="With a time zone; at most ten years ahead. Omitted: never expires.",
+    )
+    owner_subject: Line | None = Field(default=None, max_length=255)
+    owner_issuer: Line | None = Field(default=None, max_length=500)
+    organization_id: Line | None = Field(default=None, max_length=64)
 
 
 class TokenOut(BaseModel):
@@ -97,7 +102,12 @@ def _grant(access: Access) -> OrgGrant:
     return grant
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a token (shown once)")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a token (shown once)",
+    dependencies=[NO_STORE],
+)
 async def create_token(body: TokenCreate, access: AccessDep, services: ServicesDep) -> TokenCreated:
     async def service_account_exists(sa_id: str, organization_id: str) -> None:
         await get_service_account(services.store, sa_id, organization_id=organization_id)
@@ -165,6 +175,7 @@ async def get_token(token_id: str, access: AccessDep, services: ServicesDep) -> 
     "/{token_id}/rotate",
     status_code=status.HTTP_201_CREATED,
     summary="Replace a token; the old one stays valid for the grace period",
+    dependencies=[NO_STORE],
 )
 async def rotate_token(token_id: str, access: AccessDep, services: ServicesDep) -> TokenCreated:
     record = await services.tokens.get(token_id)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Row, Table, delete, select
@@ -57,6 +57,7 @@ __all__ = [
     "create_system_account",
     "delete_binding",
     "delete_issuer",
+    "SubjectDeleted",
     "delete_service_account",
     "delete_system_account",
     "get_binding",
@@ -141,7 +142,7 @@ async def _update_grant(
     of: Callable[[RowOf], G],
     *,
     what: str,
-    if_match: int,
+    if_match: int | None,
     role_ids: Sequence[str] | None,
     description: str | None,
 ) -> G:
@@ -203,7 +204,7 @@ async def update_service_account(
     ctx: StoreContext,
     sa_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
     organization_id: str | None = None,
@@ -227,7 +228,20 @@ async def update_service_account(
     )
 
 
-async def delete_service_account(ctx: StoreContext, sa_id: str, *, if_match: int | None) -> None:
+SubjectDeleted = Callable[[AsyncConnection, str, str], Awaitable[None]]
+"""``hook(conn, issuer, subject)``: called inside the deleting transaction, so what another part
+holds for that subject (its API tokens) ends in the same commit."""
+
+
+async def delete_service_account(
+    ctx: StoreContext,
+    sa_id: str,
+    *,
+    if_match: int | None,
+    on_deleted: SubjectDeleted | None = None,
+) -> None:
+    """Delete the account, its group memberships and the role bindings that name it, and run
+    ``on_deleted`` (e.g. revoke its tokens), all in one transaction."""
     async with writing(ctx.engine) as conn:
         await delete_row(conn, service_accounts, sa_id, if_match=if_match, what="service account")
         issuer, subject = service_account_subject(ctx.issuer_url, sa_id)
@@ -236,6 +250,13 @@ async def delete_service_account(ctx: StoreContext, sa_id: str, *, if_match: int
                 group_members.c.issuer == issuer, group_members.c.subject_id == subject
             )
         )
+        await conn.execute(
+            delete(role_bindings).where(
+                role_bindings.c.issuer == issuer, role_bindings.c.subject_id == subject
+            )
+        )
+        if on_deleted is not None:
+            await on_deleted(conn, issuer, subject)
 
 
 # System accounts ---------------------------------------------------------------------------
@@ -286,7 +307,7 @@ async def update_system_account(
     ctx: StoreContext,
     sys_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     role_ids: Sequence[str] | None = None,
     description: str | None = None,
 ) -> SystemAccount:
@@ -368,7 +389,7 @@ async def update_binding(
     ctx: StoreContext,
     binding_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     role_ids: Sequence[str] | None = None,
     description: str | None = None,
 ) -> RoleBinding:
@@ -451,7 +472,7 @@ async def update_issuer(
     ctx: StoreContext,
     issuer_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     audiences: Sequence[str] | None = None,
     subject_claim: str | None = None,
     groups_claim: str | None = None,

@@ -314,7 +314,7 @@ async def update_group(
     ctx: StoreContext,
     group_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
     idp_groups: Sequence[IdpGroup] | None = None,

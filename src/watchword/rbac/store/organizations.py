@@ -92,7 +92,7 @@ async def update_organization(
     ctx: StoreContext,
     organization_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
 ) -> Organization:
@@ -179,7 +179,7 @@ async def update_project(
     ctx: StoreContext,
     project_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
 ) -> Project:

@@ -134,16 +134,18 @@ async def update_row(
     table: Table,
     key: str,
     *,
-    if_match: int,
+    if_match: int | None,
     values: Mapping[str, object],
     now: datetime,
     what: str,
 ) -> int:
-    """Apply ``values`` if the record is still at version ``if_match``; the new version."""
+    """Apply ``values`` if the record is still at version ``if_match`` (``None``: at any
+    version, as ``If-Match: *``); the new version."""
     pk = next(iter(table.primary_key.columns))
-    await fetch_row(conn, table, key, what=what)
+    row = await fetch_row(conn, table, key, what=what)
+    read_version: int = row._mapping["version"] if if_match is None else if_match
     return await update_versioned(
-        conn, table, pk == key, read_version=if_match, values={**values, "updated_at": now}
+        conn, table, pk == key, read_version=read_version, values={**values, "updated_at": now}
     )
 
 

@@ -20,7 +20,12 @@ from watchword.ids import new_id
 from watchword.rbac.catalogue import CATALOGUE_ROLES, CATALOGUE_TYPES, TYPE_PREFIX
 from watchword.rbac.errors import InUse
 from watchword.rbac.model import ResourceTypeRecord, RoleRecord
-from watchword.rbac.role import permissions_from_json, permissions_to_json, role_from_json
+from watchword.rbac.role import (
+    check_role_levels,
+    permissions_from_json,
+    permissions_to_json,
+    role_from_json,
+)
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.generation import read_generation
 from watchword.rbac.store.record import (
@@ -119,6 +124,7 @@ async def create_role(
     role_id: str | None = None,
 ) -> RoleRecord:
     permissions_from_json(permissions)  # shape first, so its pointer wins
+    check_role_levels(organization_id, permissions)
     rid = role_id or new_id("role")
     now = ctx.clock.now()
     async with writing(ctx.engine) as conn:
@@ -169,7 +175,7 @@ async def update_role(
     ctx: StoreContext,
     role_id: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None = None,
     description: str | None = None,
     permissions: object | None = None,
@@ -178,6 +184,8 @@ async def update_role(
         permissions_from_json(permissions)
     async with writing(ctx.engine) as conn:
         current = _role(await fetch_row(conn, roles, role_id, what="role"))
+        if permissions is not None:
+            check_role_levels(current.organization_id, permissions)
         values: dict[str, object] = {}
         if name is not None:
             await _check_name_free(conn, name, current.organization_id, except_id=role_id)
@@ -278,7 +286,7 @@ async def update_resource_type(
     ctx: StoreContext,
     name: str,
     *,
-    if_match: int,
+    if_match: int | None,
     actions: Sequence[str] | None = None,
     description: str | None = None,
 ) -> ResourceTypeRecord:

@@ -161,7 +161,7 @@ async def update_scoped(
     records: ScopedRecords[R],
     key: str,
     *,
-    if_match: int,
+    if_match: int | None,
     name: str | None,
     description: str | None,
     check: Callable[[R], None] = lambda _: None,

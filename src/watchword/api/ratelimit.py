@@ -1,0 +1,49 @@
+"""A limit on failed authentications per client address (a moving window, in process).
+
+A well-formed but made-up token costs one database look-up, and admin keys have no negative
+cache, so without a limit a client can make the database answer as fast as it can send. After
+``auth.failed_limit`` failures inside the window, every authentication from that address is
+answered 429 ``too_many_failed_authentications`` with ``Retry-After``, before any look-up,
+until the window frees; successful authentications do not count.
+
+The counter is per process (each replica keeps its own), keyed by the address the connection
+comes from. Behind a reverse proxy every client shares the proxy's address; the limit then
+applies to all of them together, so set it with that in mind until trusted-proxy addresses
+are configurable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from watchword.errors import TooManyFailedAttempts
+
+__all__ = ["FailedAuthLimiter"]
+
+
+class FailedAuthLimiter:
+    """Counts failed authentications by client address and refuses past the limit."""
+
+    __slots__ = ("_item", "_limiter")
+
+    def __init__(self, limit: str) -> None:
+        self._item: RateLimitItem | None = None if limit == "off" else parse(limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def check(self, address: str) -> None:
+        """Raise :class:`TooManyFailedAttempts` if ``address`` is over the limit."""
+        if self._item is None:
+            return
+        if not await self._limiter.test(self._item, address):
+            stats = await self._limiter.get_window_stats(self._item, address)
+            raise TooManyFailedAttempts(math.ceil(stats.reset_time - time.time()))
+
+    async def failed(self, address: str) -> None:
+        """Count one failed authentication from ``address``."""
+        if self._item is not None:
+            await self._limiter.hit(self._item, address)
