@@ -7,8 +7,10 @@ here, and only here, and hands each service exactly what it uses::
     locks         ← engine or Redis, lock settings, clock, registry
     policy_engine ← registry, clock, authz settings
     rbac          ← store context (engine, clock, issuer), policy_engine, RBAC settings
-    integrations  ← engine, clock, token metrics, plaintext cache (Redis or memory)
-    tokens        ← engine, clock, token metrics, verify cache, integrations.forget (a hook)
+    integrations  ← engine, clock, token metrics, plaintext cache (Redis, none or memory),
+                    anchor seal (a key derived from secret_key, if set)
+    tokens        ← engine, clock, token metrics, verify cache (Redis layer only with a
+                    key derived from secret_key), integrations.forget (a hook)
     janitor       ← engine, clock, locks, token metrics, retention
     authenticators← admin keys (engine), API tokens (tokens)   [first that accepts wins]
 
@@ -39,15 +41,19 @@ from watchword.rbac.service import RbacService
 from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
+from watchword.tokens.anchor import AnchorSeal
 from watchword.tokens.authn import ApiTokenAuthenticator
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.integration import IntegrationRotator, plaintext_cache
 from watchword.tokens.janitor import TokenJanitor
+from watchword.tokens.keyring import KeyPurpose, derive_purpose_key, usable_secret_key
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.service import TokenService
 
 __all__ = ["Services", "build_policy_engine"]
+
+log = get_logger("watchword.services")
 
 
 def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
@@ -108,6 +114,26 @@ class Services:
             policy_engine=policy_engine,
         )
         token_metrics = TokenMetrics(runtime.registry)
+        verify_key = anchor_seal = None
+        if usable_secret_key(settings.secret_key):
+            verify_key = derive_purpose_key(settings.secret_key, KeyPurpose.VERIFY_CACHE)
+            anchor_seal = AnchorSeal(
+                derive_purpose_key(settings.secret_key, KeyPurpose.ROTATION_ANCHOR)
+            )
+        else:
+            # Integration tokens then rotate per process (each once per cycle), and a
+            # revocation clears only the revoking process's rotation cache at once.
+            log.warning(
+                "token_rotation_per_process",
+                reason="WATCHWORD_SECRET_KEY is not set (or shorter than 32 characters)",
+            )
+        if verify_key is None and redis is not None:
+            # Redis entries carry authority; unsigned they would let anyone who can write
+            # to Redis act as anyone. Safe, not fatal: tokens verify from the database.
+            log.warning(
+                "token_verify_cache_redis_disabled",
+                reason="WATCHWORD_SECRET_KEY is not set (or shorter than 32 characters)",
+            )
         integrations = IntegrationRotator(
             engine,
             clock,
@@ -117,6 +143,7 @@ class Services:
             metrics=token_metrics,
             cache_ttl=settings.tokens.rotation_cache_ttl,
             grace=settings.tokens.grace_period,
+            seal=anchor_seal,
         )
         tokens = TokenService(
             engine,
@@ -126,6 +153,8 @@ class Services:
                 ttl_s=settings.tokens.verify_cache_ttl.total_seconds(),
                 redis=redis,
                 redis_prefix=settings.redis.prefix,
+                signing_key=verify_key,
+                metrics=token_metrics,
             ),
             metrics=token_metrics,
             grace_period=settings.tokens.grace_period,

@@ -342,3 +342,28 @@ async def test_tokens_list_with_a_cursor_it_did_not_return_is_400_with_a_pointer
         r = await client.get("/v1/tokens", params={"cursor": cursor}, headers=admin)
         assert r.status_code == 400, (cursor, r.text)
         assert r.json()["code"] == "invalid_request" and r.json()["pointer"] == "/cursor"
+
+
+async def test_tokens_revoking_a_token_revokes_the_children_it_made_and_their_successors(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    parent = await _create(client, admin, permission="rw")  # no expiry: children neither
+    h = _bearer(str(parent["token"]))
+    r = await client.post(
+        "/v1/tokens",
+        json={"name": "child", "scopes": ["projects:read"], "permission": "rw"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    child = r.json()
+    # a personal token is rotated by its owner's credential: here, itself
+    r = await client.post(f"/v1/tokens/{child['id']}/rotate", headers=_bearer(child["token"]))
+    assert r.status_code == 201, r.text
+    successor = r.json()  # the child's successor, while the child is in its grace period
+    for token in (child["token"], successor["token"]):
+        assert (await client.get("/v1/tokens", headers=_bearer(token))).status_code == 200
+    r = await client.post(f"/v1/tokens/{parent['id']}/revoke", headers=admin)
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    for token in (parent["token"], child["token"], successor["token"]):
+        r = await client.get("/v1/tokens", headers=_bearer(str(token)))
+        assert r.status_code == 401 and r.json()["code"] == "token_revoked"

@@ -78,3 +78,73 @@ async def test_sqlite_file_databases_use_wal(tmp_path: Path) -> None:
     finally:
         await engine.dispose()
     assert (mode, sync) == ("wal", 1)
+
+
+def _token_columns(url: str) -> set[str]:
+    async def run() -> set[str]:
+        engine = create_engine_for_url(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda c: (
+                        {col["name"] for col in inspect(c).get_columns("api_tokens")}
+                        | {ix["name"] or "" for ix in inspect(c).get_indexes("api_tokens")}
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _lineage_up_down(url: str) -> None:
+    migrate.upgrade(url, "0005_token_lineage")
+    assert {"parent_id", "ix_api_tokens_parent_id"} <= _token_columns(url)
+    migrate.downgrade(url, "0004_rbac")
+    columns = _token_columns(url)
+    assert "parent_id" not in columns and "ix_api_tokens_parent_id" not in columns
+    assert {"rotated_from", "ix_api_tokens_rotated_from"} <= columns  # the rest untouched
+    migrate.upgrade(url)
+
+
+def test_migrate_sqlite_0005_token_lineage_up_and_down(tmp_path: Path) -> None:
+    _lineage_up_down(f"sqlite+aiosqlite:///{tmp_path / 'lineage.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_migrate_postgres_0005_token_lineage_up_and_down(pg_empty_url: str) -> None:
+    _lineage_up_down(pg_empty_url)
+
+
+def _anchor_columns(url: str) -> set[str]:
+    async def run() -> set[str]:
+        engine = create_engine_for_url(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda c: {
+                        col["name"] for col in inspect(c).get_columns("token_rotation_anchors")
+                    }
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _anchor_up_down(url: str) -> None:
+    migrate.upgrade(url, "0006_rotation_anchor_current")
+    assert {"current_key", "current_sealed", "rotated_at"} <= _anchor_columns(url)
+    migrate.downgrade(url, "0005_token_lineage")
+    columns = _anchor_columns(url)
+    assert not {"current_key", "current_sealed"} & columns and "rotated_at" in columns
+    migrate.upgrade(url)
+
+
+def test_migrate_sqlite_0006_rotation_anchor_current_up_and_down(tmp_path: Path) -> None:
+    _anchor_up_down(f"sqlite+aiosqlite:///{tmp_path / 'anchor.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_migrate_postgres_0006_rotation_anchor_current_up_and_down(pg_empty_url: str) -> None:
+    _anchor_up_down(pg_empty_url)

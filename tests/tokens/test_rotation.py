@@ -83,12 +83,44 @@ def test_plan_rotation_leaves_exactly_one_current_token(
     ]
     after.append(Lifetime("new", NOW, plan.successor_expires_at, None))
     assert [t.id for t in after if is_current(t, NOW, grace)] == ["new"]
-    # nothing is shortened below the grace window, nothing is extended
+    # nothing is shortened below the grace window; only the replaced token is extended,
+    # and only to exactly the end of the grace window
     for t in existing:
         if t.id in expired:
             new = expired[t.id]
-            assert t.expires_at is None or new <= t.expires_at
+            if t.id != plan.rotated_from:
+                assert t.expires_at is None or new <= t.expires_at
             assert new == NOW + grace or new == t.expires_at
+
+
+@given(st.lists(lifetimes, max_size=8), st.integers(0, 3_000))
+def test_plan_rotation_replaced_token_lives_exactly_the_full_grace_after_the_rotation(
+    existing: list[Lifetime], grace_minutes: int
+) -> None:
+    grace = timedelta(minutes=grace_minutes)
+    plan = plan_rotation(TokenKind.INTEGRATION, existing, NOW, cache_ttl=TTL, grace=grace)
+    valid = [
+        t for t in existing if t.revoked_at is None and (t.expires_at is None or t.expires_at > NOW)
+    ]
+    assert (plan.rotated_from is None) == (not valid)
+    if plan.rotated_from is not None:
+        assert dict(plan.expire)[plan.rotated_from] == NOW + grace
+
+
+@given(st.integers(0, 7_200), st.integers(1, 3_000))
+def test_plan_rotation_of_a_token_past_its_cache_period_extends_it_to_rotated_at_plus_grace(
+    late_s: int, grace_s: int
+) -> None:
+    """A token minted at t expires at t + ttl + grace; the call that rotates it comes
+    ``late_s`` after the cache period: the token still gets the whole grace from then."""
+    grace = timedelta(seconds=grace_s)
+    minted = NOW - TTL - timedelta(seconds=late_s)
+    token = Lifetime("old", minted, minted + TTL + grace, None)
+    plan = plan_rotation(TokenKind.INTEGRATION, [token], NOW, cache_ttl=TTL, grace=grace)
+    if token.expires_at is not None and token.expires_at <= NOW:
+        assert plan.rotated_from is None and plan.expire == ()  # died with no call
+    else:
+        assert dict(plan.expire) == {"old": NOW + grace} and plan.rotated_from == "old"
 
 
 @pytest.mark.parametrize(

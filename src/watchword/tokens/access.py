@@ -90,6 +90,7 @@ class TokenRequest:
     owner_subject: str | None = None
     owner_issuer: str | None = None
     organization_id: str | None = None
+    parent_id: str | None = None  # the caller's own token, recorded as the new one's parent
 
 
 def owner_of(principal: Principal) -> Owner:
@@ -217,6 +218,7 @@ async def new_token(
         permission=request.permission,
         organization_id=organization_id,
         expires_at=expires_at,
+        parent_id=request.parent_id,
     )
 
 

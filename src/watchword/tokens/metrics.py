@@ -10,7 +10,13 @@ __all__ = ["TokenMetrics"]
 class TokenMetrics:
     """Verifications by outcome and where the answer came from, rotations, janitor work."""
 
-    __slots__ = ("janitor_deleted", "janitor_runs", "rotations", "verifications")
+    __slots__ = (
+        "cache_rejected",
+        "janitor_deleted",
+        "janitor_runs",
+        "rotations",
+        "verifications",
+    )
 
     def __init__(self, registry: CollectorRegistry, *, namespace: str = "watchword") -> None:
         self.verifications = Counter(
@@ -18,6 +24,14 @@ class TokenMetrics:
             "API-token verifications by outcome (ok, malformed, unknown, expired, revoked) "
             "and source (local cache, redis cache, negative cache, database, none).",
             ["outcome", "source"],
+            namespace=namespace,
+            registry=registry,
+        )
+        self.cache_rejected = Counter(
+            "token_cache_rejected",
+            "Shared (Redis) verification-cache entries refused and treated as a miss, by "
+            "reason (unsigned, bad_signature, expired, unreadable).",
+            ["reason"],
             namespace=namespace,
             registry=registry,
         )

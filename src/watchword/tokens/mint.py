@@ -43,6 +43,7 @@ def mint(
     now: datetime,
     expires_at: datetime | None,
     rotated_from: str | None = None,
+    parent_id: str | None = None,
 ) -> tuple[Secret, TokenRecord]:
     """A new token and the record that stores it (its hash and display prefix, never it)."""
     token = new_token(kind)
@@ -62,5 +63,6 @@ def mint(
         revoked_at=None,
         rotated_from=rotated_from,
         version=1,
+        parent_id=parent_id,
     )
     return token, record

@@ -45,6 +45,7 @@ class TokenRecord:
     revoked_at: datetime | None
     rotated_from: str | None
     version: int
+    parent_id: str | None = None  # the token that created this one, if a token did
 
     def public_view(self, now: datetime) -> dict[str, object]:
         """What a caller may see of the token (never its hash), as of ``now``."""
@@ -86,3 +87,4 @@ class NewToken:
     permission: Permission = Permission.READ_ONLY
     organization_id: str | None = None
     expires_at: datetime | None = None
+    parent_id: str | None = None  # the caller's token when a token creates a token

@@ -21,20 +21,20 @@ from typing import Final, Protocol
 
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from watchword.config import MIN_SECRET_KEY_LENGTH
-from watchword.errors import ConfigurationError, RedisUnavailable
+from watchword.errors import RedisUnavailable
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
+from watchword.tokens.keyring import MIN_SECRET_KEY_LENGTH, KeyPurpose, derive_purpose_key
 from watchword.tokens.model import Owner
+from watchword.tokens.scope import Permission
 
 __all__ = [
     "MIN_SECRET_KEY_LENGTH",
     "CachedPlaintext",
     "LocalPlaintextCache",
+    "NoPlaintextCache",
     "PlaintextCache",
     "RedisPlaintextCache",
     "UnkeyedPlaintextCache",
@@ -42,7 +42,6 @@ __all__ = [
     "derive_key",
 ]
 
-_HKDF_INFO: Final = b"watchword/tokens/rotation-cache/v1"
 _NONCE_BYTES: Final = 12
 log = get_logger("watchword.tokens")
 
@@ -61,9 +60,26 @@ class PlaintextCache(Protocol):
     async def forget(self, key: str) -> None: ...
 
 
-def cache_key(owner: Owner, name: str) -> str:
-    """A stable key for (owner, name) that does not put subject ids in Redis key names."""
-    raw = "\x1f".join((owner.issuer, owner.subject, name)).encode()
+def cache_key(
+    owner: Owner,
+    name: str,
+    *,
+    scopes: frozenset[str],
+    permission: Permission,
+    organization_id: str | None,
+) -> str:
+    """A stable key for everything that defines an integration token (owner, name, scopes,
+    permission, organization), so a caller asking for a narrow token is never handed a
+    broader one cached for the same (owner, name); no subject id in Redis key names."""
+    parts = (
+        owner.issuer,
+        owner.subject,
+        name,
+        " ".join(sorted(scopes)),
+        permission.value,
+        organization_id or "",
+    )
+    raw = json.dumps(parts, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()
 
 
@@ -85,17 +101,26 @@ class LocalPlaintextCache:
         self._data.pop(key, None)
 
 
+class NoPlaintextCache:
+    """No cache in front of the anchor row (no Redis, a secret key): every call reads the
+    sealed current token from the database, so a revocation reaches every replica."""
+
+    __slots__ = ()
+
+    async def load(self, key: str) -> CachedPlaintext | None:
+        return None
+
+    async def save(self, key: str, value: CachedPlaintext, ttl: timedelta) -> None:
+        return
+
+    async def forget(self, key: str) -> None:
+        return
+
+
 def derive_key(secret_key: str | None) -> bytes:
     """The AES-256 key for Redis values; :class:`ConfigurationError` if the setting is
     missing or too short."""
-    if secret_key is None or len(secret_key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigurationError(
-            "WATCHWORD_SECRET_KEY must be set to at least "
-            f"{MIN_SECRET_KEY_LENGTH} random characters when WATCHWORD_REDIS_URL is set: "
-            "rotated integration tokens are cached in Redis encrypted under it"
-        )
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
-    return hkdf.derive(secret_key.encode())
+    return derive_purpose_key(secret_key, KeyPurpose.ROTATION_CACHE)
 
 
 class UnkeyedPlaintextCache:

@@ -5,10 +5,17 @@ Invariants these rules keep (the I/O shell in :mod:`watchword.tokens.integration
 
 - Rotation never deletes: the tokens it replaces stay valid until ``now + grace`` (or
   their own earlier expiry), so a consumer still holding one keeps working.
+- The token a rotation of a rotated kind replaces (the newest valid one, the successor's
+  ``rotated_from``) is valid for the **whole** grace period after that rotation: its
+  expiry becomes exactly ``now + grace``, extended if it was going to die sooner (an
+  integration token reaches its own grace window one cache period after it was minted,
+  and the rotation comes only with the next call after that). Older tokens, retired by
+  earlier rotations, keep the expiry those gave them.
 - After a rotation exactly one token of the (owner, name) is *current*: not revoked and
   valid beyond the grace window. Tokens inside their grace window are *retiring*.
 - An integration token always has an expiry (``now + cache_ttl + grace`` when minted),
-  so one the cache never comes back for still dies; one with no expiry is legacy.
+  so one the cache never comes back for still dies: with no call for that long it expires
+  with no successor, and the next call mints a fresh one; one with no expiry is legacy.
 - No token lives longer than ``MAX_LIFETIME`` (ten years) from its creation or rotation:
   creation refuses a later expiry, and a successor keeps its predecessor's lifetime
   length capped at that, so no date arithmetic can overflow (``9999-12-31`` plus anything).
@@ -143,8 +150,11 @@ def plan_rotation(
         key=lambda t: (t.created_at, t.id),
     )
     newest = valid[-1] if valid else None
+    expire = {t.id: retiring_expires_at(t.expires_at, now, grace) for t in current}
+    if newest is not None and kind in ROTATED_KINDS:
+        expire[newest.id] = now + grace  # the full grace from this rotation, extended if need be
     return RotationPlan(
-        expire=tuple((t.id, retiring_expires_at(t.expires_at, now, grace)) for t in current),
+        expire=tuple(sorted(expire.items())),
         successor_expires_at=successor_expires_at(
             kind, newest, now, cache_ttl=cache_ttl, grace=grace
         ),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -47,6 +47,7 @@ from watchword.observability.logging import get_logger
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.storage.optimistic import update_versioned
 from watchword.tokens import store
+from watchword.tokens.anchor import clear_current
 from watchword.tokens.cache import VerifyCache
 from watchword.tokens.format import TokenKind, parse
 from watchword.tokens.metrics import TokenMetrics
@@ -91,7 +92,7 @@ class TokenPage:
     next_cursor: str | None
 
 
-ForgetRotation = Callable[[Owner, str], Awaitable[None]]
+ForgetRotation = Callable[[TokenRecord], Awaitable[None]]
 
 
 class TokenService:
@@ -220,8 +221,13 @@ class TokenService:
             permission=spec.permission,
             now=now,
             expires_at=expires_at,
+            parent_id=spec.parent_id,
         )
         async with self._connection(begin=True) as conn:
+            if spec.parent_id is not None and not await store.parent_usable(
+                conn, spec.parent_id, now
+            ):
+                raise TokenRevoked("the token has been revoked")
             await store.insert_token(conn, record)
         return IssuedToken(record=record, token=token)
 
@@ -259,24 +265,40 @@ class TokenService:
         return TokenPage(items=page, next_cursor=page[-1].id if more and page else None)
 
     async def revoke(self, token_id: str) -> TokenRecord:
-        """Revoke now; the row stays (for audit) until the janitor's retention ends."""
+        """Revoke now, with everything the token made: the tokens it created (``parent_id``)
+        and its successors (``rotated_from``), recursively, in one transaction; then drop
+        every revoked digest from the caches of every replica. The rows stay (for audit)
+        until the janitor's retention ends."""
         now = self._clock.now()
         async with self._connection(begin=True) as conn:
-            record = await store.load_by_id(conn, token_id)
-            if record is None:
+            root = await store.load_by_id(conn, token_id)
+            if root is None:
                 raise NotFound(f"no token {token_id!r}")
-            if await store.revoke_token(conn, token_id, now):
-                record = replace(record, revoked_at=now, version=record.version + 1)
-        await self.cache.invalidate(record.token_hash)
-        if record.kind is TokenKind.INTEGRATION:
-            await self._forget_rotation_cache(record)
-        return record
+            if root.kind is TokenKind.INTEGRATION:
+                # First, so a rotation of it holding the anchor finishes before the subtree
+                # is read (and its successor is revoked too), or starts after (and finds
+                # the anchor cleared).
+                await clear_current(conn, root.owner, root.name)
+            subtree = await store.revoke_subtree(conn, token_id, now)
+            for integration in {
+                (r.owner, r.name) for r in subtree[1:] if r.kind is TokenKind.INTEGRATION
+            }:
+                await clear_current(conn, *integration)
+        for revoked in subtree:
+            await self.cache.invalidate(revoked.token_hash)
+        for record in subtree:
+            if record.kind is TokenKind.INTEGRATION:
+                await self._forget_rotation_cache(record)
+        return subtree[0]
 
     async def revoke_owned_in(self, conn: AsyncConnection, owner: Owner) -> tuple[TokenRecord, ...]:
         """Revoke every active token of ``owner`` inside the caller's transaction (e.g. the
         one deleting that owner); call :meth:`forget_revoked` with the result after commit."""
         try:
-            return tuple(await store.revoke_owned(conn, owner, self._clock.now()))
+            revoked = tuple(await store.revoke_owned(conn, owner, self._clock.now()))
+            for name in {r.name for r in revoked if r.kind is TokenKind.INTEGRATION}:
+                await clear_current(conn, owner, name)  # no replica hands them out again
+            return revoked
         except (SQLAlchemyError, OSError) as exc:
             raise DatabaseUnavailable(f"token store failed ({type(exc).__name__})") from exc
 
@@ -291,7 +313,7 @@ class TokenService:
         if self._forget_rotation is None:
             return
         try:
-            await self._forget_rotation(record.owner, record.name)
+            await self._forget_rotation(record)
         except Unavailable as exc:
             # The revocation stands; the rotation cache then hands the dead token out
             # until token_rotation_cache_ttl, as if nothing had been forgotten.

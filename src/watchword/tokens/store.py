@@ -28,7 +28,9 @@ __all__ = [
     "load_by_id",
     "load_lifetimes",
     "record_from_row",
+    "revoke_subtree",
     "revoke_token",
+    "parent_usable",
     "set_expiry",
     "successor_of",
     "touch_last_used",
@@ -66,6 +68,7 @@ def record_from_row(row: Row[tuple[object, ...]]) -> TokenRecord:
         revoked_at=_aware(m["revoked_at"]),
         rotated_from=m["rotated_from"],
         version=m["version"],
+        parent_id=m["parent_id"],
     )
 
 
@@ -88,6 +91,7 @@ async def insert_token(conn: AsyncConnection, record: TokenRecord) -> None:
             revoked_at=record.revoked_at,
             rotated_from=record.rotated_from,
             version=record.version,
+            parent_id=record.parent_id,
         )
     )
 
@@ -179,6 +183,54 @@ async def revoke_token(conn: AsyncConnection, token_id: str, now: datetime) -> b
         .values(revoked_at=now, version=api_tokens.c.version + 1)
     )
     return result.rowcount == 1
+
+
+async def revoke_subtree(conn: AsyncConnection, root_id: str, now: datetime) -> list[TokenRecord]:
+    """Revoke ``root_id`` and everything descended from it, level by level: children
+    (``parent_id``) and successors (``rotated_from``), recursively; return every token of
+    the subtree as stored afterwards, the root first (already revoked ones included, with
+    their own ``revoked_at``).
+
+    Each level is revoked *before* the next is looked up. On PostgreSQL that ``UPDATE``
+    waits for a concurrent rotation or child creation holding the row, and the next
+    ``SELECT`` (a new snapshot under READ COMMITTED) then sees what it inserted; a
+    rotation or creation that comes after finds its source revoked (see
+    :func:`parent_usable` and the version check of rotation).
+    """
+    t = api_tokens.c
+    out: list[TokenRecord] = []
+    seen = {root_id}
+    level = [root_id]
+    while level:
+        await conn.execute(
+            update(api_tokens)
+            .where(t.id.in_(level), t.revoked_at.is_(None))
+            .values(revoked_at=now, version=t.version + 1)
+        )
+        rows = (await conn.execute(select(api_tokens).where(t.id.in_(level)))).all()
+        out.extend(sorted((record_from_row(r) for r in rows), key=lambda r: r.id != root_id))
+        found = (
+            await conn.execute(
+                select(t.id).where(or_(t.parent_id.in_(level), t.rotated_from.in_(level)))
+            )
+        ).scalars()
+        level = sorted(set(found) - seen)
+        seen.update(level)
+    return out
+
+
+async def parent_usable(conn: AsyncConnection, parent_id: str, now: datetime) -> bool:
+    """Whether ``parent_id`` may still make a child: it exists and is not revoked. The row
+    is share-locked (PostgreSQL) until commit, so a concurrent :func:`revoke_subtree`
+    either waits for the child and revokes it too, or is seen here."""
+    row = (
+        await conn.execute(
+            select(api_tokens.c.revoked_at)
+            .where(api_tokens.c.id == parent_id)
+            .with_for_update(read=True)
+        )
+    ).first()
+    return row is not None and (row.revoked_at is None or utc(row.revoked_at) > now)
 
 
 async def revoke_owned(conn: AsyncConnection, owner: Owner, now: datetime) -> list[TokenRecord]:

@@ -7,12 +7,13 @@ space-separated list of ``resource:action`` names (OAuth's own scope syntax).
 ``token_rotation_anchors`` has one row per (owner, name) of automatically rotated
 tokens. Rotation locks that row (``SELECT … FOR UPDATE``) rather than the tokens, so
 the very first rotation, when there is no token to lock yet, is serialized too; the row
-is created with ``INSERT … ON CONFLICT DO NOTHING`` in the same transaction.
+is created with ``INSERT … ON CONFLICT DO NOTHING`` in the same transaction. It also keeps
+the current token's plaintext, sealed (:mod:`watchword.tokens.anchor`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
 
 from watchword.storage.tables import metadata
 
@@ -37,9 +38,13 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("rotated_from", String(40), nullable=True),
     Column("version", Integer, nullable=False, server_default="1"),
+    # The token that created this one (POST /v1/tokens with a token credential): revoking
+    # a token revokes its children, as it does its successors (``rotated_from``).
+    Column("parent_id", String(40), nullable=True),
     Index("ix_api_tokens_owner", "owner_issuer", "owner_subject", "name"),
     Index("ix_api_tokens_expires_at", "expires_at"),
     Index("ix_api_tokens_rotated_from", "rotated_from"),
+    Index("ix_api_tokens_parent_id", "parent_id"),
 )
 
 token_rotation_anchors = Table(
@@ -49,4 +54,9 @@ token_rotation_anchors = Table(
     Column("owner_subject", String(255), primary_key=True),
     Column("name", String(200), primary_key=True),
     Column("rotated_at", DateTime(timezone=True), nullable=True),
+    # The token the last rotation made: for which definition (the rotation-cache key) and
+    # its plaintext sealed with AES-GCM (key derived from WATCHWORD_SECRET_KEY), so every
+    # replica finds it here; cleared by a revocation in the same transaction.
+    Column("current_key", String(64), nullable=True),
+    Column("current_sealed", LargeBinary, nullable=True),
 )

@@ -23,7 +23,9 @@ async def replicas(
     runtime: Runtime, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[Services, Services]]:
     """Two replicas on one database and one Redis, each with its own client and caches."""
-    settings = load_settings(environ={}, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = load_settings(
+        environ={}, redis_url=redis_url, redis_prefix=redis_prefix, secret_key="s" * 40
+    )
     clock = FakeClock()
     made = [
         Services.build(
@@ -126,3 +128,31 @@ async def test_an_entry_copied_from_redis_lives_no_longer_than_it_had_left_there
     assert isinstance(b.runtime.clock, FakeClock)
     b.runtime.clock.advance(timedelta(seconds=2))
     assert b.tokens.cache.local.get(issued.record.token_hash) is None
+
+
+async def test_revoking_a_parent_drops_its_child_on_a_listening_replica(
+    replicas: tuple[Services, Services],
+) -> None:
+    a, b = replicas
+    owner = Owner("https://i", "lineage")
+    parent = await a.tokens.create(NewToken(TokenKind.PERSONAL, "p", owner, frozenset()))
+    child = await a.tokens.create(
+        NewToken(TokenKind.PERSONAL, "c", owner, frozenset(), parent_id=parent.record.id)
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    listener = asyncio.create_task(
+        run_invalidation_listener(b.runtime.redis, b.tokens.cache, stop=stop, ready=ready)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=5)
+        await b.tokens.verify(child.token)  # cached in b's process
+        await a.tokens.revoke(parent.record.id)
+        for _ in range(200):
+            if b.tokens.cache.local.get(child.record.token_hash) is None:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(TokenRevoked):
+            await b.tokens.verify(child.token)
+    finally:
+        stop.set()
+        await asyncio.wait_for(listener, timeout=5)

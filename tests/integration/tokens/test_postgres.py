@@ -113,3 +113,17 @@ async def test_postgres_janitor_deletes_under_the_postgres_lease(pg: Services) -
             ).scalars()
         )
     assert left == {live.record.id} and old.record.id not in left
+
+
+async def test_postgres_revoke_revokes_children_successors_and_grandchildren(
+    pg: Services,
+) -> None:
+    from tests.tokens.test_lineage import revoking_a_root_revokes_its_whole_subtree
+
+    await revoking_a_root_revokes_its_whole_subtree(pg)
+
+
+async def test_postgres_create_child_of_a_revoked_token_is_token_revoked(pg: Services) -> None:
+    from tests.tokens.test_lineage import a_revoked_token_cannot_make_a_child
+
+    await a_revoked_token_cannot_make_a_child(pg)

@@ -112,6 +112,7 @@ async def create_token(body: TokenCreate, access: AccessDep, services: ServicesD
     async def service_account_exists(sa_id: str, organization_id: str) -> None:
         await get_service_account(services.store, sa_id, organization_id=organization_id)
 
+    caller = await _caller(services, access)
     request = TokenRequest(
         kind=TokenKind.from_label(body.kind),
         name=body.name,
@@ -121,9 +122,10 @@ async def create_token(body: TokenCreate, access: AccessDep, services: ServicesD
         owner_subject=body.owner_subject,
         owner_issuer=body.owner_issuer,
         organization_id=body.organization_id,
+        parent_id=caller.token.id if caller.token is not None else None,
     )
     spec = await new_token(
-        await _caller(services, access),
+        caller,
         request,
         grant=_grant(access),
         service_account_exists=service_account_exists,
