@@ -120,9 +120,11 @@ class Services:
             anchor_seal = AnchorSeal(
                 derive_purpose_key(settings.secret_key, KeyPurpose.ROTATION_ANCHOR)
             )
-        else:
+        elif engine.dialect.name == "postgresql":
             # Integration tokens then rotate per process (each once per cycle), and a
-            # revocation clears only the revoking process's rotation cache at once.
+            # revocation clears only the revoking process's rotation cache at once: that
+            # matters with several replicas, so only where replicas are possible (SQLite is
+            # one host, and every CLI command would otherwise repeat the warning).
             log.warning(
                 "token_rotation_per_process",
                 reason="WATCHWORD_SECRET_KEY is not set (or shorter than 32 characters)",
