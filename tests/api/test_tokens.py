@@ -367,3 +367,31 @@ async def test_tokens_revoking_a_token_revokes_the_children_it_made_and_their_su
     for token in (parent["token"], child["token"], successor["token"]):
         r = await client.get("/v1/tokens", headers=_bearer(str(token)))
         assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+
+
+async def test_tokens_rotating_a_longer_lived_sibling_never_outlives_the_caller(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    ends = (runtime.clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    short = await _create(client, admin, permission="rw", scopes=["*:*"], expires_at=ends)
+    forever = await _create(client, admin, permission="rw", scopes=["*:*"])
+    r = await client.post(
+        f"/v1/tokens/{forever['id']}/rotate", headers=_bearer(str(short["token"]))
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["expires_at"] == ends
+
+
+async def test_tokens_rotation_drops_an_old_organization_label_from_a_personal_token(
+    client: httpx.AsyncClient, admin: Headers, runtime: Runtime
+) -> None:
+    made = await _create(client, admin, permission="rw")
+    async with runtime.engine.begin() as conn:  # a row from before labels were refused
+        await conn.execute(
+            update(api_tokens).where(api_tokens.c.id == made["id"]).values(organization_id="org-1")
+        )
+    r = await client.post(f"/v1/tokens/{made['id']}/rotate", headers=_bearer(str(made["token"])))
+    assert r.status_code == 201, r.text
+    assert r.json()["organization_id"] is None

@@ -344,3 +344,22 @@ async def test_new_personal_token_never_carries_an_organization() -> None:
                 local_issuer=LOCAL,
             )
         assert refused.value.pointer == "/organization_id"
+
+
+async def test_rotate_by_a_token_caps_the_successor_at_the_callers_expiry() -> None:
+    ends = NOW + timedelta(hours=1)
+    mine = _token_caller(_record(ALICE, scopes=frozenset({"*:*"}), expires_at=ends))
+    forever = _record(ALICE, scopes=frozenset({"*:*"}))
+    assert await check_rotate(mine, forever, NO_GRANTS) == ends
+    assert await check_rotate(_person(ALICE), forever, NO_GRANTS) is None
+    service = _record(Owner(LOCAL, "sa:x"), org="acme", kind=TokenKind.SERVICE_ACCOUNT)
+    assert await check_rotate(ADMIN, service, NO_GRANTS) is None
+
+
+async def test_rotate_by_an_org_admin_is_only_for_its_service_accounts_tokens() -> None:
+    grant, _ = _grants({("update", "acme"): True, ("read", "acme"): True})
+    persons = _record(BOB, org="acme", kind=TokenKind.INTEGRATION)
+    with pytest.raises(PermissionDenied, match="service accounts"):
+        await check_rotate(_person(ALICE), persons, grant)
+    service = _record(Owner(LOCAL, "sa:deploy"), org="acme", kind=TokenKind.SERVICE_ACCOUNT)
+    await check_rotate(_person(ALICE), service, grant)

@@ -37,6 +37,8 @@ from watchword.errors import InvalidInput
 from watchword.observability.logging import get_logger
 from watchword.rbac.acl import acl_document
 from watchword.rbac.claims import IssuerTrust, claims_digest, identity_from_claims
+from watchword.rbac.model import ServiceAccount
+from watchword.rbac.store.accounts import get_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.rbac.store.facts import issuer_trust, load_facts
 from watchword.rbac.store.generation import read_generation
@@ -282,12 +284,17 @@ class RbacService:
         return entry
 
     async def aclose(self) -> None:
-        """Release the held connection (``Runtime.close`` calls this)."""
+        """Release the held connection (``Services.aclose`` calls this)."""
         await self._reader.aclose()
 
     def _count(self, result: str) -> None:
         if self._metrics is not None:
             self._metrics.lookups.labels(result=result).inc()
+
+    async def service_account(self, sa_id: str, organization_id: str) -> ServiceAccount:
+        """Organization ``organization_id``'s service account ``sa_id`` (a foreign or missing
+        one is :class:`~watchword.errors.NotFound`)."""
+        return await get_service_account(self.ctx, sa_id, organization_id=organization_id)
 
     async def acl(
         self,

@@ -8,7 +8,8 @@ I/O of their own. Organization-level grants come from the policy engine through 
 
 Rules:
 
-- a superuser (bootstrap admin key) may create, read and revoke any token;
+- a superuser (bootstrap admin key) may create tokens for any owner (the way a person or a
+  service gets a first token before signing in exists), and read and revoke any token;
 - **a personal token is its owner's secret**: only a credential of its owner rotates it
   (rotation hands out the successor's plaintext, which acts as that person everywhere);
   anyone else, superusers and organization administrators included, may at most revoke it;
@@ -23,10 +24,11 @@ Rules:
   permission, expiring no later than itself (a token cannot mint a stronger or longer-lived one,
   neither new nor as a successor: rotation is held to the same bound);
 - beyond its own, a caller may act on the tokens of an organization where the engine grants it
-  ``watchword:tokens`` ``action``; it may list them, revoke them, and create and rotate
-  ``service_account`` and ``integration`` tokens there, **bounded by its own credential**: when
+  ``watchword:tokens`` ``action``; it may list them, revoke them, and create and rotate the
+  tokens of that organization's **service accounts**, **bounded by its own credential**: when
   it presents a token, the new or rotated token's scopes and permission must be within that
-  token's, and a token labelled with another organization may not act there;
+  token's, the rotated token expires no later than that token, and a token labelled with
+  another organization may not act there;
 - anything else on a token that is not the caller's answers 404, not 403: a caller learns
   nothing about other owners' tokens (403 only where it may read the token).
 """
@@ -140,8 +142,10 @@ async def check_visible(caller: Caller, record: TokenRecord, action: str, grant:
     raise NotFound(f"no token {record.id!r}")
 
 
-async def check_rotate(caller: Caller, record: TokenRecord, grant: OrgGrant) -> None:
-    """Pass if the caller may rotate ``record`` and so receive its successor's plaintext."""
+async def check_rotate(caller: Caller, record: TokenRecord, grant: OrgGrant) -> datetime | None:
+    """Pass if the caller may rotate ``record`` and so receive its successor's plaintext; the
+    answer is the latest expiry the successor may have (``None``: no cap): a token never
+    hands out, new or as a successor, a token that outlives itself."""
     owner = None if caller.principal.subject is None else owner_of(caller.principal)
     if record.kind is TokenKind.PERSONAL and record.owner != owner:
         # A person's secret is never handed to anyone else: others may at most revoke.
@@ -151,20 +155,33 @@ async def check_rotate(caller: Caller, record: TokenRecord, grant: OrgGrant) -> 
         )
     await check_visible(caller, record, "update", grant)
     if caller.superuser:
-        return
+        return None
+    mine = caller.token
+    cap = None if mine is None else mine.expires_at
     if record.owner == owner:
         # Rotation hands out a new secret with the old token's scopes: the same bound as
         # create, or a narrow token could obtain a broader sibling's powers.
-        mine = caller.token
         if mine is not None and not covers(
             mine.scopes, mine.permission, record.scopes, record.permission
         ):
             raise PermissionDenied("the rotated token's scopes must be within the caller's own")
         if caller.principal.organization_id not in (None, record.organization_id):
             raise PermissionDenied("a token may only rotate tokens of its own organization")
-        return
+        return cap
+    _require_administrable(record.owner, record.organization_id)
     _require_writable(caller)
     _require_within_credential(caller, record.scopes, record.permission, record.organization_id)
+    return cap
+
+
+def _require_administrable(owner: Owner, organization_id: str | None) -> None:
+    """An organization's administrators act on the tokens of that organization's service
+    accounts only: a token owned by a person (whatever its label) acts as that person
+    everywhere, so its secret is not theirs to receive."""
+    if organization_id is None or not owner.subject.startswith(SERVICE_ACCOUNT_PREFIX):
+        raise PermissionDenied(
+            "an organization's administrators rotate only its service accounts' tokens"
+        )
 
 
 async def new_token(

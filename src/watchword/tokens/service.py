@@ -328,10 +328,11 @@ class TokenService:
         async with self._connection() as conn:
             return await store.load_by_hash(conn, token_hash(presented))
 
-    async def rotate(self, token_id: str) -> IssuedToken:
+    async def rotate(self, token_id: str, *, not_after: datetime | None = None) -> IssuedToken:
         """Mint a successor with the same owner, scopes and name; the old token stays
         valid for ``token_grace_period``. A token is rotated once: a second rotation of
-        it (or a concurrent one) is a :class:`Conflict`."""
+        it (or a concurrent one) is a :class:`Conflict`. ``not_after`` caps the successor's
+        expiry (a token rotating another never hands out one that outlives itself)."""
         now = self._clock.now()
         grace = self._grace
         async with self._connection(begin=True) as conn:
@@ -351,7 +352,10 @@ class TokenService:
                 values={"expires_at": retiring_expires_at(old.expires_at, now, grace)},
             )
             lifetime = Lifetime(old.id, old.created_at, old.expires_at, old.revoked_at)
-            issued = self._successor(old, now, self._successor_expiry(old.kind, lifetime, now))
+            expires_at = self._successor_expiry(old.kind, lifetime, now)
+            if not_after is not None and (expires_at is None or expires_at > not_after):
+                expires_at = not_after
+            issued = self._successor(old, now, expires_at)
             await store.insert_token(conn, issued.record)
         await self.cache.invalidate(old.token_hash)
         return issued
@@ -370,7 +374,9 @@ class TokenService:
             old.kind,
             name=old.name,
             owner=old.owner,
-            organization_id=old.organization_id,
+            # A personal token belongs to no organization: a label from before that rule
+            # is not carried over to the successor.
+            organization_id=None if old.kind is TokenKind.PERSONAL else old.organization_id,
             scopes=old.scopes,
             permission=old.permission,
             now=now,

@@ -18,7 +18,6 @@ from watchword.api.caching import NO_STORE
 from watchword.api.deps import ServicesDep
 from watchword.api.text import Line, PrintableModel
 from watchword.principal import PrincipalKind
-from watchword.rbac.store.accounts import get_service_account
 from watchword.services import Services
 from watchword.tokens import IssuedToken, Permission, TokenKind, TokenRecord
 from watchword.tokens.access import (
@@ -110,7 +109,7 @@ def _grant(access: Access) -> OrgGrant:
 )
 async def create_token(body: TokenCreate, access: AccessDep, services: ServicesDep) -> TokenCreated:
     async def service_account_exists(sa_id: str, organization_id: str) -> None:
-        await get_service_account(services.store, sa_id, organization_id=organization_id)
+        await services.rbac.service_account(sa_id, organization_id)
 
     caller = await _caller(services, access)
     request = TokenRequest(
@@ -179,8 +178,8 @@ async def get_token(token_id: str, access: AccessDep, services: ServicesDep) -> 
 )
 async def rotate_token(token_id: str, access: AccessDep, services: ServicesDep) -> TokenCreated:
     record = await services.tokens.get(token_id)
-    await check_rotate(await _caller(services, access), record, _grant(access))
-    issued = await services.tokens.rotate(token_id)
+    not_after = await check_rotate(await _caller(services, access), record, _grant(access))
+    issued = await services.tokens.rotate(token_id, not_after=not_after)
     return _created(issued, services.runtime.clock.now())
 
 
