@@ -92,3 +92,32 @@ async def test_limit_off_never_refuses(sqlite_engine: AsyncEngine) -> None:
     async for client, _ in _client(sqlite_engine, "off"):
         for _ in range(20):
             assert (await _whoami(client, _made_up())).status_code == 401
+
+
+def _from(client: httpx.AsyncClient, address: str) -> httpx.AsyncClient:
+    """Another client on the same app whose connections come from ``address``."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_the_limit_is_per_client_address(limited: tuple[httpx.AsyncClient, str]) -> None:
+    client, admin_key = limited
+    async with _from(client, "192.0.2.1") as a, _from(client, "192.0.2.2") as b:
+        for _ in range(3):
+            assert (await _whoami(a, _made_up())).status_code == 401
+        assert (await _whoami(a, admin_key)).status_code == 429
+        assert (await _whoami(b, admin_key)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/oauth/introspect", "/v1/oauth/revoke"])
+async def test_guessing_tokens_through_oauth_endpoints_is_limited_too(
+    limited: tuple[httpx.AsyncClient, str], path: str
+) -> None:
+    client, admin_key = limited
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    for _ in range(3):
+        r = await client.post(path, data={"token": _made_up()}, headers=headers)
+        assert r.status_code == 200  # RFC 7662 / 7009: an unknown token is no error
+    r = await client.post(path, data={"token": _made_up()}, headers=headers)
+    assert r.status_code == 429 and r.json()["code"] == "too_many_failed_authentications"

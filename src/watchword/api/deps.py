@@ -22,6 +22,8 @@ from watchword.services import Services
 
 __all__ = [
     "AdminDep",
+    "client_address",
+    "failed_auth_limiter",
     "PrincipalDep",
     "RuntimeDep",
     "ServicesDep",
@@ -51,6 +53,17 @@ def get_runtime(services: ServicesDep) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+def client_address(request: Request) -> str:
+    """The address the connection comes from (uvicorn rewrites it from ``X-Forwarded-For``
+    only for its trusted proxy addresses, loopback by default)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def failed_auth_limiter(request: Request) -> FailedAuthLimiter:
+    limiter: FailedAuthLimiter = request.app.state.failed_auth_limiter
+    return limiter
+
+
 async def current_principal(
     request: Request,
     services: ServicesDep,
@@ -58,8 +71,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("this endpoint needs a credential (Authorization: Bearer …)")
-    limiter: FailedAuthLimiter = request.app.state.failed_auth_limiter
-    address = request.client.host if request.client is not None else "unknown"
+    limiter, address = failed_auth_limiter(request), client_address(request)
     await limiter.check(address)
     credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
     try:

@@ -6,10 +6,21 @@ cache, so without a limit a client can make the database answer as fast as it ca
 answered 429 ``too_many_failed_authentications`` with ``Retry-After``, before any look-up,
 until the window frees; successful authentications do not count.
 
-The counter is per process (each replica keeps its own), keyed by the address the connection
-comes from. Behind a reverse proxy every client shares the proxy's address; the limit then
-applies to all of them together, so set it with that in mind until trusted-proxy addresses
-are configurable.
+Also counted: unknown tokens presented to ``/v1/oauth/introspect`` and ``/v1/oauth/revoke``
+(guessing through them costs a look-up too).
+
+Limits of the limit, as they are:
+
+- the counter is per process (each replica keeps its own), in memory, one entry per address
+  seen in the window;
+- it is keyed by the connection's address: uvicorn takes it from ``X-Forwarded-For`` only
+  when the connection comes from its trusted proxy addresses (loopback by default,
+  ``FORWARDED_ALLOW_IPS``); behind a proxy that does not set the header, every client shares
+  the proxy's address and the limit applies to all of them together; an IPv6 client that
+  changes addresses within its prefix gets a fresh count per address;
+- the check and the count are separate steps, so each window admits the limit plus the
+  requests already in flight.
+
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from watchword.api.deps import PrincipalDep, ServicesDep
-from watchword.errors import AuthenticationError, InvalidInput
+from watchword.api.deps import PrincipalDep, ServicesDep, client_address, failed_auth_limiter
+from watchword.errors import AuthenticationError, InvalidInput, TokenUnknown
 from watchword.secret import Secret
 
 __all__ = ["BEARER", "IntrospectionResponse", "router"]
@@ -90,8 +90,15 @@ async def _token_param(request: Request) -> Secret:
 )
 async def introspect(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
+    # Guessing tokens through introspection is bounded like guessing them as credentials:
+    # an unknown token is a failed authentication of the caller's address.
+    limiter, address = failed_auth_limiter(request), client_address(request)
+    await limiter.check(address)
     try:
         record = await services.tokens.verify(presented)
+    except TokenUnknown:
+        await limiter.failed(address)
+        return JSONResponse({"active": False}, headers=_NO_STORE)
     except AuthenticationError:
         return JSONResponse({"active": False}, headers=_NO_STORE)
     body = IntrospectionResponse(
@@ -119,8 +126,12 @@ async def introspect(request: Request, _caller: PrincipalDep, services: Services
 )
 async def revoke(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
+    limiter, address = failed_auth_limiter(request), client_address(request)
+    await limiter.check(address)
     service = services.tokens
     record = await service.find_presented(presented)
-    if record is not None and record.revoked_at is None:
+    if record is None:
+        await limiter.failed(address)  # a made-up token costs a look-up: bounded too
+    elif record.revoked_at is None:
         await service.revoke(record.id)
     return Response(status_code=200, headers=_NO_STORE)
