@@ -5,8 +5,8 @@ them alone, for deployments that keep background work off the serving replicas. 
 takes a stop event and returns soon after it is set. Jobs that must run on one replica at
 a time take a lease themselves (the janitor does), so running them everywhere is safe.
 
-- ``token_invalidation``: revocations published by other replicas, applied to this
-  process's verification cache at once (returns at once without Redis);
+- ``token_invalidation`` (with Redis only): revocations published by other replicas, applied
+  to this process's verification cache at once;
 - ``token_janitor``: the token janitor every ``token_janitor_every``, under a lease.
 """
 
@@ -15,12 +15,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
 
 from watchword.observability.logging import get_logger
 from watchword.services import Services
 from watchword.tokens.invalidation import run_invalidation_listener
 
-__all__ = ["Job", "background_jobs", "run_jobs", "start_jobs", "stop_jobs"]
+__all__ = [
+    "STOP_GRACE",
+    "Job",
+    "JobFailed",
+    "background_jobs",
+    "run_jobs",
+    "start_jobs",
+    "stop_jobs",
+]
 
 log = get_logger("watchword.jobs")
 
@@ -32,34 +42,61 @@ class Job:
 
 
 def background_jobs(services: Services) -> list[Job]:
-    """The jobs of a process, bound to its services."""
-    settings = services.runtime.settings
+    """The jobs of a process, bound to its services (each configured in ``services.py``)."""
 
     async def invalidations(stop: asyncio.Event) -> None:
         await run_invalidation_listener(services.runtime.redis, services.tokens.cache, stop=stop)
 
     async def janitor(stop: asyncio.Event) -> None:
-        await services.janitor.run_forever(every=settings.tokens.janitor_every, stop=stop)
+        await services.janitor.run_forever(stop=stop)
 
-    return [Job("token_invalidation", invalidations), Job("token_janitor", janitor)]
+    jobs = [Job("token_janitor", janitor)]
+    if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub
+        jobs.insert(0, Job("token_invalidation", invalidations))
+    return jobs
 
 
 def start_jobs(jobs: list[Job], stop: asyncio.Event) -> list[asyncio.Task[None]]:
     return [asyncio.create_task(_logged(job, stop), name=job.name) for job in jobs]
 
 
-async def stop_jobs(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
-    """Ask every job to stop and wait for all of them."""
+STOP_GRACE: Final = timedelta(seconds=10)
+
+
+async def stop_jobs(
+    tasks: list[asyncio.Task[None]], stop: asyncio.Event, *, grace: timedelta = STOP_GRACE
+) -> None:
+    """Ask every job to stop, wait up to ``grace`` for them, then cancel the stragglers (a
+    janitor deep in a large sweep must not hold shutdown)."""
     stop.set()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace.total_seconds())
+    for task in pending:
+        log.warning("job_cancelled_at_shutdown", job=task.get_name())
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_jobs(services: Services, stop: asyncio.Event) -> None:
-    """Run every job until ``stop`` is set (``watchword worker``)."""
-    tasks = start_jobs(background_jobs(services), stop)
+class JobFailed(Exception):
+    """A background job ended on its own (it raised, or returned before being asked to)."""
+
+
+async def run_jobs(
+    services: Services, stop: asyncio.Event, *, jobs: list[Job] | None = None
+) -> None:
+    """Run every job until ``stop`` is set (``watchword worker``). A job that ends on its own
+    stops the others and raises :class:`JobFailed`, so the worker exits non-zero and its
+    supervisor restarts it, instead of looking healthy while doing nothing."""
+    tasks = start_jobs(background_jobs(services) if jobs is None else jobs, stop)
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t.get_name() for t in done if t is not stopping]
+        if failed and not stop.is_set():
+            raise JobFailed(f"background job(s) ended: {', '.join(failed)}")
     finally:
+        stopping.cancel()
         await stop_jobs(tasks, stop)
 
 

@@ -169,6 +169,7 @@ class Services:
             locks=locks,
             metrics=token_metrics,
             retention=settings.tokens.retention,
+            every=settings.tokens.janitor_every,
         )
         authenticators: tuple[Authenticator, ...] = (
             AdminKeyAuthenticator(engine),
@@ -221,6 +222,9 @@ class Services:
         await self.tokens.forget_revoked(revoked)
 
     async def aclose(self) -> None:
-        """Release what the services hold (connections, listeners), newest first."""
-        await self.rbac.aclose()
-        await self.locks.aclose()
+        """Release what the services hold (connections, listeners), newest first; one that
+        fails to close does not keep the others open."""
+        try:
+            await self.rbac.aclose()
+        finally:
+            await self.locks.aclose()

@@ -39,7 +39,8 @@ def test_worker_runs_the_janitor_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
                 janitor_ran = True
                 break
         assert janitor_ran, "".join(seen)
-        assert any("worker: running token_invalidation, token_janitor" in s for s in seen)
+        # Without Redis there is no revocation fan-out to listen to: the janitor runs alone.
+        assert any("worker: running token_janitor" in s for s in seen), "".join(seen)
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=60)
     finally:

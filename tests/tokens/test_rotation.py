@@ -208,7 +208,9 @@ def test_plan_rotation_token_expiring_now_is_not_the_predecessor() -> None:
     ]
     plan = plan_rotation(TokenKind.INTEGRATION, tokens, NOW, cache_ttl=TTL, grace=GRACE)
     assert plan.rotated_from == "older"
-    assert plan.expire == ()
+    # the predecessor gets its full grace after this rotation (issue 15 item 32); the token
+    # that ends now is left to end
+    assert plan.expire == (("older", NOW + GRACE),)
 
 
 def test_plan_rotation_personal_successor_keeps_the_newest_lifetime_length() -> None:

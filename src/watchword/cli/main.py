@@ -19,6 +19,7 @@ from watchword.cli import policy as policy_commands
 from watchword.cli import rbac as rbac_commands
 from watchword.cli import token as token_commands
 from watchword.cli.output import (
+    EXIT_FAILURE,
     CliState,
     console,
     emit,
@@ -138,7 +139,7 @@ def worker(ctx: typer.Context) -> None:
     """
     import signal
 
-    from watchword.jobs import background_jobs, run_jobs
+    from watchword.jobs import JobFailed, background_jobs, run_jobs
     from watchword.observability.logging import configure_logging
 
     settings = settings_from(ctx)
@@ -161,6 +162,9 @@ def worker(ctx: typer.Context) -> None:
         asyncio.run(work())
     except WatchwordError as exc:
         fail(exc)
+    except JobFailed as exc:
+        err_console.print(f"[bold red]error[/] (job_failed): {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 @config_app.command("show")

@@ -64,7 +64,7 @@ class JanitorReport:
 class TokenJanitor:
     """Deletes tokens that can never authenticate again, one replica at a time."""
 
-    __slots__ = ("_clock", "_engine", "_locks", "_metrics", "_retention")
+    __slots__ = ("_clock", "_engine", "_every", "_locks", "_metrics", "_retention")
 
     def __init__(
         self,
@@ -74,12 +74,14 @@ class TokenJanitor:
         locks: Locks,
         metrics: TokenMetrics,
         retention: timedelta,
+        every: timedelta = timedelta(days=1),
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._locks = locks
         self._metrics = metrics
         self._retention = retention
+        self._every = every
 
     async def run(
         self,
@@ -141,12 +143,16 @@ class TokenJanitor:
             after_id = batch[-1].id
             lease = await self._locks.renew(lease, lease_ttl)
 
-    async def run_forever(self, *, every: timedelta, stop: asyncio.Event | None = None) -> None:
-        """Run every ``every`` until ``stop`` is set (or the task is cancelled).
+    async def run_forever(
+        self, *, every: timedelta | None = None, stop: asyncio.Event | None = None
+    ) -> None:
+        """Run every ``every`` (default: the period it was built with) until ``stop`` is set
+        (or the task is cancelled).
 
         A failed run is logged and retried at the next period; nothing is lost by skipping
         one, since the next run selects by time again.
         """
+        every = self._every if every is None else every
         if every <= timedelta(0):
             raise ValueError("every must be positive")
         stop = stop or asyncio.Event()
