@@ -135,7 +135,7 @@ class Access:
         return [prepared.to_sql(mapping)]
 
 
-def get_access(services: ServicesDep, principal: PrincipalDep) -> Access:
+async def get_access(services: ServicesDep, principal: PrincipalDep) -> Access:
     return Access(services.rbac, principal)
 
 

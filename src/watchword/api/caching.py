@@ -16,7 +16,7 @@ __all__ = ["NO_STORE", "NO_STORE_HEADERS", "no_store"]
 NO_STORE_HEADERS: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def no_store(response: Response) -> None:
+async def no_store(response: Response) -> None:
     """A route dependency: the response is never stored by a cache."""
     response.headers.update(NO_STORE_HEADERS)
 

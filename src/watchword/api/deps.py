@@ -38,7 +38,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -46,7 +46,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_runtime(services: ServicesDep) -> Runtime:
+async def get_runtime(services: ServicesDep) -> Runtime:
     return services.runtime
 
 

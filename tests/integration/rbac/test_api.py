@@ -55,7 +55,7 @@ def act_as(app: FastAPI, db_runtime: Runtime) -> Callable[[str], Headers]:
             )
         scheme, _, value = auth.partition(" ")
         creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if value else None
-        return await current_principal(request, get_services(request), creds)
+        return await current_principal(request, await get_services(request), creds)
 
     app.dependency_overrides[current_principal] = principal
     return lambda subject: {"Authorization": TEST_TOKEN + subject}
