@@ -220,3 +220,47 @@ def test_filter_when_list_is_small_or_large_keeps_the_same_objects() -> None:
     assert filter_objects(c, "delete", objs[:5]) == [o for o in expected if o in objs[:5]]
     assert filter_objects(c, "delete", []) == []
     assert {o.org_id for o in expected} == {"o0", "o1"}
+
+
+def test_prepare_project_level_allow_outside_the_subjects_organizations_matches() -> None:
+    """A project role alone (no membership of the project's organization) allows at the project
+    level: check, prepare and filter agree on it, and a project deny beats an owner allow."""
+    policy = parse_policy(
+        {
+            "resource_types": [{"name": "t", "actions": ["read"]}],
+            "roles": [
+                {
+                    "name": "viewer",
+                    "permissions": {"project": [{"resource_type": "t", "actions": ["read"]}]},
+                },
+                {
+                    "name": "blocked",
+                    "permissions": {
+                        "project": [{"resource_type": "t", "actions": ["read"], "effect": "deny"}]
+                    },
+                },
+                {
+                    "name": "owner-reads",
+                    "permissions": {"owner": [{"resource_type": "t", "actions": ["read"]}]},
+                },
+            ],
+        }
+    )
+    subject = Subject(
+        "https://i",
+        "me",
+        global_roles=frozenset({"owner-reads"}),
+        project_roles={"p1": frozenset({"viewer"}), "p2": frozenset({"blocked"})},
+        project_orgs={"p1": "o9", "p2": "o9"},
+    )
+    compiled = compile_subject(policy, subject)
+    seen = Object("t", "seen", org_id="o9", project_id="p1")
+    hidden = Object("t", "hidden", org_id="o9", project_id="p2", owner=subject.key)
+    other = Object("t", "other", org_id="o9", project_id="p3")
+    prepared = prepare(compiled, "read", "t")
+    from watchword.authz import check
+
+    for obj, expected in ((seen, True), (hidden, False), (other, False)):
+        assert check(compiled, "read", obj).allowed is expected, obj.id
+        assert prepared.matches(obj) is expected, obj.id
+    assert prepared.filter([seen, hidden, other]) == [seen]
