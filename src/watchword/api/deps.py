@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from watchword.api.ratelimit import FailedAuthLimiter
+from watchword.api.ratelimit import Attempt, FailedAuthLimiter
 from watchword.errors import AuthenticationError, PermissionDenied
 from watchword.principal import Credential, CredentialSource, Principal
 from watchword.runtime import Runtime
@@ -22,8 +22,7 @@ from watchword.services import Services
 
 __all__ = [
     "AdminDep",
-    "client_address",
-    "failed_auth_limiter",
+    "authentication_attempt",
     "PrincipalDep",
     "RuntimeDep",
     "ServicesDep",
@@ -53,15 +52,14 @@ async def get_runtime(services: ServicesDep) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def client_address(request: Request) -> str:
-    """The address the connection comes from (uvicorn rewrites it from ``X-Forwarded-For``
-    only for its trusted proxy addresses, loopback by default)."""
-    return request.client.host if request.client is not None else "unknown"
-
-
-def failed_auth_limiter(request: Request) -> FailedAuthLimiter:
+async def authentication_attempt(request: Request) -> Attempt:
+    """Admit an authentication from the request's address under the failed-authentication
+    limit (429 past it); the caller counts a failure with ``Attempt.failed``. The address is
+    the connection's (uvicorn rewrites it from ``X-Forwarded-For`` only for its trusted proxy
+    addresses, loopback by default)."""
     limiter: FailedAuthLimiter = request.app.state.failed_auth_limiter
-    return limiter
+    address = request.client.host if request.client is not None else "unknown"
+    return await limiter.attempt(address)
 
 
 async def current_principal(
@@ -71,13 +69,12 @@ async def current_principal(
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("this endpoint needs a credential (Authorization: Bearer …)")
-    limiter, address = failed_auth_limiter(request), client_address(request)
-    await limiter.check(address)
+    attempt = await authentication_attempt(request)
     credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
     try:
         return await services.authenticate(credential)
     except AuthenticationError:
-        await limiter.failed(address)
+        await attempt.failed()
         raise
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
@@ -34,7 +35,18 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from watchword.errors import TooManyFailedAttempts
 
-__all__ = ["FailedAuthLimiter"]
+__all__ = ["Attempt", "FailedAuthLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An authentication admitted under the limit; :meth:`failed` counts it as a failure."""
+
+    limiter: FailedAuthLimiter
+    address: str
+
+    async def failed(self) -> None:
+        await self.limiter.failed(self.address)
 
 
 class FailedAuthLimiter:
@@ -53,6 +65,11 @@ class FailedAuthLimiter:
         if not await self._limiter.test(self._item, address):
             stats = await self._limiter.get_window_stats(self._item, address)
             raise TooManyFailedAttempts(math.ceil(stats.reset_time - time.time()))
+
+    async def attempt(self, address: str) -> Attempt:
+        """Admit an authentication from ``address`` (or raise :class:`TooManyFailedAttempts`)."""
+        await self.check(address)
+        return Attempt(self, address)
 
     async def failed(self, address: str) -> None:
         """Count one failed authentication from ``address``."""

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from watchword.api.deps import PrincipalDep, ServicesDep, client_address, failed_auth_limiter
+from watchword.api.deps import PrincipalDep, ServicesDep, authentication_attempt
 from watchword.errors import AuthenticationError, InvalidInput, TokenUnknown
 from watchword.secret import Secret
 
@@ -92,12 +92,11 @@ async def introspect(request: Request, _caller: PrincipalDep, services: Services
     presented = await _token_param(request)
     # Guessing tokens through introspection is bounded like guessing them as credentials:
     # an unknown token is a failed authentication of the caller's address.
-    limiter, address = failed_auth_limiter(request), client_address(request)
-    await limiter.check(address)
+    attempt = await authentication_attempt(request)
     try:
         record = await services.tokens.verify(presented)
     except TokenUnknown:
-        await limiter.failed(address)
+        await attempt.failed()
         return JSONResponse({"active": False}, headers=_NO_STORE)
     except AuthenticationError:
         return JSONResponse({"active": False}, headers=_NO_STORE)
@@ -126,12 +125,11 @@ async def introspect(request: Request, _caller: PrincipalDep, services: Services
 )
 async def revoke(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
-    limiter, address = failed_auth_limiter(request), client_address(request)
-    await limiter.check(address)
+    attempt = await authentication_attempt(request)
     service = services.tokens
     record = await service.find_presented(presented)
     if record is None:
-        await limiter.failed(address)  # a made-up token costs a look-up: bounded too
+        await attempt.failed()  # a made-up token costs a look-up: bounded too
     elif record.revoked_at is None:
         await service.revoke(record.id)
     return Response(status_code=200, headers=_NO_STORE)
