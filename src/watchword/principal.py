@@ -30,7 +30,11 @@ __all__ = [
     "CredentialSource",
     "Principal",
     "PrincipalKind",
+    "SERVICE_ACCOUNT_PREFIX",
 ]
+
+SERVICE_ACCOUNT_PREFIX = "sa:"
+"""A local service account's subject id is this prefix and its id, under watchword's issuer."""
 
 Claims = Mapping[str, object]
 _NO_CLAIMS: Claims = MappingProxyType({})

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from watchword.authz.model import AccountType
+from watchword.principal import SERVICE_ACCOUNT_PREFIX
 from watchword.rbac.errors import MalformedClaim
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "service_account_subject",
 ]
 
-SERVICE_ACCOUNT_PREFIX = "sa:"
 
 # Rules: the acctype strings of the claim, and the account type each one means.
 _ACCOUNT_TYPES: Mapping[str, AccountType] = {t.value: t for t in AccountType}

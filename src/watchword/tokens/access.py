@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watchword.errors import InvalidInput, NotFound, PermissionDenied
-from watchword.principal import Principal
+from watchword.principal import SERVICE_ACCOUNT_PREFIX, Principal
 from watchword.tokens.format import TokenKind
 from watchword.tokens.model import NewToken, Owner, TokenRecord
 from watchword.tokens.scope import Permission, covers
@@ -64,8 +64,6 @@ OrgGrant = Callable[[str, str, str], Awaitable[bool]]
 ServiceAccountCheck = Callable[[str, str], Awaitable[None]]
 """``check(service_account_id, organization_id)``: returns if that organization has that
 service account, else raises :class:`NotFound`."""
-
-SERVICE_ACCOUNT_PREFIX = "sa:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +102,9 @@ def owner_of(principal: Principal) -> Owner:
 def _require_within_credential(
     caller: Caller, scopes: frozenset[str], permission: Permission, organization_id: str | None
 ) -> None:
-    """An administrator hands out (or rotates into) no more than its own credential holds."""
+    """A caller hands out (creates or rotates into) no more than its own credential holds."""
     if caller.principal.organization_id not in (None, organization_id):
-        raise PermissionDenied("a token may only administer tokens of its own organization")
+        raise PermissionDenied("a token may only act on tokens of its own organization")
     mine = caller.token
     if mine is not None and not covers(mine.scopes, mine.permission, scopes, permission):
         raise PermissionDenied("the token's scopes must be within the caller's own")
@@ -156,22 +154,13 @@ async def check_rotate(caller: Caller, record: TokenRecord, grant: OrgGrant) -> 
     await check_visible(caller, record, "update", grant)
     if caller.superuser:
         return None
-    mine = caller.token
-    cap = None if mine is None else mine.expires_at
-    if record.owner == owner:
-        # Rotation hands out a new secret with the old token's scopes: the same bound as
-        # create, or a narrow token could obtain a broader sibling's powers.
-        if mine is not None and not covers(
-            mine.scopes, mine.permission, record.scopes, record.permission
-        ):
-            raise PermissionDenied("the rotated token's scopes must be within the caller's own")
-        if caller.principal.organization_id not in (None, record.organization_id):
-            raise PermissionDenied("a token may only rotate tokens of its own organization")
-        return cap
-    _require_administrable(record.owner, record.organization_id)
-    _require_writable(caller)
+    if record.owner != owner:
+        _require_administrable(record.owner, record.organization_id)
+        _require_writable(caller)
+    # Rotation hands out a new secret with the old token's scopes: the same bound as create,
+    # or a narrow token could obtain a broader sibling's powers.
     _require_within_credential(caller, record.scopes, record.permission, record.organization_id)
-    return cap
+    return None if caller.token is None else caller.token.expires_at
 
 
 def _require_administrable(owner: Owner, organization_id: str | None) -> None:
