@@ -107,7 +107,7 @@ async def _logged(job: Job, stop: asyncio.Event) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        # A job that dies is logged by name; the others keep running.
+        # Logged by name; `watchword worker` then stops (run_jobs), `serve` keeps the others.
         log.error("job_failed", job=job.name, error_type=type(exc).__name__)
         raise
     finally:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.clock import Clock
-from watchword.errors import ConfigurationError, DatabaseUnavailable, Unavailable
+from watchword.errors import DatabaseUnavailable, Unavailable
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
 from watchword.tokens import store
@@ -263,11 +263,9 @@ def plaintext_cache(
     this process's memory (each process rotates once per cycle on its own)."""
     if redis is None:
         return NoPlaintextCache() if usable_secret_key(secret_key) else LocalPlaintextCache()
-    try:
-        key = derive_key(secret_key)
-    except ConfigurationError:
+    if not usable_secret_key(secret_key):
         return UnkeyedPlaintextCache(secret_key)
-    return RedisPlaintextCache(redis, prefix=prefix, key=key)
+    return RedisPlaintextCache(redis, prefix=prefix, key=derive_key(secret_key))
 
 
 async def rotate_integration(

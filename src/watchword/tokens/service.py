@@ -284,11 +284,7 @@ class TokenService:
                 (r.owner, r.name) for r in subtree[1:] if r.kind is TokenKind.INTEGRATION
             }:
                 await clear_current(conn, *integration)
-        for revoked in subtree:
-            await self.cache.invalidate(revoked.token_hash)
-        for record in subtree:
-            if record.kind is TokenKind.INTEGRATION:
-                await self._forget_rotation_cache(record)
+        await self.forget_revoked(subtree)
         return subtree[0]
 
     async def revoke_owned_in(self, conn: AsyncConnection, owner: Owner) -> tuple[TokenRecord, ...]:
