@@ -246,8 +246,12 @@ async def revoke_owned(conn: AsyncConnection, owner: Owner, now: datetime) -> li
         )
     ).all()
     records = [record_from_row(row) for row in rows]
-    for record in records:
-        await revoke_token(conn, record.id, now)
+    if records:
+        await conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id.in_([r.id for r in records]), api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now, version=api_tokens.c.version + 1)
+        )
     return records
 
 
