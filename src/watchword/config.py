@@ -37,6 +37,8 @@ query parameters.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -47,7 +49,15 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchword.errors import ConfigurationError
@@ -66,9 +76,14 @@ __all__ = [
     "Environment",
     "LockSettings",
     "LogSettings",
+    "OidcProviderSettings",
+    "OidcSettings",
     "RbacSettings",
     "RedisSettings",
+    "SessionKey",
+    "SessionSettings",
     "Settings",
+    "StringList",
     "TelemetrySettings",
     "TokenSettings",
     "env_name",
@@ -100,6 +115,36 @@ def parse_duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def parse_string_list(value: object) -> object:
+    """Accept a list, a JSON array (``["a", "b"]``) or words separated by commas or spaces
+    (``openid email``), so a list of names can come from one environment variable."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    "must be a JSON array of strings or words separated by commas"
+                ) from None
+        return [word for word in re.split(r"[,\s]+", text) if word]
+    return value
+
+
+def parse_string_map(value: object) -> object:
+    """Accept a table or a JSON object (``{"prompt": "consent"}``) from one variable."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            raise ValueError('must be a JSON object such as {"prompt": "consent"}') from None
+    return value
+
+
+StringList = Annotated[list[str], BeforeValidator(parse_string_list)]
+StringMap = Annotated[dict[str, str], BeforeValidator(parse_string_map)]
 
 
 class Environment(StrEnum):
@@ -273,6 +318,283 @@ class AuthSettings(_Part):
         return value.strip()
 
 
+_LOOPBACK_NAMES = frozenset({"localhost"})
+# Signature algorithms an ID token may use: asymmetric only. ``none`` and the HMAC family
+# are refused whatever the configuration says (an HMAC "signed" with a provider's public
+# key is the classic confusion attack).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+MAX_LEEWAY = timedelta(minutes=5)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (a URL's host) is this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host is None:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ClientAuthMethod(StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name
+    CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 - a method name
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+class OidcProviderSettings(_Part):
+    """One upstream OpenID Connect provider people sign in through."""
+
+    name: str = Field(
+        default="",
+        description="Short name (a-z, 0-9, - and _; at most 32): /auth/login?provider=NAME.",
+    )
+    display_name: str = Field(default="", description="Shown on the sign-in page.")
+    issuer: str = Field(
+        default="",
+        description="The provider's exact issuer URL; discovery at "
+        "ISSUER/.well-known/openid-configuration. https, except loopback with "
+        "oidc.allow_insecure_http.",
+    )
+    client_id: str = Field(default="", description="The client id registered at the provider.")
+    client_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="The client secret (client_secret_basic or client_secret_post).",
+    )
+    client_auth_method: ClientAuthMethod = Field(
+        default=ClientAuthMethod.CLIENT_SECRET_BASIC,
+        description="How watchword authenticates at the token endpoint.",
+    )
+    private_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="PEM private key signing the client assertion (private_key_jwt).",
+    )
+    private_key_id: str | None = Field(
+        default=None, description="The kid of private_key, as registered at the provider."
+    )
+    scopes: StringList = Field(
+        default_factory=lambda: ["openid", "email", "profile", "offline_access"],
+        description="Scopes asked for (openid is always added).",
+    )
+    authorize_params: StringMap = Field(
+        default_factory=dict,
+        description='Extra parameters on the authorization request, e.g. {"prompt": '
+        '"consent"}; the protocol\'s own parameters cannot be overridden.',
+    )
+    subject_claim: str = Field(default="sub", description="Claim naming the subject id.")
+    email_claim: str = Field(default="email", description="Claim holding the email address.")
+    name_claim: str = Field(default="name", description="Claim holding the display name.")
+    groups_claim: str | None = Field(
+        default=None, description="Claim listing the person's groups at the provider."
+    )
+    authz_claim: str | None = Field(
+        default=None,
+        description="The namespaced authorization claim (default: rbac.authz_claim).",
+    )
+    membership_from_claims: bool = Field(
+        default=False,
+        description="Take organization membership from the authz claim's orgIds.",
+    )
+    userinfo: bool = Field(
+        default=True, description="Fetch the userinfo endpoint at sign-in when offered."
+    )
+    id_token_algorithms: StringList = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Signature algorithms accepted on ID and logout tokens (asymmetric only).",
+    )
+    revoke_on_logout: bool = Field(
+        default=True,
+        description="Revoke the upstream refresh token at sign-out (RFC 7009) when offered.",
+    )
+    rp_logout: bool = Field(
+        default=True,
+        description="Send the browser to the provider's end_session_endpoint at sign-out.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-32 of a-z, 0-9, - and _, starting with a letter or digit")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is required")
+        return value
+
+    @field_validator("id_token_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: list[str]) -> list[str]:
+        refused = [alg for alg in value if alg not in ASYMMETRIC_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} refused: only asymmetric algorithms "
+                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); none and HMAC never"
+            )
+        if not value:
+            raise ValueError("must name at least one algorithm")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _with_openid(cls, value: list[str]) -> list[str]:
+        return value if "openid" in value else ["openid", *value]
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> OidcProviderSettings:
+        if self.client_auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
+            if not self.private_key:
+                raise ValueError("private_key_jwt needs private_key (a PEM private key)")
+        elif not self.client_secret:
+            raise ValueError(f"{self.client_auth_method.value} needs client_secret")
+        return self
+
+
+class OidcSettings(_Part):
+    providers: list[OidcProviderSettings] = Field(
+        default_factory=list,
+        description="Upstream OpenID Connect providers ([[oidc.providers]] tables, or "
+        "WATCHWORD_OIDC__PROVIDERS__0__ISSUER and so on by index).",
+    )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Allow http:// issuers, and only on loopback hosts (tests, development).",
+    )
+    return_to_origins: StringList = Field(
+        default_factory=list,
+        description="Other origins (https://app.example.com) that return_to may lead to; "
+        "paths on watchword's own origin are always allowed.",
+    )
+    leeway: Duration = Field(
+        default=timedelta(seconds=60),
+        description="Clock leeway for ID and logout token exp/iat (at most 5m).",
+    )
+    http_timeout: Duration = Field(
+        default=timedelta(seconds=5),
+        description="Timeout of each call to a provider (discovery, JWKS, token, userinfo, "
+        "revocation).",
+    )
+    jwks_refresh_interval: Duration = Field(
+        default=timedelta(seconds=60),
+        description="Least time between JWKS re-fetches triggered by an unknown kid.",
+    )
+    signin_timeout: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How long a started sign-in (state, nonce, PKCE verifier) stays usable.",
+    )
+
+    @field_validator("leeway")
+    @classmethod
+    def _check_leeway(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0) or value > MAX_LEEWAY:
+            raise ValueError("must be between 0s and 5m")
+        return value
+
+    @field_validator("return_to_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+            if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
+                raise ValueError(f"{origin!r}: an origin has no path, query or credentials")
+            out.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        return out
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> OidcSettings:
+        seen: set[str] = set()
+        for index, provider in enumerate(self.providers):
+            where = f"providers[{index}]"
+            if provider.name in seen:
+                raise ValueError(f"{where}: name {provider.name!r} is used twice")
+            seen.add(provider.name)
+            parts = urlsplit(provider.issuer)
+            if parts.scheme == "https" and parts.hostname:
+                continue
+            if parts.scheme == "http" and parts.hostname:
+                if self.allow_insecure_http and is_loopback_host(parts.hostname):
+                    continue
+                raise ValueError(
+                    f"{where}: issuer {provider.issuer!r} is plain http; only https, or a "
+                    "loopback host with oidc.allow_insecure_http = true"
+                )
+            raise ValueError(f"{where}: issuer {provider.issuer!r} is not an https URL")
+        return self
+
+
+class SessionKey(_Part):
+    id: str = Field(default="", description="Key id stored beside each ciphertext.")
+    key: str = Field(default="", repr=False, description="At least 32 random characters (secret).")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-32 of a-z, 0-9, - and _")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, value: str) -> str:
+        if len(value) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} random characters")
+        return value
+
+
+class SessionSettings(_Part):
+    keys: list[SessionKey] = Field(
+        default_factory=list,
+        description="Keys encrypting upstream tokens at rest: the first encrypts, all "
+        "decrypt (add a new one first to rotate). Default: one derived from secret_key.",
+    )
+    cookie_name: str = Field(
+        default="watchword_session",
+        description="Session cookie name; outside development it gets the __Host- prefix "
+        "and is Secure.",
+    )
+    absolute_timeout: Duration = Field(
+        default=timedelta(hours=12), description="A session ends this long after sign-in."
+    )
+    idle_timeout: Duration = Field(
+        default=timedelta(hours=1),
+        description="A session ends after this long without a request (0: never).",
+    )
+    cache_ttl: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How long a process trusts a cached session lookup; a session ended "
+        "elsewhere is refused everywhere within this bound.",
+    )
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _check_cookie_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_-]{1,64}$", value) or value.startswith("__"):
+            raise ValueError("must be 1-64 of A-Z, a-z, 0-9, - and _, not starting with __")
+        return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> SessionSettings:
+        ids = [key.id for key in self.keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError("keys: each key id must be used once")
+        if self.absolute_timeout <= timedelta(0):
+            raise ValueError("absolute_timeout must be positive")
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of watchword: process-wide ones here, the others in their part's table."""
 
@@ -306,6 +628,8 @@ class Settings(BaseSettings):
     locks: LockSettings = Field(default_factory=LockSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -20,7 +20,11 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   ├── WrongOrganizationCount    wrong_organization_count  [rbac]
     │   ├── ServiceAccountForeignOrg  service_account_foreign_organization [rbac]
     │   ├── SubjectRequired           subject_required          [rbac]
-    │   └── LegacyExportInvalid       legacy_export_invalid     [rbac]
+    │   ├── LegacyExportInvalid       legacy_export_invalid     [rbac]
+    │   ├── ProviderUnknown           provider_unknown          [federation]
+    │   ├── SigninStateInvalid        signin_state_invalid      [federation]
+    │   ├── ReturnToRefused           return_to_refused         [federation]
+    │   └── LogoutTokenInvalid        logout_token_invalid      [federation]
     ├── NotFound                      not_found
     ├── Conflict                      conflict
     │   ├── AlreadyExists             already_exists
@@ -33,13 +37,19 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   ├── TokenMalformed            token_malformed
     │   ├── TokenUnknown              token_unknown
     │   ├── TokenExpired              token_expired
-    │   └── TokenRevoked              token_revoked
+    │   ├── TokenRevoked              token_revoked
+    │   ├── SigninDenied              signin_denied             [federation]
+    │   ├── SigninCodeRejected        signin_code_rejected      [federation]
+    │   ├── IdTokenInvalid            id_token_invalid          [federation]
+    │   └── SessionInvalid            session_invalid           [sessions]
     ├── PermissionDenied              forbidden
-    │   └── NotAMember                not_a_member
+    │   ├── NotAMember                not_a_member
+    │   └── CsrfOriginMismatch        csrf_origin_mismatch
     ├── Unavailable                   unavailable
     │   ├── DatabaseUnavailable       database_unavailable
     │   ├── SchemaOutdated            schema_outdated
-    │   └── RedisUnavailable          redis_unavailable
+    │   ├── RedisUnavailable          redis_unavailable
+    │   └── ProviderUnavailable       provider_unavailable      [federation]
     ├── LockTimeout                   lock_timeout
     └── TooManyFailedAttempts         too_many_failed_authentications (429, Retry-After)
 
@@ -63,20 +73,30 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "Conflict",
+    "CsrfOriginMismatch",
     "DatabaseUnavailable",
     "DuplicateMember",
+    "IdTokenInvalid",
     "InUse",
     "InvalidInput",
     "LegacyExportInvalid",
     "LockLost",
     "LockTimeout",
+    "LogoutTokenInvalid",
     "MalformedClaim",
     "NotAMember",
     "NotFound",
     "PermissionDenied",
+    "ProviderUnavailable",
+    "ProviderUnknown",
     "RedisUnavailable",
+    "ReturnToRefused",
     "SchemaOutdated",
     "ServiceAccountForeignOrg",
+    "SessionInvalid",
+    "SigninCodeRejected",
+    "SigninDenied",
+    "SigninStateInvalid",
     "StaleSubject",
     "SubjectRequired",
     "TokenExpired",
@@ -195,6 +215,30 @@ class LegacyExportInvalid(InvalidInput):
     title = "Invalid legacy export"
 
 
+class ProviderUnknown(InvalidInput):
+    code = "provider_unknown"
+    title = "No such sign-in provider"
+
+
+class SigninStateInvalid(InvalidInput):
+    """The callback's ``state`` is missing, forged, used, expired or from another browser."""
+
+    code = "signin_state_invalid"
+    title = "This sign-in is not valid (start again)"
+
+
+class ReturnToRefused(InvalidInput):
+    """``return_to`` leads outside watchword and the configured origins (an open redirect)."""
+
+    code = "return_to_refused"
+    title = "return_to is not an allowed address"
+
+
+class LogoutTokenInvalid(InvalidInput):
+    code = "logout_token_invalid"
+    title = "Invalid logout token"
+
+
 class NotFound(WatchwordError):
     code = "not_found"
     title = "Not found"
@@ -273,6 +317,35 @@ class TokenRevoked(AuthenticationError):
     title = "Token revoked"
 
 
+class SigninDenied(AuthenticationError):
+    """The provider answered the authorization request with an error (``access_denied``,
+    ``login_required``, …); ``provider_error`` is its code."""
+
+    code = "signin_denied"
+    title = "Sign-in was not completed at the provider"
+
+    def __init__(self, detail: str | None = None, *, provider_error: str | None = None) -> None:
+        self.provider_error = provider_error
+        super().__init__(detail)
+
+
+class SigninCodeRejected(AuthenticationError):
+    code = "signin_code_rejected"
+    title = "The provider refused the authorization code"
+
+
+class IdTokenInvalid(AuthenticationError):
+    code = "id_token_invalid"
+    title = "The provider's ID token is not valid"
+
+
+class SessionInvalid(AuthenticationError):
+    """A session cookie that is malformed, unknown, expired, idle too long or ended."""
+
+    code = "session_invalid"
+    title = "Session is not valid (sign in again)"
+
+
 class PermissionDenied(WatchwordError):
     code = "forbidden"
     title = "Forbidden"
@@ -281,6 +354,14 @@ class PermissionDenied(WatchwordError):
 class NotAMember(PermissionDenied):
     code = "not_a_member"
     title = "Not a member of this organization"
+
+
+class CsrfOriginMismatch(PermissionDenied):
+    """A state-changing request authenticated by the session cookie came from another
+    origin (or named none)."""
+
+    code = "csrf_origin_mismatch"
+    title = "Cross-site request refused"
 
 
 class Unavailable(WatchwordError):
@@ -301,6 +382,13 @@ class SchemaOutdated(Unavailable):
 class RedisUnavailable(Unavailable):
     code = "redis_unavailable"
     title = "Redis unavailable"
+
+
+class ProviderUnavailable(Unavailable):
+    """An upstream provider's discovery, keys or token endpoint cannot be reached."""
+
+    code = "provider_unavailable"
+    title = "Sign-in provider unavailable"
 
 
 class LockTimeout(WatchwordError):

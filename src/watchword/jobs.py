@@ -50,7 +50,10 @@ def background_jobs(services: Services) -> list[Job]:
     async def janitor(stop: asyncio.Event) -> None:
         await services.janitor.run_forever(stop=stop)
 
-    jobs = [Job("token_janitor", janitor)]
+    async def session_janitor(stop: asyncio.Event) -> None:
+        await services.signin.run_janitor(stop=stop)
+
+    jobs = [Job("token_janitor", janitor), Job("session_janitor", session_janitor)]
     if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub
         jobs.insert(0, Job("token_invalidation", invalidations))
     return jobs

@@ -12,7 +12,12 @@ here, and only here, and hands each service exactly what it uses::
     tokens        ← engine, clock, token metrics, verify cache (Redis layer only with a
                     key derived from secret_key), integrations.forget (a hook)
     janitor       ← engine, clock, locks, token metrics, retention
-    authenticators← admin keys (engine), API tokens (tokens)   [first that accepts wins]
+    sessions      ← engine, clock, sealer (sessions.keys or a key derived from secret_key),
+                    session settings, session metrics
+    signin        ← one OidcClient per oidc.providers entry (shared httpx client), sessions,
+                    issuer_url (redirect URIs), return_to rule, oidc settings
+    authenticators← session cookie (sessions), admin keys (engine), API tokens (tokens)
+                    [first that accepts wins]
 
 No service takes the runtime or the settings object itself. The HTTP app, the CLI and the
 background jobs (:mod:`watchword.jobs`) all work through one :class:`Services`; tests build
@@ -21,10 +26,12 @@ as many as they like (one per simulated replica).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword.authz.decisionlog import DecisionEvent, DecisionLog
@@ -34,13 +41,22 @@ from watchword.authz.model import Policy, Registry
 from watchword.bootstrap import AdminKeyAuthenticator
 from watchword.clock import Clock
 from watchword.config import Settings
+from watchword.errors import ConfigurationError
+from watchword.federation.client import OidcClient
+from watchword.federation.provider import UpstreamProvider
+from watchword.federation.returnto import ReturnTo
 from watchword.locks import Locks, database_or_redis_locks
 from watchword.observability.logging import get_logger
 from watchword.principal import Authenticator, Credential, Principal, authenticate
 from watchword.rbac.service import RbacService
+from watchword.rbac.store import accounts as rbac_accounts
 from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
+from watchword.secret import Secret
+from watchword.sessions.sealing import Sealer
+from watchword.sessions.service import SessionAuthenticator, SessionMetrics, SessionService
+from watchword.sessions.signin import OrganizationsOf, SigninService
 from watchword.tokens.anchor import AnchorSeal
 from watchword.tokens.authn import ApiTokenAuthenticator
 from watchword.tokens.cache import VerifyCache
@@ -78,6 +94,63 @@ def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
     )
 
 
+def _build_signin(
+    runtime: Runtime, organizations_of: OrganizationsOf
+) -> tuple[SessionService, SigninService, httpx.AsyncClient]:
+    settings = runtime.settings
+    configured = [(key.id, Secret(key.key)) for key in settings.sessions.keys]
+    sealer: Sealer | None = None
+    if configured or usable_secret_key(settings.secret_key):
+        sealer = Sealer.from_settings(configured, settings.secret_key)
+    elif settings.oidc.providers:
+        raise ConfigurationError(
+            "sign-in providers are configured but nothing encrypts their tokens at rest: set "
+            "WATCHWORD_SECRET_KEY (at least 32 random characters) or sessions.keys"
+        )
+    sessions = SessionService(
+        runtime.engine,
+        runtime.clock,
+        sealer=sealer,
+        absolute_timeout=settings.sessions.absolute_timeout,
+        idle_timeout=settings.sessions.idle_timeout,
+        cache_ttl=settings.sessions.cache_ttl,
+        metrics=SessionMetrics(runtime.registry),
+    )
+    # One client for every provider call: TLS verified, no redirects followed, pooled.
+    http = httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=settings.oidc.http_timeout.total_seconds(),
+        headers={"User-Agent": "watchword"},
+    )
+    clients = []
+    for provider in settings.oidc.providers:
+        upstream = UpstreamProvider(
+            provider,
+            http=http,
+            clock=runtime.clock,
+            timeout=settings.oidc.http_timeout,
+            jwks_refresh_interval=settings.oidc.jwks_refresh_interval,
+            allow_insecure_http=settings.oidc.allow_insecure_http,
+        )
+        try:
+            clients.append(OidcClient(upstream, http=http, clock=runtime.clock))
+        except ValueError as exc:
+            raise ConfigurationError(f"oidc.providers ({provider.name}): {exc}") from None
+    signin = SigninService(
+        clients=clients,
+        sessions=sessions,
+        engine=runtime.engine,
+        clock=runtime.clock,
+        public_url=settings.issuer_url,
+        return_to=ReturnTo(settings.issuer_url, settings.oidc.return_to_origins),
+        signin_timeout=settings.oidc.signin_timeout,
+        leeway=settings.oidc.leeway,
+        registry=runtime.registry,
+        organizations_of=organizations_of,
+    )
+    return sessions, signin, http
+
+
 @dataclass(slots=True)
 class Services:
     """Every service of one process, wired. Close with :meth:`aclose` (the runtime's owner
@@ -90,7 +163,10 @@ class Services:
     tokens: TokenService
     integrations: IntegrationRotator
     janitor: TokenJanitor
+    sessions: SessionService
+    signin: SigninService
     authenticators: tuple[Authenticator, ...]
+    http: httpx.AsyncClient
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -171,7 +247,17 @@ class Services:
             retention=settings.tokens.retention,
             every=settings.tokens.janitor_every,
         )
+
+        async def organizations_of(
+            issuer: str, subject: str, claims: Mapping[str, Any]
+        ) -> list[str]:
+            document = await rbac.acl(issuer, subject, claims)
+            organizations = cast(list[dict[str, Any]], document.get("organizations") or [])
+            return [str(org["id"]) for org in organizations]
+
+        sessions, signin, http = _build_signin(runtime, organizations_of)
         authenticators: tuple[Authenticator, ...] = (
+            SessionAuthenticator(sessions),  # cookies only
             AdminKeyAuthenticator(engine),
             ApiTokenAuthenticator(tokens),  # last: it takes any other bearer credential
         )
@@ -183,7 +269,10 @@ class Services:
             tokens=tokens,
             integrations=integrations,
             janitor=janitor,
+            sessions=sessions,
+            signin=signin,
             authenticators=authenticators,
+            http=http,
         )
 
     @classmethod
@@ -227,4 +316,52 @@ class Services:
         try:
             await self.rbac.aclose()
         finally:
-            await self.locks.aclose()
+            try:
+                await self.locks.aclose()
+            finally:
+                await self.http.aclose()
+
+    async def sync_provider_issuers(self) -> None:
+        """Make each sign-in provider's issuer the RBAC issuer record with the provider's
+        claim mapping (created, or updated where it differs): one source of truth per issuer,
+        so ``/v1/acl`` for (issuer, subject) is what a person signed in through it gets."""
+        settings = self.runtime.settings
+        for provider in settings.oidc.providers:
+            authz_claim = provider.authz_claim or settings.rbac.authz_claim
+            async with self.runtime.engine.connect() as conn:
+                record = await rbac_accounts.get_issuer_by_url(conn, provider.issuer)
+            if record is None:
+                await rbac_accounts.create_issuer(
+                    self.store,
+                    url=provider.issuer,
+                    audiences=[provider.client_id],
+                    subject_claim=provider.subject_claim,
+                    groups_claim=provider.groups_claim,
+                    authz_claim=authz_claim,
+                    membership_from_claims=provider.membership_from_claims,
+                )
+                log.info("provider_issuer_created", provider=provider.name)
+                continue
+            current = (
+                record.subject_claim,
+                record.groups_claim,
+                record.authz_claim,
+                record.membership_from_claims,
+            )
+            wanted = (
+                provider.subject_claim,
+                provider.groups_claim,
+                authz_claim,
+                provider.membership_from_claims,
+            )
+            if current != wanted:
+                await rbac_accounts.update_issuer(
+                    self.store,
+                    record.id,
+                    if_match=record.stamp.version,
+                    subject_claim=provider.subject_claim,
+                    groups_claim=provider.groups_claim,
+                    authz_claim=authz_claim,
+                    membership_from_claims=provider.membership_from_claims,
+                )
+                log.info("provider_issuer_updated", provider=provider.name)

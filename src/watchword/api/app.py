@@ -30,6 +30,8 @@ from watchword.api.routes import (
     role_bindings,
     roles,
     service_accounts,
+    sessions,
+    signin,
     system_accounts,
     tokens,
 )
@@ -80,6 +82,7 @@ def create_app(
             return
         try:
             await runtime.prepare_schema()
+            await services.sync_provider_issuers()
         except BaseException:
             await services.aclose()
             await runtime.close()
@@ -123,6 +126,8 @@ def create_app(
         acl,
         tokens,
         oauth,
+        sessions,
+        signin,
     ):
         app.include_router(module.router)
     install_openapi(app)

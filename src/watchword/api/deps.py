@@ -1,6 +1,7 @@
 """FastAPI dependencies: the services, the authenticated principal, the administrator check.
 
-A request authenticates with ``Authorization: Bearer <credential>``; the process's
+A request authenticates with ``Authorization: Bearer <credential>`` or, from a browser, with
+the session cookie set at sign-in (the bearer wins when both are present); the process's
 authenticators (:mod:`watchword.services`) turn it into a :class:`~watchword.principal.Principal`.
 What a non-superuser principal may do is decided by the policy engine (:mod:`watchword.api.access`),
 not here.
@@ -14,7 +15,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from watchword.api.ratelimit import Attempt, FailedAuthLimiter
-from watchword.errors import AuthenticationError, PermissionDenied
+from watchword.errors import AuthenticationError, CsrfOriginMismatch, PermissionDenied
+from watchword.federation.returnto import origin_of
 from watchword.principal import Credential, CredentialSource, Principal
 from watchword.runtime import Runtime
 from watchword.secret import Secret
@@ -23,6 +25,8 @@ from watchword.services import Services
 __all__ = [
     "AdminDep",
     "authentication_attempt",
+    "check_same_origin",
+    "session_cookie_name",
     "PrincipalDep",
     "RuntimeDep",
     "ServicesDep",
@@ -62,15 +66,50 @@ async def authentication_attempt(request: Request) -> Attempt:
     return await limiter.attempt(address)
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_cookie_name(services: Services) -> str:
+    """``__Host-<name>`` (Secure, Path=/, no Domain) outside development, ``<name>`` in it."""
+    settings = services.runtime.settings
+    name = settings.sessions.cookie_name
+    return name if settings.is_development else "__Host-" + name
+
+
+def check_same_origin(request: Request, services: Services) -> None:
+    """CSRF defence for cookie-authenticated requests that change state: the browser's
+    ``Origin`` (or, when it sends none, the ``Referer``'s origin) must be watchword's own or
+    one of ``oidc.return_to_origins``. A request naming neither is refused too."""
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        referer = request.headers.get("referer")
+        origin = origin_of(referer) if referer else None
+    if origin is None or origin_of(origin) not in services.signin.return_to.origins:
+        raise CsrfOriginMismatch(
+            "a request made with the session cookie that changes state must come from this "
+            "site (Origin or Referer); API clients use Authorization: Bearer"
+        )
+
+
 async def current_principal(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None:
-        raise AuthenticationError("this endpoint needs a credential (Authorization: Bearer …)")
+    if credentials is not None:
+        credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
+    else:
+        cookie = request.cookies.get(session_cookie_name(services))
+        if not cookie:
+            raise AuthenticationError(
+                "this endpoint needs a credential (Authorization: Bearer …, or the session "
+                "cookie after signing in at /auth/login)"
+            )
+        check_same_origin(request, services)
+        credential = Credential(CredentialSource.COOKIE, Secret(cookie))
     attempt = await authentication_attempt(request)
-    credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
     try:
         return await services.authenticate(credential)
     except AuthenticationError:

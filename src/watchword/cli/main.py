@@ -14,9 +14,11 @@ from rich.table import Table
 from watchword import __version__
 from watchword.cli import authz as authz_commands
 from watchword.cli import db as db_commands
+from watchword.cli import keys as keys_commands
 from watchword.cli import migrate_legacy
 from watchword.cli import policy as policy_commands
 from watchword.cli import rbac as rbac_commands
+from watchword.cli import sessions as sessions_commands
 from watchword.cli import token as token_commands
 from watchword.cli.output import (
     EXIT_FAILURE,
@@ -48,7 +50,14 @@ app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
 
 # Each module exposes ``app`` (a Typer) and ``NAME`` (its command group), or ``GROUPS``.
-for _module in (authz_commands, policy_commands, migrate_legacy, token_commands):
+for _module in (
+    authz_commands,
+    policy_commands,
+    migrate_legacy,
+    token_commands,
+    sessions_commands,
+    keys_commands,
+):
     app.add_typer(_module.app, name=_module.NAME)
 for _typer, _group in rbac_commands.GROUPS:
     app.add_typer(_typer, name=_group)

@@ -32,6 +32,7 @@ CATALOGUE_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "watchword:role-bindings": CRUD,
         "watchword:system-accounts": CRUD,
         "watchword:authz": ("check",),
+        "watchword:sessions": ("read", "delete"),
     }
 )
 
@@ -78,6 +79,7 @@ CATALOGUE_ROLES: tuple[SeedRole, ...] = (
                 _allow("watchword:service-accounts", *CRUD),
                 _allow("watchword:tokens", *CRUD),
                 _allow("watchword:acl", "read"),
+                _allow("watchword:sessions", "read", "delete"),
             ]
         },
     ),

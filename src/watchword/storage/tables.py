@@ -38,6 +38,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "watchword.tokens.tables",
     "watchword.rbac.tables",
     "watchword.authz.tables",
+    "watchword.sessions.tables",
 )
 
 

@@ -41,15 +41,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import OrderedDict
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic, TypeVar
 
 import redis.asyncio as aioredis
 
 from watchword.clock import Clock
 from watchword.observability.logging import get_logger
+from watchword.storage.localcache import LocalTTLCache
 from watchword.tokens.format import TokenKind
 from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.model import Owner, TokenRecord
@@ -65,49 +64,7 @@ __all__ = [
     "seal_entry",
 ]
 
-V = TypeVar("V")
 log = get_logger("watchword.tokens")
-
-
-class LocalTTLCache(Generic[V]):
-    """A bounded LRU map whose entries expire ``ttl_s`` after they were put."""
-
-    __slots__ = ("_clock", "_data", "_max", "_ttl")
-
-    def __init__(self, clock: Clock, *, ttl_s: float, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self._clock = clock
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: str) -> V | None:
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock.monotonic():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return entry[1]
-
-    def put(self, key: str, value: V, *, ttl_s: float | None = None) -> None:
-        """Keep ``value`` for the cache's TTL, or for ``ttl_s`` if that is shorter."""
-        ttl = self._ttl if ttl_s is None else min(ttl_s, self._ttl)
-        self._data[key] = (self._clock.monotonic() + ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
-
-    def pop(self, key: str) -> None:
-        self._data.pop(key, None)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -16,14 +16,14 @@
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from watchword.api.deps import PrincipalDep, ServicesDep, authentication_attempt
-from watchword.errors import AuthenticationError, InvalidInput, TokenUnknown
+from watchword.api.forms import form_body, form_field
+from watchword.errors import AuthenticationError, TokenUnknown
 from watchword.secret import Secret
 
 __all__ = ["BEARER", "IntrospectionResponse", "router"]
@@ -31,27 +31,10 @@ __all__ = ["BEARER", "IntrospectionResponse", "router"]
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
 
 BEARER: Final = "bearer"
-_FORM = "application/x-www-form-urlencoded"
 _MAX_FORM_BYTES: Final = 4096
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The body is read by hand (one `token`, a size cap): described here for the document.
-_TOKEN_FORM: Final = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            _FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["token"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "token_type_hint": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
-}
+_TOKEN_FORM: Final = form_body("token", "token_type_hint")
 
 
 class IntrospectionResponse(BaseModel):
@@ -69,16 +52,7 @@ class IntrospectionResponse(BaseModel):
 
 
 async def _token_param(request: Request) -> Secret:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != _FORM:
-        raise InvalidInput(f"the request body must be {_FORM}", pointer="/token")
-    raw = await request.body()
-    if len(raw) > _MAX_FORM_BYTES:
-        raise InvalidInput("the request body is too large", pointer="/token")
-    values = parse_qs(raw.decode("latin-1"), keep_blank_values=True).get("token", [])
-    if len(values) != 1 or not values[0]:
-        raise InvalidInput("exactly one token parameter is required", pointer="/token")
-    return Secret(values[0])
+    return Secret(await form_field(request, "token", max_bytes=_MAX_FORM_BYTES))
 
 
 @router.post(

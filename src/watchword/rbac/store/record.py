@@ -12,24 +12,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, Table, delete, insert, select
+from sqlalchemy import ColumnElement, Row, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.clock import utc
-from watchword.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from watchword.errors import AlreadyExists, Conflict, NotFound
 from watchword.rbac.model import Stamp
 from watchword.rbac.store.generation import bump_generation
 from watchword.storage.optimistic import update_versioned
+from watchword.storage.paging import MAX_LIMIT, Page, decode_cursor, encode_cursor, page_rows
 
 __all__ = [
     "MAX_LIMIT",
@@ -49,32 +46,8 @@ __all__ = [
     "writing",
 ]
 
-MAX_LIMIT = 500
 T = TypeVar("T")
 RowOf = Row[tuple[object, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: tuple[T, ...]
-    next_cursor: str | None
-
-
-def encode_cursor(last_key: str) -> str:
-    raw = json.dumps({"after": last_key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("the cursor is not one this API returned", pointer="/cursor") from exc
-    after = data.get("after") if isinstance(data, dict) else None
-    if not isinstance(after, str):
-        raise InvalidInput("the cursor is not one this API returned", pointer="/cursor")
-    return after
 
 
 def stamp_of(row: Row[tuple[object, ...]]) -> Stamp:
@@ -159,29 +132,6 @@ async def delete_row(
 
         raise VersionConflict(f"{what} {key!r} changed since version {if_match} was read")
     await conn.execute(delete(table).where(pk == key))
-
-
-async def page_rows(
-    conn: AsyncConnection,
-    stmt: Select[tuple[object, ...]],
-    table: Table,
-    *,
-    limit: int,
-    cursor: str | None,
-    where: Sequence[ColumnElement[bool]] = (),
-) -> tuple[list[Row[tuple[object, ...]]], str | None]:
-    """One page of ``stmt`` ordered by primary key, and the cursor of the next one."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", pointer="/limit")
-    pk = next(iter(table.primary_key.columns))
-    stmt = stmt.where(*where)
-    if cursor is not None:
-        stmt = stmt.where(pk > decode_cursor(cursor))
-    rows = list((await conn.execute(stmt.order_by(pk).limit(limit + 1))).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(str(rows[-1]._mapping[pk.name]))
 
 
 def given(**values: object | None) -> dict[str, object]:

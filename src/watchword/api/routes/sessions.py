@@ -1,0 +1,217 @@
+"""``GET /v1/me`` (who am I) and the administration of signed-in sessions (``/v1/sessions``).
+
+Sessions are ``watchword:sessions`` objects to the policy engine: a global grant (a platform
+administrator) reaches every session; an organization grant (``org-admin``) reaches the
+sessions of that organization's members (the organizations a session's subject belonged to
+at sign-in). No answer carries an upstream token or a cookie.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime, BaseModel, Field
+
+from watchword.api.access import AccessDep, principal_scope
+from watchword.api.caching import NO_STORE
+from watchword.api.deps import ServicesDep
+from watchword.api.schemas import AclOut, PageLimit
+from watchword.errors import InvalidInput, NotFound, PermissionDenied
+from watchword.principal import PrincipalKind
+from watchword.sessions import SessionFilter, SessionRecord
+
+__all__ = ["MeOut", "SessionOut", "router"]
+
+router = APIRouter(dependencies=[NO_STORE])
+
+
+class SessionOut(BaseModel):
+    """A session, without its tokens."""
+
+    id: str
+    provider: str
+    issuer: str
+    subject: str
+    email: str | None
+    display_name: str | None
+    organization_ids: list[str]
+    signed_in_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    expires_at: AwareDatetime = Field(description="The absolute end of the session.")
+    idle_expires_at: AwareDatetime | None = Field(
+        description="When it ends without activity (null: no idle timeout)."
+    )
+    access_token_expires_at: AwareDatetime | None
+    refreshed_at: AwareDatetime | None
+    version: int
+
+    @classmethod
+    def of(cls, record: SessionRecord, idle_timeout: timedelta) -> SessionOut:
+        return cls(**record.public_view(idle_timeout))
+
+
+class SessionDetail(SessionOut):
+    claims: dict[str, Any] = Field(description="The claims snapshot (ID token and userinfo).")
+
+
+class SessionPage(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class SessionsEnded(BaseModel):
+    ended: int
+
+
+class MeSubject(BaseModel):
+    issuer: str
+    id: str
+
+
+class MeOut(BaseModel):
+    """The caller: subject, account type, credential, claims watchword keeps, ACL."""
+
+    subject: MeSubject
+    account_type: str
+    credential: str = Field(description="session, token or admin_key.")
+    claims: dict[str, Any]
+    session: SessionOut | None
+    acl: AclOut
+
+
+@router.get(
+    "/v1/me",
+    tags=["sessions"],
+    summary="Who am I: subject, account type, claims, session and ACL",
+    response_model=MeOut,
+    response_model_by_alias=True,
+)
+async def me(access: AccessDep, services: ServicesDep) -> MeOut:
+    principal = access.principal
+    if principal.issuer is None or principal.subject is None:
+        raise InvalidInput(
+            "this credential (a bootstrap admin key) has no subject; sign in or use a token"
+        )
+    document = await access.service.acl(
+        principal.issuer, principal.subject, principal.claims, scope=principal_scope(principal)
+    )
+    session = None
+    if principal.kind is PrincipalKind.SESSION:
+        record = await services.sessions.get(principal.id)
+        session = SessionOut.of(record, services.sessions.idle_timeout)
+    subject_doc = document.get("subject")
+    account_type = subject_doc.get("type", "user") if isinstance(subject_doc, dict) else "user"
+    return MeOut(
+        subject=MeSubject(issuer=principal.issuer, id=principal.subject),
+        account_type=str(account_type),
+        credential=principal.kind.value,
+        claims=dict(principal.claims),
+        session=session,
+        acl=AclOut.model_validate(document),
+    )
+
+
+async def _readable(access: AccessDep, record: SessionRecord, action: str) -> bool:
+    if await access.allowed("sessions", action, record.id):
+        return True
+    for org_id in record.organization_ids:
+        if await access.allowed("sessions", action, record.id, org_id=org_id):
+            return True
+    return False
+
+
+async def _require(access: AccessDep, record: SessionRecord, action: str) -> None:
+    """404 when the caller may not read the session, 403 when it may read but not act."""
+    if await _readable(access, record, action):
+        return
+    if action != "read" and await _readable(access, record, "read"):
+        raise PermissionDenied(f"you may not {action} session {record.id!r}")
+    raise NotFound(f"no session {record.id!r}")
+
+
+async def _scope(access: AccessDep, organization_id: str | None, action: str) -> None:
+    """Listing or ending many: a global grant, or one in the named organization."""
+    if await access.allowed("sessions", action, ""):
+        return
+    if organization_id is not None and await access.allowed(
+        "sessions", action, "", org_id=organization_id
+    ):
+        return
+    raise PermissionDenied(
+        f"you may not {action} sessions"
+        + ("" if organization_id else " (an organization administrator names organization_id)")
+    )
+
+
+@router.get(
+    "/v1/sessions",
+    tags=["sessions"],
+    summary="List signed-in sessions (filter by issuer, subject, provider, organization)",
+)
+async def list_sessions(
+    access: AccessDep,
+    services: ServicesDep,
+    limit: PageLimit = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    issuer: Annotated[str | None, Query(max_length=500)] = None,
+    subject: Annotated[str | None, Query(max_length=255)] = None,
+    provider: Annotated[str | None, Query(max_length=32)] = None,
+    organization_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> SessionPage:
+    await _scope(access, organization_id, "read")
+    page = await services.sessions.page(
+        SessionFilter(
+            issuer=issuer, subject=subject, provider=provider, organization_id=organization_id
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
+    return SessionPage(
+        items=[SessionOut.of(r, services.sessions.idle_timeout) for r in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/v1/sessions/{session_id}", tags=["sessions"], summary="Read a session")
+async def get_session(session_id: str, access: AccessDep, services: ServicesDep) -> SessionDetail:
+    record = await services.sessions.get(session_id)
+    await _require(access, record, "read")
+    base = SessionOut.of(record, services.sessions.idle_timeout)
+    return SessionDetail(**base.model_dump(), claims=dict(record.claims))
+
+
+@router.delete(
+    "/v1/sessions/{session_id}",
+    tags=["sessions"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End a session (sign it out)",
+)
+async def end_session(session_id: str, access: AccessDep, services: ServicesDep) -> Response:
+    record = await services.sessions.get(session_id)
+    await _require(access, record, "delete")
+    await services.signin.end_sessions([record.id], reason="admin")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/v1/sessions",
+    tags=["sessions"],
+    summary="Sign a subject out everywhere (every session of issuer + subject)",
+)
+async def end_subject_sessions(
+    access: AccessDep,
+    services: ServicesDep,
+    issuer: Annotated[str, Query(min_length=1, max_length=500)],
+    subject: Annotated[str, Query(min_length=1, max_length=255)],
+    organization_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> SessionsEnded:
+    """With a global grant, every session of the subject; with an organization grant
+    (``organization_id`` named), the subject's sessions in that organization."""
+    await _scope(access, organization_id, "delete")
+    global_grant = await access.allowed("sessions", "delete", "")
+    ended = await services.signin.end_subject(
+        issuer, subject, organization_id=None if global_grant else organization_id
+    )
+    return SessionsEnded(ended=ended)

@@ -1,0 +1,124 @@
+"""``watchword sessions``: list, show and revoke signed-in sessions (never their tokens)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from watchword.cli.output import console, emit, run_with_services
+from watchword.services import Services
+from watchword.sessions import SessionFilter, SessionRecord
+
+__all__ = ["NAME", "app"]
+
+NAME = "sessions"
+app = typer.Typer(help="Signed-in sessions: list, show, revoke.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _view(record: SessionRecord, services: Services, *, claims: bool = False) -> dict[str, Any]:
+    data = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in record.public_view(services.sessions.idle_timeout).items()
+    }
+    if claims:
+        data["claims"] = dict(record.claims)
+    return data
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    issuer: Annotated[str | None, typer.Option(help="Only sessions of this issuer.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Only sessions of this subject.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only sessions of this provider.")] = None,
+    organization: Annotated[
+        str | None, typer.Option(help="Only sessions of this organization's members.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sessions, newest last."""
+
+    async def body(services: Services) -> dict[str, Any]:
+        page = await services.sessions.page(
+            SessionFilter(
+                issuer=issuer, subject=subject, provider=provider, organization_id=organization
+            ),
+            limit=limit,
+            cursor=cursor,
+        )
+        return {
+            "items": [_view(r, services) for r in page.items],
+            "next_cursor": page.next_cursor,
+        }
+
+    data = run_with_services(ctx, body, as_json=as_json)
+
+    def human() -> None:
+        table = Table("id", "provider", "subject", "email", "signed in", "expires")
+        for item in data["items"]:
+            table.add_row(
+                item["id"],
+                item["provider"],
+                item["subject"],
+                item["email"] or "",
+                item["signed_in_at"],
+                item["expires_at"],
+            )
+        console.print(table)
+        if data["next_cursor"]:
+            console.print(f"more: --cursor {data['next_cursor']}")
+
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="Id of the session (ses_…).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one session with its claims snapshot (never its tokens)."""
+
+    async def body(services: Services) -> dict[str, Any]:
+        return _view(await services.sessions.get(session_id), services, claims=True)
+
+    data = run_with_services(ctx, body, as_json=as_json)
+
+    def human() -> None:
+        for key, value in data.items():
+            console.print(f"[bold]{key}[/]: {value}", soft_wrap=True)
+
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    session_id: Annotated[
+        str | None, typer.Argument(help="Id of the session to end (or --issuer/--subject).")
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="With --subject: every session.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Sign this subject out everywhere.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a session, or every session of a subject (--issuer and --subject); the upstream
+    refresh tokens are revoked where the provider offers it."""
+    if (session_id is None) == (subject is None) or (subject is not None and issuer is None):
+        raise typer.BadParameter("give a session id, or --issuer and --subject")
+
+    async def body(services: Services) -> dict[str, Any]:
+        if session_id is not None:
+            record = await services.sessions.get(session_id)
+            ended = await services.signin.end_sessions([record.id], reason="admin")
+        else:
+            ended = await services.signin.end_subject(issuer or "", subject or "")
+        return {"ended": ended}
+
+    data = run_with_services(ctx, body, as_json=as_json)
+    emit(data, as_json=as_json, human=lambda: console.print(f"ended {data['ended']} session(s)"))

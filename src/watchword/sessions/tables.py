@@ -1,0 +1,74 @@
+"""Tables of sign-in: sessions, started sign-ins (flows) and seen back-channel logout tokens.
+
+``sessions`` holds one row per sign-in. The browser's cookie is ``<id>.<secret>``; only the
+SHA-256 of the secret is stored. Upstream tokens are sealed (:mod:`watchword.sessions.sealing`)
+and ``key_id`` names the key that sealed the row, so ``watchword keys rotate`` finds what is
+left to re-seal with one indexed query and can resume after an interruption. ``version``
+serves optimistic updates (the refresher and interactive requests both write).
+
+``signin_flows`` makes a started sign-in single-use and bound to one browser: the row is
+keyed by the SHA-256 of ``state`` and stores the SHA-256 of the browser's binding cookie; the
+callback deletes the row (only one caller can) and needs the same cookie.
+
+``logout_tokens_seen`` keeps each back-channel logout token's ``jti`` until it expires, so a
+replayed logout token is refused.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
+
+from watchword.storage.tables import metadata
+
+__all__ = ["logout_tokens_seen", "sessions", "signin_flows"]
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("issuer", String(500), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("upstream_sid", String(255), nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("display_name", String(200), nullable=True),
+    Column("claims", Text, nullable=False),
+    # The organizations the subject belonged to when the session was made (or last
+    # refreshed), as "|o1|o2|": what lets an organization's administrators list its sessions.
+    Column("organization_ids", Text, nullable=False, server_default="|"),
+    Column("access_token", LargeBinary, nullable=True),
+    Column("refresh_token", LargeBinary, nullable=True),
+    Column("id_token", LargeBinary, nullable=True),
+    Column("key_id", String(32), nullable=False),
+    Column("access_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Index("ix_sessions_subject", "issuer", "subject"),
+    Index("ix_sessions_upstream_sid", "issuer", "upstream_sid"),
+    Index("ix_sessions_expires_at", "expires_at"),
+    Index("ix_sessions_key_id", "key_id"),
+)
+
+signin_flows = Table(
+    "signin_flows",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("binding_hash", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("return_to", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_signin_flows_expires_at", "expires_at"),
+)
+
+logout_tokens_seen = Table(
+    "logout_tokens_seen",
+    metadata,
+    Column("jti_hash", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_logout_tokens_seen_expires_at", "expires_at"),
+)
