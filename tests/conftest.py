@@ -31,6 +31,8 @@ from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
+pytest_plugins = ["tests.oidc.plugin"]  # oidc_provider, oidc_provider_factory
+
 # `--hypothesis-profile=mutation` (scripts/mutation): a fixed seed, so a score is reproducible;
 # no example database, so one run's counter-examples do not leak into the next; no shrinking,
 # since any counter-example kills a mutant.
