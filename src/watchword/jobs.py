@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Final
 
 from watchword.observability.logging import get_logger
-from watchword.services import Services
+from watchword.services import SESSIONS_ENDED, Services
 from watchword.tokens.invalidation import run_invalidation_listener
 
 __all__ = [
@@ -53,7 +53,15 @@ def background_jobs(services: Services) -> list[Job]:
     async def session_janitor(stop: asyncio.Event) -> None:
         await services.signin.run_janitor(stop=stop)
 
+    async def session_feed(stop: asyncio.Event) -> None:
+        sessions = services.sessions
+        await services.feed.listen(
+            SESSIONS_ENDED, sessions.forget, on_connect=sessions.forget_all, stop=stop
+        )
+
     jobs = [Job("token_janitor", janitor), Job("session_janitor", session_janitor)]
+    if services.feed.name != "none":  # ended sessions reach other processes at once
+        jobs.append(Job("session_feed", session_feed))
     if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub
         jobs.insert(0, Job("token_invalidation", invalidations))
     return jobs

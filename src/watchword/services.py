@@ -18,6 +18,8 @@ here, and only here, and hands each service exactly what it uses::
                     issuer_url (redirect URIs), return_to rule, oidc settings
     authenticators← session cookie (sessions), admin keys (engine), API tokens (tokens)
                     [first that accepts wins]
+    feed          ← Redis pub/sub, else PostgreSQL LISTEN/NOTIFY, else none: ended sessions
+                    leave every process's cache at once (the session_feed job listens)
 
 No service takes the runtime or the settings object itself. The HTTP app, the CLI and the
 background jobs (:mod:`watchword.jobs`) all work through one :class:`Services`; tests build
@@ -26,7 +28,7 @@ as many as they like (one per simulated replica).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -57,6 +59,7 @@ from watchword.secret import Secret
 from watchword.sessions.sealing import Sealer
 from watchword.sessions.service import SessionAuthenticator, SessionMetrics, SessionService
 from watchword.sessions.signin import OrganizationsOf, SigninService
+from watchword.storage.feed import ChangeFeed, change_feed
 from watchword.tokens.anchor import AnchorSeal
 from watchword.tokens.authn import ApiTokenAuthenticator
 from watchword.tokens.cache import VerifyCache
@@ -67,7 +70,10 @@ from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.service import TokenService
 
-__all__ = ["Services", "build_policy_engine"]
+__all__ = ["SESSIONS_ENDED", "Services", "build_policy_engine"]
+
+SESSIONS_ENDED = "sessions_ended"
+"""The change-feed channel of ended sessions (ids)."""
 
 log = get_logger("watchword.services")
 
@@ -167,6 +173,7 @@ class Services:
     signin: SigninService
     authenticators: tuple[Authenticator, ...]
     http: httpx.AsyncClient
+    feed: ChangeFeed
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -256,6 +263,12 @@ class Services:
             return [str(org["id"]) for org in organizations]
 
         sessions, signin, http = _build_signin(runtime, organizations_of)
+        feed = change_feed(engine, redis, prefix=settings.redis.prefix)
+
+        async def publish_ended(ids: Sequence[str]) -> None:
+            await feed.publish(SESSIONS_ENDED, ids)
+
+        sessions.on_ended(publish_ended)
         authenticators: tuple[Authenticator, ...] = (
             SessionAuthenticator(sessions),  # cookies only
             AdminKeyAuthenticator(engine),
@@ -273,6 +286,7 @@ class Services:
             signin=signin,
             authenticators=authenticators,
             http=http,
+            feed=feed,
         )
 
     @classmethod

@@ -83,6 +83,7 @@ def create_app(
         try:
             await runtime.prepare_schema()
             await services.sync_provider_issuers()
+            services.signin.warm_up()
         except BaseException:
             await services.aclose()
             await runtime.close()

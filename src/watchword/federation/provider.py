@@ -154,17 +154,18 @@ class UpstreamProvider:
                     metadata = ProviderMetadata.from_document(
                         doc, issuer=self.issuer, allow_insecure_http=self._allow_http
                     )
-            except (ProviderUnavailable, ValueError) as exc:
-                self._failed(f"discovery: {exc}")
-                stale_ok = self._fresh(self._metadata_at, METADATA_TTL + STALE_GRACE, now)
-                if self._metadata is not None and stale_ok:
-                    return self._metadata
-                raise ProviderUnavailable(
-                    f"provider {self.name!r} is unavailable (discovery failed)"
-                ) from None
-            self._metadata, self._metadata_at = metadata, now
-            self._last_error = None
-            return metadata
+            except ProviderUnavailable as exc:
+                self._failed("discovery", exc.detail)
+            except ValueError as exc:
+                self._failed("discovery", str(exc))
+            else:
+                self._metadata, self._metadata_at = metadata, now
+                self._last_error = None
+                return metadata
+            stale_ok = self._fresh(self._metadata_at, METADATA_TTL + STALE_GRACE, now)
+            if self._metadata is not None and stale_ok:
+                return self._metadata
+            raise ProviderUnavailable(f"provider {self.name!r} is unavailable (discovery failed)")
 
     # --- keys ---
 
@@ -205,7 +206,7 @@ class UpstreamProvider:
                     keys = KeySet.import_key_set(doc)  # type: ignore[arg-type]
             except (ProviderUnavailable, JoseError, ValueError, TypeError, KeyError) as exc:
                 self._keys_at = now  # a failed fetch counts against the interval too
-                self._failed(f"jwks: {type(exc).__name__}")
+                self._failed("jwks", type(exc).__name__)
                 if self._keys is not None:
                     return self._keys
                 raise ProviderUnavailable(
@@ -228,11 +229,11 @@ class UpstreamProvider:
 
     # --- plumbing ---
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, stage: str, reason: str) -> None:
         if self._last_error is None:
             self._last_error_at = self._clock.now()
-        self._last_error = reason
-        log.warning("oidc_provider_unavailable", provider=self.name, reason=reason)
+        self._last_error = f"{stage} failed: {reason}"
+        log.warning("oidc_provider_unavailable", provider=self.name, stage=stage, reason=reason)
 
     @staticmethod
     def _fresh(at: datetime | None, ttl: timedelta, now: datetime) -> bool:
@@ -244,18 +245,30 @@ class UpstreamProvider:
                 url, timeout=self.timeout_s, headers={"Accept": "application/json"}
             )
         except httpx.HTTPError as exc:
-            raise ProviderUnavailable(f"{type(exc).__name__} from {_where(url)}") from None
+            self._log_fetch(url, type(exc).__name__)
+            raise ProviderUnavailable(type(exc).__name__) from None
+        problem = None
+        doc: Any = None
         if response.status_code != 200:
-            raise ProviderUnavailable(f"HTTP {response.status_code} from {_where(url)}")
-        if len(response.content) > _MAX_BODY:
-            raise ProviderUnavailable(f"oversized document from {_where(url)}")
-        try:
-            doc = response.json()
-        except ValueError:
-            raise ProviderUnavailable(f"not JSON from {_where(url)}") from None
-        if not isinstance(doc, dict):
-            raise ProviderUnavailable(f"not a JSON object from {_where(url)}")
-        return doc
+            problem = f"HTTP {response.status_code}"
+        elif len(response.content) > _MAX_BODY:
+            problem = "oversized document"
+        else:
+            try:
+                doc = response.json()
+            except ValueError:
+                problem = "not JSON"
+            else:
+                if not isinstance(doc, dict):
+                    problem = "not a JSON object"
+        if problem is not None:
+            self._log_fetch(url, problem)
+            raise ProviderUnavailable(problem)
+        return dict(doc)
+
+    def _log_fetch(self, url: str, problem: str) -> None:
+        # The address goes to the operators' log only (readyz and errors never name it).
+        log.warning("oidc_fetch_failed", provider=self.name, url=_where(url), problem=problem)
 
 
 def _where(url: str) -> str:

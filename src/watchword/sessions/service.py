@@ -14,7 +14,7 @@ request.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,7 +162,7 @@ class SessionService:
         self._touch_every = (
             min(TOUCH_EVERY, idle_timeout / 10) if idle_timeout > timedelta(0) else TOUCH_EVERY
         )
-        self._on_ended: list[Callable[[Sequence[str]], object]] = []
+        self._on_ended: list[Callable[[Sequence[str]], Awaitable[None]]] = []
 
     @property
     def sealer(self) -> Sealer:
@@ -280,14 +280,18 @@ class SessionService:
 
     # --- end ---
 
-    def on_ended(self, hook: Callable[[Sequence[str]], object]) -> None:
-        """Call ``hook(session ids)`` after sessions end here (a change feed publishes)."""
+    def on_ended(self, hook: Callable[[Sequence[str]], Awaitable[None]]) -> None:
+        """Await ``hook(session ids)`` after sessions end here (a change feed publishes)."""
         self._on_ended.append(hook)
 
     def forget(self, session_ids: Sequence[str]) -> None:
         """Drop sessions from this process's cache (another process ended them)."""
         for session_id in session_ids:
             self._cache.pop(session_id)
+
+    def forget_all(self) -> None:
+        """Drop every cached session (a change feed reconnected: it may have missed some)."""
+        self._cache.clear()
 
     async def end(self, session_id: str, *, reason: str) -> EndedSession:
         ended = await self.end_where(sessions.c.id == session_id, reason=reason)
@@ -323,7 +327,7 @@ class SessionService:
             self.metrics.ended.labels(reason).inc(len(ids))
             log.info("sessions_ended", reason=reason, count=len(ids), session_ids=ids[:20])
             for hook in self._on_ended:
-                hook(ids)
+                await hook(ids)
         return [self._opened(record, sealed) for record, sealed in deleted]
 
     def _opened(self, record: SessionRecord, sealed: store.SealedRow) -> EndedSession:

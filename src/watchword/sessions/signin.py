@@ -122,6 +122,7 @@ class SigninService:
         organizations_of: OrganizationsOf | None = None,
     ) -> None:
         self._organizations_of = organizations_of
+        self._background: set[asyncio.Task[None]] = set()
         self.clients = {client.provider.name: client for client in clients}
         self.sessions = sessions
         self._engine = engine
@@ -397,6 +398,19 @@ class SigninService:
                 log.warning("session_janitor_failed", code=exc.code, reason=exc.detail)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every.total_seconds())
+
+    def warm_up(self) -> None:
+        """Fetch every provider's discovery document in the background (so ``/readyz`` knows
+        at once which are down); a provider that is down delays nothing."""
+
+        async def fetch(client: OidcClient) -> None:
+            with contextlib.suppress(WatchwordError):
+                await client.provider.metadata()
+
+        for client in self.clients.values():
+            task = asyncio.create_task(fetch(client), name=f"oidc-warm-up-{client.provider.name}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def provider_status(self) -> dict[str, dict[str, str]]:
         return {name: c.provider.status() for name, c in self.clients.items()}

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from watchword.api.deps import RuntimeDep
+from watchword.api.deps import RuntimeDep, ServicesDep
 from watchword.api.problem import problem_response
 from watchword.errors import WatchwordError
 from watchword.storage import migrate
@@ -24,9 +24,22 @@ class Check(BaseModel):
     detail: str | None = None
 
 
+class ProviderState(BaseModel):
+    status: Literal["ok", "unknown", "failing"]
+    detail: str | None = None
+    since: str | None = None
+
+
+class ReadyDetails(BaseModel):
+    providers: dict[str, ProviderState] = Field(
+        description="Each sign-in provider's last known state (never fails readiness)."
+    )
+
+
 class Ready(BaseModel):
     status: Literal["ok"]
     checks: dict[str, Check] = Field(description="database, schema and, if configured, redis.")
+    details: ReadyDetails | None = None
 
 
 class Health(BaseModel):
@@ -47,7 +60,8 @@ async def healthz() -> Health:
         503: {"description": "A dependency is not ready; `checks` names it."},
     },
 )
-async def readyz(request: Request, runtime: RuntimeDep) -> Response:
+async def readyz(request: Request, services: ServicesDep) -> Response:
+    runtime = services.runtime
     checks: dict[str, dict[str, Any]] = {}
     try:
         await runtime.check_database()
@@ -73,7 +87,12 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
             detail="failing: " + ", ".join(failing),
             extra={"checks": checks},
         )
-    return JSONResponse({"status": "ok", "checks": checks})
+    body: dict[str, Any] = {"status": "ok", "checks": checks}
+    providers = services.signin.provider_status()
+    if providers:
+        # Informational: a provider that is down stops its sign-in (503), not the process.
+        body["details"] = {"providers": providers}
+    return JSONResponse(body)
 
 
 def _failing(exc: WatchwordError) -> dict[str, Any]:
