@@ -44,6 +44,7 @@ PG_ADMIN_DSN = os.environ.get(
     "WATCHWORD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
 )
 REDIS_TEST_URL = os.environ.get("WATCHWORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+pytest_plugins = ["tests.support.browser", "tests.support.live"]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 PG_HINT = (
