@@ -31,7 +31,8 @@ from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
-pytest_plugins = ["tests.oidc.plugin"]  # oidc_provider, oidc_provider_factory
+# oidc_provider, oidc_provider_factory; browser_page, shot; live_watchword, free_port
+pytest_plugins = ["tests.oidc.plugin", "tests.support.browser", "tests.support.live"]
 
 # `--hypothesis-profile=mutation` (scripts/mutation): a fixed seed, so a score is reproducible;
 # no example database, so one run's counter-examples do not leak into the next; no shrinking,
@@ -44,7 +45,6 @@ PG_ADMIN_DSN = os.environ.get(
     "WATCHWORD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
 )
 REDIS_TEST_URL = os.environ.get("WATCHWORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-pytest_plugins = ["tests.support.browser", "tests.support.live"]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 PG_HINT = (

@@ -93,7 +93,7 @@ async def test_sign_in_session_me_and_sign_out_with_upstream_revocation(
     for value in tokens.values():
         assert value not in me.text
     if database is None:  # the SQLite file holds no plaintext token
-        raw = b"".join(p.read_bytes() for p in tmp_path.glob("signin-*.sqlite3*"))
+        raw = _database_bytes(tmp_path)
         for value in tokens.values():
             assert value.encode() not in raw
     logs = capsys.readouterr()
@@ -184,9 +184,7 @@ async def test_provider_errors_become_a_page_for_browsers_and_problem_json_for_c
     made = await signin_app(oidc_provider)
     for headers in ({}, HTML):
         started = await made.client.get("/auth/login", params={"provider": "test"})
-        back = await oidc_provider.authorize(
-            started.headers["location"], login="nobody", agent=httpx.AsyncClient()
-        )
+        back = await oidc_provider.authorize(started.headers["location"], login="nobody")
         assert query(back)["error"] == "access_denied"
         answer = await made.client.get(back.removeprefix(BASE), headers=headers)
         assert answer.status_code == 401
@@ -318,3 +316,7 @@ async def test_a_choice_page_lists_providers_and_escapes_their_names(
 def _jwt_payload(token: str) -> dict[str, Any]:
     part = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
+def _database_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.glob("signin-*.sqlite3*"))
