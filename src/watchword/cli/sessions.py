@@ -60,15 +60,15 @@ def list_(
     data = run_with_services(ctx, body, as_json=as_json)
 
     def human() -> None:
-        table = Table("id", "provider", "subject", "email", "signed in", "expires")
+        table = Table("provider", "subject", "email", "signed in")
+        table.add_column("id", no_wrap=True, min_width=30)  # ids are never cut
         for item in data["items"]:
             table.add_row(
-                item["id"],
                 item["provider"],
                 item["subject"],
                 item["email"] or "",
-                item["signed_in_at"],
-                item["expires_at"],
+                item["signed_in_at"][:16],
+                item["id"],
             )
         console.print(table)
         if data["next_cursor"]:
