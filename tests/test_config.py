@@ -278,3 +278,76 @@ def test_config_loader_takes_lists_of_tables_from_toml_and_env() -> None:
         _Provider(issuer="https://a"),
         _Provider(issuer="https://b", client_secret="s"),
     ]
+
+
+def _provider(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "name": "idp",
+        "issuer": "https://idp.example.com",
+        "client_id": "c",
+        "client_secret": "s",
+    }
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("oidc", "message"),
+    [
+        ({"providers": [_provider(issuer="http://idp.example.com")]}, "plain http"),
+        (
+            {"allow_insecure_http": True, "providers": [_provider(issuer="http://10.0.0.1")]},
+            "plain http",
+        ),
+        ({"providers": [_provider(issuer="http://127.0.0.1:9000")]}, "allow_insecure_http"),
+        ({"providers": [_provider(issuer="ftp://idp")]}, "not an https URL"),
+        ({"providers": [_provider(id_token_algorithms=["HS256"])]}, "HS256"),
+        ({"providers": [_provider(id_token_algorithms="none,RS256")]}, "none"),
+        ({"providers": [_provider(), _provider()]}, "used twice"),
+        ({"providers": [_provider(name="Bad Name")]}, "a-z"),
+        ({"providers": [_provider(client_secret=None)]}, "needs client_secret"),
+        ({"providers": [_provider(client_auth_method="private_key_jwt")]}, "private_key"),
+        ({"leeway": "10m"}, "between 0s and 5m"),
+        ({"return_to_origins": ["https://app.example.com/path"]}, "no path"),
+        ({"return_to_origins": "javascript:x"}, "not an origin"),
+    ],
+)
+def test_config_oidc_refuses_unsafe_provider_settings(
+    oidc: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(environ={}, oidc=oidc)
+
+
+def test_config_oidc_loopback_http_with_the_setting_and_lists_from_env() -> None:
+    settings = load_settings(
+        environ={
+            "WATCHWORD_OIDC__ALLOW_INSECURE_HTTP": "true",
+            "WATCHWORD_OIDC__RETURN_TO_ORIGINS": "https://App.example.com, https://b.example",
+            "WATCHWORD_OIDC__PROVIDERS__0__NAME": "local",
+            "WATCHWORD_OIDC__PROVIDERS__0__ISSUER": "http://127.0.0.1:9000",
+            "WATCHWORD_OIDC__PROVIDERS__0__CLIENT_ID": "c",
+            "WATCHWORD_OIDC__PROVIDERS__0__CLIENT_SECRET": "very-secret",
+            "WATCHWORD_OIDC__PROVIDERS__0__SCOPES": "email groups",
+            "WATCHWORD_OIDC__PROVIDERS__0__AUTHORIZE_PARAMS": '{"prompt": "consent"}',
+            "WATCHWORD_SESSIONS__KEYS__0__ID": "k1",
+            "WATCHWORD_SESSIONS__KEYS__0__KEY": "k" * 32,
+        }
+    )
+    (provider,) = settings.oidc.providers
+    assert provider.scopes == ["openid", "email", "groups"]
+    assert provider.authorize_params == {"prompt": "consent"}
+    assert settings.oidc.return_to_origins == ["https://app.example.com", "https://b.example"]
+    shown = settings.redacted()
+    assert "very-secret" not in repr(settings) and "very-secret" not in str(shown)
+    assert "k" * 32 not in repr(settings) and "k" * 32 not in str(shown)
+
+
+def test_config_session_keys_are_at_least_32_characters_and_ids_unique() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        load_settings(environ={}, sessions={"keys": [{"id": "a", "key": "short"}]})
+    with pytest.raises(ConfigurationError, match="used once"):
+        load_settings(
+            environ={},
+            sessions={"keys": [{"id": "a", "key": "a" * 32}, {"id": "a", "key": "b" * 32}]},
+        )

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from opentelemetry import trace
 
@@ -315,7 +316,7 @@ def _client_key(pem: str | None) -> RSAKey | ECKey | OKPKey | None:
     for kind in (RSAKey, ECKey, OKPKey):
         try:
             return kind.import_key(pem)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, JoseError):
             continue
     raise ValueError("private_key is not a PEM RSA, EC or Ed25519 private key")
 
