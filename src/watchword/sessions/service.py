@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -309,14 +309,22 @@ class SessionService:
     async def end_for_upstream(
         self, issuer: str, *, sid: str | None, subject: str | None, reason: str
     ) -> list[EndedSession]:
-        """Back-channel logout: the sessions of ``sid`` (and ``subject`` when both are given),
-        or every session of ``subject``."""
-        where = [sessions.c.issuer == issuer]
+        """Back-channel logout. With ``sid``: the sessions made from that provider session, and
+        when ``subject`` is given too, that subject's sessions whose ID token named no ``sid``
+        (they cannot be told apart, so they end rather than outlive the provider's logout).
+        With only ``subject``: every session of the subject."""
         if sid is not None:
-            where.append(sessions.c.upstream_sid == sid)
-        if subject is not None:
-            where.append(sessions.c.subject == subject)
-        return await self.end_where(and_(*where), reason=reason)
+            match = sessions.c.upstream_sid == sid
+            if subject is not None:
+                match = or_(
+                    and_(match, sessions.c.subject == subject),
+                    and_(sessions.c.upstream_sid.is_(None), sessions.c.subject == subject),
+                )
+        elif subject is not None:
+            match = sessions.c.subject == subject
+        else:
+            return []
+        return await self.end_where(and_(sessions.c.issuer == issuer, match), reason=reason)
 
     async def end_where(self, where: ColumnElement[bool], *, reason: str) -> list[EndedSession]:
         async with self.engine.begin() as conn:
@@ -359,6 +367,7 @@ class SessionService:
     async def delete_expired(self) -> dict[str, int]:
         async with self.engine.begin() as conn:
             counts = await store.delete_expired(conn, self.clock.now())
+            self.metrics.active.set(await store.count_sessions(conn))
         if counts.get("sessions"):
             self.metrics.ended.labels("expired").inc(counts["sessions"])
         return counts

@@ -25,6 +25,7 @@ __all__ = [
     "SealedRow",
     "claim_logout_token",
     "count_sealed_under",
+    "count_sessions",
     "delete_expired",
     "delete_sessions",
     "insert_flow",
@@ -214,6 +215,10 @@ async def update_sealed(
         )
     )
     return result.rowcount == 1
+
+
+async def count_sessions(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(sessions))).scalar_one())
 
 
 async def count_sealed_under(conn: AsyncConnection, *, primary_key_id: str) -> int:

@@ -320,3 +320,29 @@ def _jwt_payload(token: str) -> dict[str, Any]:
 
 def _database_bytes(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.glob("signin-*.sqlite3*"))
+
+
+async def test_outside_development_cookies_are_host_prefixed_and_secure(
+    oidc_provider: OidcProvider, signin_app: SigninFactory, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prod.sqlite3'}"
+    await signin_app(oidc_provider, database_url=url)  # development: migrates the file
+    made = await signin_app(oidc_provider, database_url=url, env="production")
+    started = await made.client.get("/auth/login", params={"provider": "test"})
+    assert started.status_code == 302
+    binding = started.headers["set-cookie"]
+    assert binding.startswith("__Host-watchword_signin=")
+    assert "Secure" in binding and "HttpOnly" in binding and "Path=/" in binding
+    assert "Domain" not in binding
+    back = await oidc_provider.authorize(
+        started.headers["location"], login="alice", agent=made.agent
+    )
+    # httpx keeps Secure cookies off http://; send the binding cookie as a browser on https would.
+    value = binding.split(";")[0].split("=", 1)[1]
+    done = await made.client.get(
+        back.removeprefix(BASE), headers={"Cookie": f"__Host-watchword_signin={value}"}
+    )
+    assert done.status_code == 302, done.text
+    session = done.headers["set-cookie"]
+    assert session.startswith("__Host-watchword_session=ses_")
+    assert "Secure" in session and "HttpOnly" in session and "samesite=lax" in session.lower()
