@@ -304,7 +304,13 @@ class AuthSettings(_Part):
         "with Retry-After until the window frees. off: no limit.",
     )
 
-    @field_validator("failed_limit")
+    signin_limit: str = Field(
+        default="30/minute",
+        description="Sign-ins started (GET /auth/login) per client address, a moving window; "
+        "past it 429 too_many_signins. off: no limit.",
+    )
+
+    @field_validator("failed_limit", "signin_limit")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         if value.strip().lower() == "off":
@@ -510,6 +516,10 @@ class OidcSettings(_Part):
                 raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
             if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
                 raise ValueError(f"{origin!r}: an origin has no path, query or credentials")
+            if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+                # These origins may also make cookie-authenticated changes (CSRF check): a
+                # plain-http page anyone on the network can alter is not trusted with that.
+                raise ValueError(f"{origin!r}: only https origins (http only on loopback)")
             out.append(f"{parts.scheme}://{parts.netloc.lower()}")
         return out
 

@@ -52,6 +52,7 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   └── ProviderUnavailable       provider_unavailable      [federation]
     ├── LockTimeout                   lock_timeout
     └── TooManyFailedAttempts         too_many_failed_authentications (429, Retry-After)
+        └── TooManySignins            too_many_signins
 
 Placement rule: every error class is defined in this module and nowhere else. The codes are
 one public namespace (the ``code`` of every problem+json body and CLI error), so they live in
@@ -104,6 +105,7 @@ __all__ = [
     "TokenRevoked",
     "TokenUnknown",
     "TooManyFailedAttempts",
+    "TooManySignins",
     "Unavailable",
     "UnknownAction",
     "UnknownOrganization",
@@ -412,3 +414,15 @@ class TooManyFailedAttempts(WatchwordError):
         super().__init__(
             f"too many failed authentications from this address; retry in {self.retry_after_s}s"
         )
+
+
+class TooManySignins(TooManyFailedAttempts):
+    """Too many sign-ins started from one client address (each holds a flow for a while)."""
+
+    code = "too_many_signins"
+    title = "Too many sign-ins started"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(retry_after_s)
+        self.detail = f"too many sign-ins started from this address; retry in {self.retry_after_s}s"
+        self.args = (self.detail,)

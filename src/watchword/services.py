@@ -42,8 +42,8 @@ from watchword.authz.metrics import AuthzMetrics
 from watchword.authz.model import Policy, Registry
 from watchword.bootstrap import AdminKeyAuthenticator
 from watchword.clock import Clock
-from watchword.config import Settings
-from watchword.errors import ConfigurationError
+from watchword.config import OidcProviderSettings, Settings
+from watchword.errors import AlreadyExists, ConfigurationError, VersionConflict
 from watchword.federation.client import OidcClient
 from watchword.federation.provider import UpstreamProvider
 from watchword.federation.returnto import ReturnTo
@@ -153,6 +153,7 @@ def _build_signin(
         leeway=settings.oidc.leeway,
         registry=runtime.registry,
         organizations_of=organizations_of,
+        authz_claim=settings.rbac.authz_claim,
     )
     return sessions, signin, http
 
@@ -338,44 +339,67 @@ class Services:
     async def sync_provider_issuers(self) -> None:
         """Make each sign-in provider's issuer the RBAC issuer record with the provider's
         claim mapping (created, or updated where it differs): one source of truth per issuer,
-        so ``/v1/acl`` for (issuer, subject) is what a person signed in through it gets."""
-        settings = self.runtime.settings
-        for provider in settings.oidc.providers:
-            authz_claim = provider.authz_claim or settings.rbac.authz_claim
-            async with self.runtime.engine.connect() as conn:
-                record = await rbac_accounts.get_issuer_by_url(conn, provider.issuer)
-            if record is None:
-                await rbac_accounts.create_issuer(
-                    self.store,
-                    url=provider.issuer,
-                    audiences=[provider.client_id],
-                    subject_claim=provider.subject_claim,
-                    groups_claim=provider.groups_claim,
-                    authz_claim=authz_claim,
-                    membership_from_claims=provider.membership_from_claims,
-                )
-                log.info("provider_issuer_created", provider=provider.name)
-                continue
-            current = (
-                record.subject_claim,
-                record.groups_claim,
-                record.authz_claim,
-                record.membership_from_claims,
+        so ``/v1/acl`` for (issuer, subject) is what a person signed in through it gets.
+        Replicas starting together may race on the record: a conflict re-reads and retries."""
+        for provider in self.runtime.settings.oidc.providers:
+            for attempt in range(3):
+                try:
+                    await self._sync_issuer(provider)
+                    break
+                except (AlreadyExists, VersionConflict):
+                    if attempt == 2:
+                        raise
+
+    async def _sync_issuer(self, provider: OidcProviderSettings) -> None:
+        authz_claim = provider.authz_claim or self.runtime.settings.rbac.authz_claim
+        async with self.runtime.engine.connect() as conn:
+            record = await rbac_accounts.get_issuer_by_url(conn, provider.issuer)
+        if record is None:
+            await rbac_accounts.create_issuer(
+                self.store,
+                url=provider.issuer,
+                audiences=[provider.client_id],
+                subject_claim=provider.subject_claim,
+                groups_claim=provider.groups_claim,
+                authz_claim=authz_claim,
+                membership_from_claims=provider.membership_from_claims,
             )
-            wanted = (
-                provider.subject_claim,
-                provider.groups_claim,
-                authz_claim,
-                provider.membership_from_claims,
-            )
-            if current != wanted:
-                await rbac_accounts.update_issuer(
-                    self.store,
-                    record.id,
-                    if_match=record.stamp.version,
-                    subject_claim=provider.subject_claim,
-                    groups_claim=provider.groups_claim,
-                    authz_claim=authz_claim,
-                    membership_from_claims=provider.membership_from_claims,
+            log.info("provider_issuer_created", provider=provider.name)
+            return
+        current = (
+            record.subject_claim,
+            record.groups_claim,
+            record.authz_claim,
+            record.membership_from_claims,
+        )
+        wanted = (
+            provider.subject_claim,
+            provider.groups_claim,
+            authz_claim,
+            provider.membership_from_claims,
+        )
+        if current == wanted:
+            return
+        await rbac_accounts.update_issuer(
+            self.store,
+            record.id,
+            if_match=record.stamp.version,
+            subject_claim=provider.subject_claim,
+            groups_claim=provider.groups_claim,
+            authz_claim=authz_claim,
+            membership_from_claims=provider.membership_from_claims,
+            clear_groups_claim=provider.groups_claim is None,
+        )
+        # An administrator's edits of this record through /v1/issuers do not survive: the
+        # provider's settings are the one source of truth for its issuer (docs/signin.md).
+        log.warning(
+            "provider_issuer_updated",
+            provider=provider.name,
+            replaced=dict(
+                zip(
+                    ("subject_claim", "groups_claim", "authz_claim", "membership_from_claims"),
+                    current,
+                    strict=True,
                 )
-                log.info("provider_issuer_updated", provider=provider.name)
+            ),
+        )

@@ -137,7 +137,16 @@ def test_keys_rotate_ends_sessions_sealed_under_a_key_no_longer_configured(
 ) -> None:
     _make_sessions(db_url, [KEY_A], 2)
     _keys_env(monkeypatch, KEY_B)  # key a was dropped before rotating: those rows are lost
-    result = _json(["keys", "rotate"])
+    assert _json(["keys", "rotate", "--dry-run"]) == {
+        "key_id": "b",
+        "sessions_by_key": {"a": 2},
+        "to_reseal": 2,
+        "unknown_keys": ["a"],
+    }
+    stopped = _json(["keys", "rotate"], code=2)
+    assert stopped["error"]["code"] == "config_invalid" and "--end-unreadable" in str(stopped)
+    assert len(_json(["sessions", "list"])["items"]) == 2  # nothing ended without consent
+    result = _json(["keys", "rotate", "--end-unreadable"])
     assert result["ended_unreadable"] == 2 and result["remaining"] == 0
     assert _json(["sessions", "list"])["items"] == []
 

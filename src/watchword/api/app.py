@@ -37,6 +37,7 @@ from watchword.api.routes import (
 )
 from watchword.api.text import printable_parameters
 from watchword.config import Settings, load_settings
+from watchword.errors import TooManySignins
 from watchword.jobs import background_jobs, start_jobs, stop_jobs
 from watchword.observability.metrics import HttpMetrics
 from watchword.observability.tracing import configure_tracing
@@ -109,6 +110,9 @@ def create_app(
     )
     app.state.services = services
     app.state.failed_auth_limiter = FailedAuthLimiter(runtime.settings.auth.failed_limit)
+    app.state.signin_limiter = FailedAuthLimiter(
+        runtime.settings.auth.signin_limit, error=TooManySignins
+    )
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)  # inside the request context: 413s carry its id
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))

@@ -77,11 +77,14 @@ def session_cookie_name(services: Services) -> str:
 
 
 def check_same_origin(request: Request, services: Services) -> None:
-    """CSRF defence for cookie-authenticated requests that change state: the browser's
-    ``Origin`` (or, when it sends none, the ``Referer``'s origin) must be watchword's own or
-    one of ``oidc.return_to_origins``. A request naming neither is refused too."""
+    """CSRF defence for cookie-authenticated requests that change state: the browser says
+    ``Sec-Fetch-Site: same-origin``, or its ``Origin`` (when it sends none, the ``Referer``'s
+    origin) is watchword's own or one of ``oidc.return_to_origins``. A request naming none of
+    them is refused too."""
     if request.method in _SAFE_METHODS:
         return
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return  # set by the browser itself (a forbidden header name: pages cannot forge it)
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         referer = request.headers.get("referer")

@@ -52,11 +52,14 @@ class Attempt:
 class FailedAuthLimiter:
     """Counts failed authentications by client address and refuses past the limit."""
 
-    __slots__ = ("_item", "_limiter")
+    __slots__ = ("_error", "_item", "_limiter")
 
-    def __init__(self, limit: str) -> None:
+    def __init__(
+        self, limit: str, *, error: type[TooManyFailedAttempts] = TooManyFailedAttempts
+    ) -> None:
         self._item: RateLimitItem | None = None if limit == "off" else parse(limit)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._error = error
 
     async def check(self, address: str) -> None:
         """Raise :class:`TooManyFailedAttempts` if ``address`` is over the limit."""
@@ -64,7 +67,7 @@ class FailedAuthLimiter:
             return
         if not await self._limiter.test(self._item, address):
             stats = await self._limiter.get_window_stats(self._item, address)
-            raise TooManyFailedAttempts(math.ceil(stats.reset_time - time.time()))
+            raise self._error(math.ceil(stats.reset_time - time.time()))
 
     async def attempt(self, address: str) -> Attempt:
         """Admit an authentication from ``address`` (or raise :class:`TooManyFailedAttempts`)."""

@@ -28,12 +28,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 def rotate(
     ctx: typer.Context,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per batch.")] = 500,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count sessions per key id; change nothing.")
+    ] = False,
+    end_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--end-unreadable",
+            help="End sessions sealed under a key no longer configured (default: stop).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-encrypt every session under the first key of sessions.keys (resumable)."""
 
     async def body(services: Services) -> dict[str, Any]:
         sealer = services.sessions.sealer
+        if dry_run:
+            by_key = await services.sessions.sealed_by_key()
+            return {
+                "key_id": sealer.primary_id,
+                "sessions_by_key": by_key,
+                "to_reseal": sum(n for k, n in by_key.items() if k != sealer.primary_id),
+                "unknown_keys": sorted(set(by_key) - set(sealer.key_ids)),
+            }
         todo = await services.sessions.count_to_reseal()
         done = unreadable = 0
         progress = Progress(
@@ -47,7 +65,9 @@ def rotate(
         with progress:
             task = progress.add_task("rotate", total=todo)
             while True:
-                resealed, lost = await services.sessions.reseal_batch(limit=batch)
+                resealed, lost = await services.sessions.reseal_batch(
+                    limit=batch, end_unreadable=end_unreadable
+                )
                 if resealed == 0 and lost == 0:
                     break
                 done += resealed
@@ -62,6 +82,9 @@ def rotate(
         }
 
     data = run_with_services(ctx, body, as_json=as_json)
+    if dry_run:
+        emit(data, as_json=as_json, human=lambda: console.print(data))
+        return
     emit(
         data,
         as_json=as_json,

@@ -50,6 +50,7 @@ _PROTOCOL_PARAMS = frozenset(
     }
 )
 _JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_MAX_RESPONSE = 1024 * 1024  # token and userinfo answers are small
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,8 @@ class OidcClient:
                 f"provider {self.provider.name!r} did not answer ({type(exc).__name__})"
             ) from None
         body: Any = None
+        if len(response.content) > _MAX_RESPONSE:
+            raise ProviderUnavailable(f"provider {self.provider.name!r} answered oversized")
         try:
             body = response.json() if response.content else {}
         except ValueError:
@@ -259,9 +262,10 @@ class OidcClient:
                     f"provider {self.provider.name!r} userinfo did not answer "
                     f"({type(exc).__name__})"
                 ) from None
-        if response.status_code != 200:
+        if response.status_code != 200 or len(response.content) > _MAX_RESPONSE:
             raise ProviderUnavailable(
                 f"provider {self.provider.name!r} userinfo answered {response.status_code}"
+                + (" oversized" if len(response.content) > _MAX_RESPONSE else "")
             )
         try:
             body = response.json()

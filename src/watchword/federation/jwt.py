@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -94,7 +95,7 @@ def _audience_ok(claims: Mapping[str, Any], client_id: str) -> bool:
 
 def _time(claims: Mapping[str, Any], name: str, error: type[WatchwordError]) -> float:
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise error(f"{name} is missing or not a number")
     return float(value)
 

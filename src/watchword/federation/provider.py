@@ -3,10 +3,10 @@
 Discovery (``ISSUER/.well-known/openid-configuration``) is fetched with the configured timeout
 and kept for :data:`METADATA_TTL`; the document's ``issuer`` must equal the configured issuer
 exactly, and every endpoint must be https (or loopback http where the operator allowed it).
-A provider that cannot be reached at start does not stop the process: the first sign-in tries
-again, answering 503 ``provider_unavailable`` while it stays down, and ``status()`` says why
-for ``/readyz``. A stale document is used for at most :data:`STALE_GRACE` past its TTL when a
-refresh fails.
+A provider that cannot be reached at start does not stop the process: sign-in tries again
+(at most once per :data:`DISCOVERY_BACKOFF`), answering 503 ``provider_unavailable`` while it
+stays down, and ``status()`` says why for ``/readyz``. A stale document is used for at most
+:data:`STALE_GRACE` past its TTL when a refresh fails.
 
 Keys (the JWKS) are fetched on first use and re-fetched when a token names a ``kid`` the set
 does not have, at most once per ``jwks_refresh_interval``: a flood of tokens with forged
@@ -37,6 +37,7 @@ __all__ = ["METADATA_TTL", "ProviderMetadata", "UpstreamProvider"]
 
 METADATA_TTL = timedelta(hours=1)
 STALE_GRACE = timedelta(hours=24)
+DISCOVERY_BACKOFF = timedelta(seconds=5)
 _MAX_BODY = 512 * 1024  # discovery and JWKS documents are small; refuse anything huge
 
 log = get_logger("watchword.federation")
@@ -118,6 +119,7 @@ class UpstreamProvider:
         self._metadata: ProviderMetadata | None = None
         self._metadata_at: datetime | None = None
         self._metadata_lock = asyncio.Lock()
+        self._discovery_failed_at: datetime | None = None
         self._keys: KeySet | None = None
         self._keys_at: datetime | None = None
         self._keys_lock = asyncio.Lock()
@@ -144,6 +146,14 @@ class UpstreamProvider:
             now = self._clock.now()
             if self._metadata is not None and self._fresh(self._metadata_at, METADATA_TTL, now):
                 return self._metadata
+            if self._metadata is None and self._fresh(
+                self._discovery_failed_at, DISCOVERY_BACKOFF, now
+            ):
+                # Failed a moment ago: answer at once instead of asking again (a flood of
+                # sign-ins while the provider is down costs it one request per back-off).
+                raise ProviderUnavailable(
+                    f"provider {self.name!r} is unavailable (discovery failed)"
+                )
             try:
                 with tracer.start_as_current_span("oidc.discovery") as span:
                     span.set_attribute("oidc.provider", self.name)
@@ -155,8 +165,10 @@ class UpstreamProvider:
                     )
             except ProviderUnavailable as exc:
                 self._failed("discovery", exc.detail)
+                self._discovery_failed_at = now
             except ValueError as exc:
                 self._failed("discovery", str(exc))
+                self._discovery_failed_at = now
             else:
                 self._metadata, self._metadata_at = metadata, now
                 self._last_error = None
@@ -190,12 +202,15 @@ class UpstreamProvider:
             if self._keys is not None and self._keys_at != seen_at:
                 return self._keys  # another task fetched while this one waited
             now = self._clock.now()
-            if (
-                not force
-                and self._keys is not None
-                and self._fresh(self._keys_at, self._jwks_interval, now)
-            ):
-                return self._keys  # fetched recently: an unknown kid does not fetch again
+            if self._fresh(self._keys_at, self._jwks_interval, now):
+                # Tried recently (successfully or not): an unknown kid, or a provider whose
+                # keys could not be read, does not fetch again before the interval is over.
+                if self._keys is not None and not force:
+                    return self._keys
+                if self._keys is None:
+                    raise ProviderUnavailable(
+                        f"provider {self.name!r} is unavailable (its signing keys cannot be read)"
+                    )
             metadata = await self.metadata()
             try:
                 with tracer.start_as_current_span("oidc.jwks") as span:

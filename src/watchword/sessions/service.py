@@ -159,6 +159,11 @@ class SessionService:
         self._cache: LocalTTLCache[_Cached] = LocalTTLCache(
             clock, ttl_s=cache_ttl.total_seconds(), max_entries=max_cached
         )
+        # Sessions this process learned have ended, kept as long as a cached entry lives: a
+        # lookup that read the row just before it was deleted cannot cache it afterwards.
+        self._ended: LocalTTLCache[bool] = LocalTTLCache(
+            clock, ttl_s=cache_ttl.total_seconds(), max_entries=max_cached
+        )
         self._touch_every = (
             min(TOUCH_EVERY, idle_timeout / 10) if idle_timeout > timedelta(0) else TOUCH_EVERY
         )
@@ -227,7 +232,7 @@ class SessionService:
         if cached is None:
             async with self.engine.connect() as conn:
                 record = await store.read_session(conn, session_id)
-            if record is None:
+            if record is None or self._ended.get(session_id):
                 self.metrics.lookups.labels("invalid").inc()
                 raise SessionInvalid("the session has ended or never existed")
             cached = _Cached(record, record.last_seen_at)
@@ -288,6 +293,7 @@ class SessionService:
         """Drop sessions from this process's cache (another process ended them)."""
         for session_id in session_ids:
             self._cache.pop(session_id)
+            self._ended.put(session_id, True)
 
     def forget_all(self) -> None:
         """Drop every cached session (a change feed reconnected: it may have missed some)."""
@@ -374,9 +380,11 @@ class SessionService:
 
     # --- key rotation ---
 
-    async def reseal_batch(self, *, limit: int) -> tuple[int, int]:
+    async def reseal_batch(self, *, limit: int, end_unreadable: bool = False) -> tuple[int, int]:
         """Re-seal up to ``limit`` sessions not yet under the first key: (done, unreadable).
-        A row sealed under a key no longer configured cannot be opened: its session ends."""
+        A row that does not open (sealed under a key no longer configured, or damaged) stops
+        the rotation with :class:`ConfigurationError`, unless ``end_unreadable``: then its
+        session ends (the person signs in again)."""
         sealer = self.sealer
         async with self.engine.connect() as conn:
             rows = await store.rows_to_reseal(conn, primary_key_id=sealer.primary_id, limit=limit)
@@ -395,6 +403,12 @@ class SessionService:
                 }
             except UnsealError as exc:
                 log.warning("session_reseal_failed", session_id=row.id, reason=str(exc))
+                if not end_unreadable:
+                    raise ConfigurationError(
+                        f"session {row.id} does not open ({exc}); configured keys: "
+                        f"{', '.join(sealer.key_ids)}. Add the missing key back to "
+                        "sessions.keys, or pass --end-unreadable to end such sessions"
+                    ) from None
                 await self.end_where(sessions.c.id == row.id, reason="unreadable")
                 unreadable += 1
                 continue
@@ -403,6 +417,11 @@ class SessionService:
                     done += 1
             self._cache.pop(row.id)
         return done, unreadable
+
+    async def sealed_by_key(self) -> dict[str, int]:
+        """How many sessions each key id sealed."""
+        async with self.engine.connect() as conn:
+            return await store.count_by_key(conn)
 
     async def count_to_reseal(self) -> int:
         async with self.engine.connect() as conn:

@@ -76,7 +76,10 @@ _BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # Claims of the ID token that are about the exchange, not the person: not kept.
 _EXCHANGE_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
 _MAX_PARAM = 4096
+_MAX_SUBJECT = 255  # the sessions.subject column
+_PROTECTED_CLAIMS = frozenset({"iss", "aud", "sub", "exp", "iat", "nbf", "azp", "sid", "auth_time"})
 JANITOR_EVERY = timedelta(minutes=1)
+LOGOUT_TOKEN_MAX_AGE = timedelta(minutes=5)
 
 
 def is_binding(value: str | None) -> bool:
@@ -120,7 +123,9 @@ class SigninService:
         leeway: timedelta,
         registry: CollectorRegistry,
         organizations_of: OrganizationsOf | None = None,
+        authz_claim: str = "https://watchword.dev/authz",
     ) -> None:
+        self._authz_claim = authz_claim
         self._organizations_of = organizations_of
         self._background: set[asyncio.Task[None]] = set()
         self.clients = {client.provider.name: client for client in clients}
@@ -265,9 +270,22 @@ class SigninService:
             if info:
                 if info.get("sub") != claims.get("sub"):
                     raise IdTokenInvalid("userinfo names another subject than the ID token")
-                protected = {"iss", "aud", "sub", "exp", "iat", "azp", "sid"}
-                kept.update({k: v for k, v in info.items() if k not in protected})
-        subject = str(claims[settings.subject_claim])
+                # The signed, nonce-bound ID token wins: userinfo only adds claims it lacks,
+                # and never the ones identity and authorization are read from.
+                signed_only = {
+                    *_PROTECTED_CLAIMS,
+                    settings.subject_claim,
+                    settings.authz_claim or self._authz_claim,
+                    *([settings.groups_claim] if settings.groups_claim else []),
+                }
+                kept.update(
+                    {k: v for k, v in info.items() if k not in kept and k not in signed_only}
+                )
+        subject = claims[settings.subject_claim]
+        if not isinstance(subject, str) or len(subject) > _MAX_SUBJECT:
+            raise IdTokenInvalid(
+                f"the subject is not a string of at most {_MAX_SUBJECT} characters"
+            )
         organizations: Sequence[str] = ()
         if self._organizations_of is not None:
             organizations = await self._organizations_of(client.provider.issuer, subject, kept)
@@ -315,7 +333,15 @@ class SigninService:
     # --- back-channel logout ---
 
     async def backchannel_logout(self, logout_token: str) -> int:
-        """End the sessions a provider's logout token names; how many ended."""
+        """End the sessions a provider's logout token names; how many ended. A refusal is
+        logged with its reason."""
+        try:
+            return await self._backchannel_logout(logout_token)
+        except WatchwordError as exc:
+            log.warning("backchannel_logout_refused", code=exc.code, reason=exc.detail)
+            raise
+
+    async def _backchannel_logout(self, logout_token: str) -> int:
         issuer, audiences = _peek(logout_token)
         candidates = [
             c
@@ -338,9 +364,13 @@ class SigninService:
             client_id=client.settings.client_id,
             now=now,
             leeway=self._leeway,
+            max_age=LOGOUT_TOKEN_MAX_AGE,
         )
+        # Remembered as long as the token could be accepted: iat may be up to the leeway in
+        # the future and is accepted until max age plus the leeway after it.
         fresh = await self.sessions.remember_logout_token(
-            f"{issuer}\0{claims['jti']}", expires_at=now + timedelta(minutes=10)
+            f"{issuer}\0{claims['jti']}",
+            expires_at=now + LOGOUT_TOKEN_MAX_AGE + 2 * self._leeway + timedelta(minutes=1),
         )
         if not fresh:
             raise LogoutTokenInvalid("this logout token was already used (jti)")

@@ -24,6 +24,7 @@ __all__ = [
     "FlowRow",
     "SealedRow",
     "claim_logout_token",
+    "count_by_key",
     "count_sealed_under",
     "count_sessions",
     "delete_expired",
@@ -215,6 +216,11 @@ async def update_sealed(
         )
     )
     return result.rowcount == 1
+
+
+async def count_by_key(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(sessions.c.key_id, func.count()).group_by(sessions.c.key_id))
+    return {str(key_id): int(count) for key_id, count in rows.all()}
 
 
 async def count_sessions(conn: AsyncConnection) -> int:

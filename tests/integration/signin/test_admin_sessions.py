@@ -94,7 +94,10 @@ async def test_who_sees_and_ends_which_sessions(
         alice_id = by_subject["alice-0001"]["id"]
         assert (await bob.get(f"/v1/sessions/{carol_id}")).status_code == 404
         detail = await bob.get(f"/v1/sessions/{alice_id}")
-        assert detail.status_code == 200 and detail.json()["claims"]["email"] == "alice@example.com"
+        assert detail.status_code == 200 and detail.json()["email"] == "alice@example.com"
+        assert detail.json()["claims"] is None  # an organization's admin: no claims snapshot
+        full = await made.client.get(f"/v1/sessions/{alice_id}", headers=admin)
+        assert full.json()["claims"]["groups"] == ["engineering", "admins"]
         assert (await bob.delete(f"/v1/sessions/{carol_id}", headers=ORIGIN)).status_code == 404
 
         # alice, a plain member: no session administration at all.

@@ -105,3 +105,30 @@ async def test_private_key_jwt_client_signs_in(
     me = await made.client.get("/v1/me")
     assert me.status_code == 200 and me.json()["subject"]["id"] == "bob-0002"
     assert BASE  # the app is the ASGI testserver
+
+
+async def test_unreadable_keys_and_failed_discovery_are_not_fetched_again_at_once(
+    oidc_provider_factory: OidcProviderFactory,
+) -> None:
+    provider = oidc_provider_factory()
+    clock = FakeClock(datetime.now(UTC))
+    async with httpx.AsyncClient() as http:
+        upstream = _upstream(provider.issuer, clock, http)
+        await upstream.metadata()  # discovery cached, keys never read
+        provider.stop()
+        for _ in range(20):
+            with pytest.raises(ProviderUnavailable):
+                await upstream.key_for(secrets.token_hex(8), "RS256")
+        assert upstream.jwks_fetches == 1
+
+        cold = _upstream(provider.issuer, clock, http)
+        for _ in range(20):
+            with pytest.raises(ProviderUnavailable):
+                await cold.metadata()
+        assert cold.status()["status"] == "failing"
+        provider.start()
+        with pytest.raises(ProviderUnavailable):
+            await cold.metadata()  # still within the back-off
+        clock.advance(timedelta(seconds=6))
+        assert (await cold.metadata()).issuer == provider.issuer
+        assert cold.status()["status"] == "ok"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.integration.signin.conftest import BASE, SigninFactory, query
-from tests.oidc.plugin import OidcProvider, OidcProviderFactory
+from tests.oidc.plugin import AUTHZ_CLAIM, OidcProvider, OidcProviderFactory
 
 from watchword.clock import FakeClock
 from watchword.sessions.sealing import SealedColumn
@@ -118,7 +118,7 @@ async def test_sign_in_session_me_and_sign_out_with_upstream_revocation(
     assert page.status_code == 200 and "signed out" in page.text
 
 
-async def test_the_old_cookie_is_refused_after_sign_out_and_every_sign_in_is_a_new_session(
+async def test_every_sign_in_is_a_new_session_that_replaces_the_browsers_old_one(
     oidc_provider: OidcProvider, signin_app: SigninFactory
 ) -> None:
     made = await signin_app(oidc_provider)
@@ -126,13 +126,16 @@ async def test_the_old_cookie_is_refused_after_sign_out_and_every_sign_in_is_a_n
     first = made.cookie()
     assert (await made.sign_in()).status_code == 302
     second = made.cookie()
-    assert first and second and first.split(".")[0] != second.split(".")[0]
+    assert first and second and first.split(".")[0] != second.split(".")[0]  # no fixation
+    made.client.cookies.set("watchword_session", first)
+    replaced = await made.client.get("/v1/me")
+    assert replaced.status_code == 401 and replaced.json()["code"] == "session_invalid"
+    made.client.cookies.set("watchword_session", second)
+    assert (await made.client.get("/v1/me")).status_code == 200
     assert (await made.client.post("/auth/logout", headers=ORIGIN)).status_code == 303
     made.client.cookies.set("watchword_session", second)
     gone = await made.client.get("/v1/me")
     assert gone.status_code == 401 and gone.json()["code"] == "session_invalid"
-    made.client.cookies.set("watchword_session", first)
-    assert (await made.client.get("/v1/me")).status_code == 200  # the other sign-in lives on
 
 
 async def test_forged_used_and_foreign_states_are_refused(
@@ -269,7 +272,11 @@ async def test_provider_down_at_discovery_and_at_the_token_endpoint(
     assert ready.json()["details"]["providers"]["test"]["status"] == "failing"
     assert (await made.client.get("/healthz")).status_code == 200
 
+    again = await made.client.get("/auth/login", params={"provider": "test"})
+    assert again.status_code == 503  # within the back-off: answered without asking again
     provider.start()
+    assert isinstance(made.clock, FakeClock)
+    made.clock.advance(timedelta(seconds=6))  # past the discovery back-off
     started = await made.client.get("/auth/login", params={"provider": "test"})
     assert started.status_code == 302
     back = await provider.authorize(started.headers["location"], login="alice", agent=made.agent)
@@ -346,3 +353,30 @@ async def test_outside_development_cookies_are_host_prefixed_and_secure(
     session = done.headers["set-cookie"]
     assert session.startswith("__Host-watchword_session=ses_")
     assert "Secure" in session and "HttpOnly" in session and "samesite=lax" in session.lower()
+
+
+async def test_userinfo_cannot_override_the_signed_id_tokens_claims(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    accounts = {
+        "mallory": {
+            "sub": "mallory-0009",
+            "email": "mallory@example.com",
+            "name": "Mallory",
+            "groups": ["staff"],
+            AUTHZ_CLAIM: {"acctype": "user", "orgIds": []},
+            # What userinfo says instead (e.g. a user-editable attribute mapped there only).
+            "userinfo_overrides": {
+                "email": "ceo@example.com",
+                "groups": ["admins"],
+                AUTHZ_CLAIM: {"acctype": "system", "orgIds": ["o1"]},
+            },
+        }
+    }
+    provider = oidc_provider_factory(accounts=accounts)
+    made = await signin_app(provider)
+    assert (await made.sign_in(login="mallory")).status_code == 302
+    claims = (await made.client.get("/v1/me")).json()["claims"]
+    assert claims["email"] == "mallory@example.com"
+    assert claims["groups"] == ["staff"]
+    assert claims[AUTHZ_CLAIM] == {"acctype": "user", "orgIds": []}

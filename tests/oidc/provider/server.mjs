@@ -168,10 +168,16 @@ for (const [login, claims] of Object.entries(config.accounts ?? {})) {
   accountsBySub.set(full.sub, full);
 }
 
+// An account may carry `userinfo_overrides`: claims that userinfo answers differently from the
+// ID token (a provider whose two views disagree), for tests of which one a client believes.
 async function findAccount(_ctx, sub) {
-  const claims = accountsBySub.get(sub);
-  if (!claims) return undefined;
-  return { accountId: sub, claims: async () => ({ ...claims }) };
+  const account = accountsBySub.get(sub);
+  if (!account) return undefined;
+  const { userinfo_overrides: overrides = {}, ...claims } = account;
+  return {
+    accountId: sub,
+    claims: async (use) => (use === 'userinfo' ? { ...claims, ...overrides } : { ...claims }),
+  };
 }
 
 // ---------------------------------------------------------------- clients -----------------

@@ -53,7 +53,10 @@ class SessionOut(BaseModel):
 
 
 class SessionDetail(SessionOut):
-    claims: dict[str, Any] = Field(description="The claims snapshot (ID token and userinfo).")
+    claims: dict[str, Any] | None = Field(
+        description="The claims snapshot (ID token and userinfo); null unless the caller has "
+        "a global grant on watchword:sessions."
+    )
 
 
 class SessionPage(BaseModel):
@@ -176,10 +179,13 @@ async def list_sessions(
 
 @router.get("/v1/sessions/{session_id}", tags=["sessions"], summary="Read a session")
 async def get_session(session_id: str, access: AccessDep, services: ServicesDep) -> SessionDetail:
+    """With a global grant, the claims snapshot too; an organization's administrators get
+    the session without it (the claims may tell of the person's other organizations)."""
     record = await services.sessions.get(session_id)
     await _require(access, record, "read")
     base = SessionOut.of(record, services.sessions.idle_timeout)
-    return SessionDetail(**base.model_dump(), claims=dict(record.claims))
+    global_reader = await access.allowed("sessions", "read", record.id)
+    return SessionDetail(**base.model_dump(), claims=dict(record.claims) if global_reader else None)
 
 
 @router.delete(

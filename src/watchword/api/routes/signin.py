@@ -25,7 +25,8 @@ from watchword.api.deps import (
 )
 from watchword.api.forms import form_body, form_field
 from watchword.api.problem import problem_response, status_for
-from watchword.errors import SigninDenied, WatchwordError
+from watchword.api.ratelimit import FailedAuthLimiter
+from watchword.errors import SigninDenied, TooManyFailedAttempts, WatchwordError
 from watchword.secret import Secret
 from watchword.services import Services
 
@@ -43,6 +44,7 @@ _MAX_LOGOUT_FORM = 65536
 _HTML_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "provider_unknown, return_to_refused, signin_state_invalid, …"},
     401: {"description": "signin_denied, signin_code_rejected, id_token_invalid"},
+    429: {"description": "too_many_signins, too_many_failed_authentications (Retry-After)"},
     503: {"description": "provider_unavailable: the provider cannot be reached"},
 }
 
@@ -68,7 +70,9 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
             "form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            # same-origin: a form posted from these pages keeps its Origin (no-referrer would
+            # make browsers send Origin: null, which the CSRF check refuses).
+            "Referrer-Policy": "same-origin",
         },
     )
 
@@ -88,9 +92,10 @@ def _error(request: Request, exc: WatchwordError, *, provider: str | None = None
             detail=exc.detail,
             pointer=exc.pointer,
             extra=extra or None,
+            headers=_retry_after(exc),
         )
     retry = "/auth/login" + (f"?{urlencode({'provider': provider})}" if provider else "")
-    return _page(
+    page = _page(
         request,
         "error.html",
         status,
@@ -100,6 +105,14 @@ def _error(request: Request, exc: WatchwordError, *, provider: str | None = None
         provider_error=exc.provider_error if isinstance(exc, SigninDenied) else None,
         retry_href=retry,
     )
+    page.headers.update(_retry_after(exc) or {})
+    return page
+
+
+def _retry_after(exc: WatchwordError) -> dict[str, str] | None:
+    if isinstance(exc, TooManyFailedAttempts):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
 
 
 def _cookie_options(services: Services) -> dict[str, Any]:
@@ -144,6 +157,12 @@ async def login(
             return _page(request, "choose.html", providers=choices)
         if provider is None:
             provider = next(iter(signin.clients))
+        # Each started sign-in holds a flow row until it is used or expires: bounded per
+        # client address, so a flood of anonymous /auth/login cannot fill the table.
+        limiter: FailedAuthLimiter = request.app.state.signin_limiter
+        address = request.client.host if request.client is not None else "unknown"
+        await limiter.check(address)
+        await limiter.failed(address)
         binding_name = _binding_cookie_name(services)
         started = await signin.start(provider, return_to, request.cookies.get(binding_name))
     except WatchwordError as exc:
@@ -176,6 +195,16 @@ async def callback(request: Request, services: ServicesDep) -> Response:
     except WatchwordError as exc:
         await attempt.failed()
         return _error(request, exc)
+    previous = request.cookies.get(session_cookie_name(services))
+    if previous:
+        # A browser signs in again over a live session: the old one ends (and its upstream
+        # refresh token is revoked) rather than linger unreachable until it expires.
+        try:
+            replaced = await services.sessions.resolve(Secret(previous))
+        except WatchwordError:
+            replaced = None
+        if replaced is not None and replaced.id != finished.record.id:
+            await services.signin.end_sessions([replaced.id], reason="replaced")
     response = RedirectResponse(finished.return_to, status_code=302)
     settings = services.runtime.settings
     response.set_cookie(
@@ -242,12 +271,15 @@ async def backchannel_logout(request: Request, services: ServicesDep) -> Respons
         logout_token = await form_field(request, "logout_token", max_bytes=_MAX_LOGOUT_FORM)
         await services.signin.backchannel_logout(logout_token)
     except WatchwordError as exc:
+        # Anyone can post here: the reason goes to the log (signin.backchannel_logout logs
+        # it), the answer says only what kind of failure it was.
+        generic = exc.code == "logout_token_invalid"
         return problem_response(
             request,
             status=status_for(exc),
             code=exc.code,
             title=exc.title,
-            detail=exc.detail,
+            detail="the logout token is not valid" if generic else exc.detail,
         )
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 

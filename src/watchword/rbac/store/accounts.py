@@ -478,7 +478,10 @@ async def update_issuer(
     groups_claim: str | None = None,
     authz_claim: str | None = None,
     membership_from_claims: bool | None = None,
+    clear_groups_claim: bool = False,
 ) -> IssuerRecord:
+    """Change the given fields (``None``: unchanged); ``clear_groups_claim`` unsets the
+    groups claim (no IdP groups read from this issuer's tokens)."""
     values = given(
         audiences=None if audiences is None else list(audiences),
         subject_claim=subject_claim,
@@ -486,6 +489,8 @@ async def update_issuer(
         authz_claim=authz_claim,
         membership_from_claims=membership_from_claims,
     )
+    if clear_groups_claim:
+        values["groups_claim"] = None
     async with writing(ctx.engine) as conn:
         await update_row(
             conn,
