@@ -71,7 +71,6 @@ def live_env(
     providers: Sequence[tuple[str, str]] = (("test", "Test IdP"),),
     client_id: str = DEFAULT_CLIENT_ID,
     secret_key: str | None = None,
-    **extra: str,
 ) -> dict[str, str]:
     """``WATCHWORD_*`` variables of a live server (development: plain-http cookie) with one
     configured provider per ``(name, display_name)``, all on ``provider``'s ``client_id``."""
@@ -92,7 +91,7 @@ def live_env(
             prefix + "SCOPES": "openid email profile groups authz offline_access",
             prefix + "GROUPS_CLAIM": "groups",
         }
-    return env | extra
+    return env
 
 
 def query(url: str) -> dict[str, str]:
