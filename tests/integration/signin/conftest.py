@@ -4,12 +4,15 @@
 the given database (migrated), with the provider configured as ``test``; the test talks to
 the app over ASGI as ``http://testserver`` (the redirect URI the provider's default client
 registers). Every app built is closed after the test.
+
+``live_env(provider, providers=[(name, display_name), …])`` is the environment of a live
+``watchword serve`` (``tests/support/live.py``) signing in through ``provider``'s client.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +63,35 @@ class SigninApp:
 
 
 SigninFactory = Callable[..., Awaitable[SigninApp]]
+
+
+def live_env(
+    provider: OidcProvider,
+    *,
+    providers: Sequence[tuple[str, str]] = (("test", "Test IdP"),),
+    client_id: str = DEFAULT_CLIENT_ID,
+    secret_key: str | None = None,
+) -> dict[str, str]:
+    """``WATCHWORD_*`` variables of a live server (development: plain-http cookie) with one
+    configured provider per ``(name, display_name)``, all on ``provider``'s ``client_id``."""
+    client = provider.clients[client_id]
+    env = {
+        "WATCHWORD_SECRET_KEY": secret_key or secrets.token_urlsafe(32),
+        "WATCHWORD_OIDC__ALLOW_INSECURE_HTTP": "true",
+        "WATCHWORD_AUTH__FAILED_LIMIT": "off",
+    }
+    for index, (name, display_name) in enumerate(providers):
+        prefix = f"WATCHWORD_OIDC__PROVIDERS__{index}__"
+        env |= {
+            prefix + "NAME": name,
+            prefix + "DISPLAY_NAME": display_name,
+            prefix + "ISSUER": provider.issuer,
+            prefix + "CLIENT_ID": client.client_id,
+            prefix + "CLIENT_SECRET": client.client_secret or "",
+            prefix + "SCOPES": "openid email profile groups authz offline_access",
+            prefix + "GROUPS_CLAIM": "groups",
+        }
+    return env
 
 
 def query(url: str) -> dict[str, str]:

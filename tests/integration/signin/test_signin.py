@@ -138,6 +138,20 @@ async def test_every_sign_in_is_a_new_session_that_replaces_the_browsers_old_one
     assert gone.status_code == 401 and gone.json()["code"] == "session_invalid"
 
 
+async def test_a_session_ended_elsewhere_while_still_cached_here_is_refused_not_missing(
+    oidc_provider: OidcProvider, signin_app: SigninFactory
+) -> None:
+    # Another process ended it: the row is gone, this process's cache still has the session
+    # (until the change feed or sessions.cache_ttl drops it). /v1/me said 404 no session.
+    made = await signin_app(oidc_provider)
+    await made.sign_in()
+    assert (await made.client.get("/v1/me")).status_code == 200
+    async with made.services.runtime.engine.begin() as conn:
+        await conn.execute(sessions.delete())
+    gone = await made.client.get("/v1/me")
+    assert gone.status_code == 401 and gone.json()["code"] == "session_invalid", gone.text
+
+
 async def test_forged_used_and_foreign_states_are_refused(
     oidc_provider: OidcProvider, signin_app: SigninFactory
 ) -> None:

@@ -18,7 +18,7 @@ from watchword.api.access import AccessDep, principal_scope
 from watchword.api.caching import NO_STORE
 from watchword.api.deps import ServicesDep
 from watchword.api.schemas import AclOut, PageLimit
-from watchword.errors import InvalidInput, NotFound, PermissionDenied
+from watchword.errors import InvalidInput, NotFound, PermissionDenied, SessionInvalid
 from watchword.principal import PrincipalKind
 from watchword.sessions import SessionFilter, SessionRecord
 
@@ -102,7 +102,14 @@ async def me(access: AccessDep, services: ServicesDep) -> MeOut:
     )
     session = None
     if principal.kind is PrincipalKind.SESSION:
-        record = await services.sessions.get(principal.id)
+        try:
+            record = await services.sessions.get(principal.id)
+        except NotFound:
+            # Ended in another process since this one cached it (until the change feed, or
+            # sessions.cache_ttl, drops it here): the caller's credential, not a resource,
+            # is gone.
+            services.sessions.forget([principal.id])
+            raise SessionInvalid("the session has ended") from None
         session = SessionOut.of(record, services.sessions.idle_timeout)
     subject_doc = document.get("subject")
     account_type = subject_doc.get("type", "user") if isinstance(subject_doc, dict) else "user"

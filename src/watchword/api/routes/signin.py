@@ -70,8 +70,9 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
             "form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
             "X-Content-Type-Options": "nosniff",
-            # same-origin: a form posted from these pages keeps its Origin (no-referrer would
-            # make browsers send Origin: null, which the CSRF check refuses).
+            # same-origin, not no-referrer: under no-referrer a browser sends ``Origin: null``
+            # (and no Referer) with a form POST, and the "Sign out" button is then refused as
+            # cross-site (check_same_origin). Other origins still get no Referer.
             "Referrer-Policy": "same-origin",
         },
     )
