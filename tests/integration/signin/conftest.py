@@ -98,8 +98,18 @@ def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def signin_database(request: pytest.FixtureRequest) -> str | None:
+    """Every sign-in test runs on both: ``None`` (a SQLite file per app) or a fresh
+    PostgreSQL database (one per test; mandatory with CI=true)."""
+    if request.param == "sqlite":
+        return None
+    databases = request.getfixturevalue("pg_databases")
+    return str(databases.create("ww_signin"))
+
+
 @pytest.fixture
-async def signin_app(tmp_path: Path) -> AsyncIterator[SigninFactory]:
+async def signin_app(tmp_path: Path, signin_database: str | None) -> AsyncIterator[SigninFactory]:
     built: list[SigninApp] = []
 
     async def build(
@@ -122,7 +132,11 @@ async def signin_app(tmp_path: Path) -> AsyncIterator[SigninFactory]:
             "groups_claim": "groups",
             **(provider_settings or {}),
         }
-        url = database_url or f"sqlite+aiosqlite:///{tmp_path / f'signin-{len(built)}.sqlite3'}"
+        url = (
+            database_url
+            or signin_database
+            or f"sqlite+aiosqlite:///{tmp_path / f'signin-{len(built)}.sqlite3'}"
+        )
         values: dict[str, Any] = {
             "env": "development",
             "issuer_url": BASE,

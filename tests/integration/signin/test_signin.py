@@ -46,23 +46,15 @@ async def _refresh_upstream(provider: OidcProvider, refresh_token: str) -> httpx
         )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    if request.param == "sqlite":
-        return None
-    databases = request.getfixturevalue("pg_databases")
-    return str(databases.create("ww_signin"))
-
-
 async def test_sign_in_session_me_and_sign_out_with_upstream_revocation(
     oidc_provider_factory: OidcProviderFactory,
     signin_app: SigninFactory,
-    database: str | None,
+    signin_database: str | None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     provider = oidc_provider_factory(expires_with_session=True)
-    made = await signin_app(provider, database_url=database)
+    made = await signin_app(provider)
 
     started = await made.client.get(
         "/auth/login", params={"provider": "test", "return_to": "/x?y=1"}
@@ -78,6 +70,12 @@ async def test_sign_in_session_me_and_sign_out_with_upstream_revocation(
     assert "watchword_session=ses_" in set_cookie
     assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
 
+    metrics = (await made.client.get("/metrics")).text
+    assert 'watchword_signins_total{outcome="ok",provider="test"} 1.0' in metrics or (
+        'watchword_signins_total{provider="test",outcome="ok"} 1.0' in metrics
+    )
+    assert 'watchword_signin_callback_seconds_count{provider="test"} 1.0' in metrics
+
     me = await made.client.get("/v1/me")
     assert me.status_code == 200, me.text
     body = me.json()
@@ -92,7 +90,7 @@ async def test_sign_in_session_me_and_sign_out_with_upstream_revocation(
     assert set(tokens) == {"access_token", "refresh_token", "id_token"}
     for value in tokens.values():
         assert value not in me.text
-    if database is None:  # the SQLite file holds no plaintext token
+    if signin_database is None:  # the SQLite file holds no plaintext token
         raw = _database_bytes(tmp_path)
         for value in tokens.values():
             assert value.encode() not in raw
