@@ -38,9 +38,9 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _keys_env(monkeypatch: pytest.MonkeyPatch, *keys: dict[str, str]) -> None:
-    for key in list(os.environ):
-        if key.startswith("WATCHWORD_SESSIONS__KEYS__"):
-            monkeypatch.delenv(key)
+    for name in list(os.environ):
+        if name.startswith("WATCHWORD_SESSIONS__KEYS__"):
+            monkeypatch.delenv(name)
     for index, key in enumerate(keys):
         monkeypatch.setenv(f"WATCHWORD_SESSIONS__KEYS__{index}__ID", key["id"])
         monkeypatch.setenv(f"WATCHWORD_SESSIONS__KEYS__{index}__KEY", key["key"])
