@@ -80,6 +80,7 @@ __all__ = [
     "OidcSettings",
     "RbacSettings",
     "RedisSettings",
+    "RefresherSettings",
     "SessionKey",
     "SessionSettings",
     "Settings",
@@ -423,6 +424,17 @@ class OidcProviderSettings(_Part):
         default=True,
         description="Send the browser to the provider's end_session_endpoint at sign-out.",
     )
+    expose_access_token: bool = Field(
+        default=False,
+        description="Let GET /v1/me/token hand the signed-in person's upstream access token "
+        "out (opt-in: it is an upstream credential).",
+    )
+    rotating_refresh_tokens: bool = Field(
+        default=True,
+        description="The provider may rotate refresh tokens (and revoke the family on reuse): a "
+        "refresh interrupted mid-call then needs a new sign-in. false: the same refresh token "
+        "may be presented again.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -545,6 +557,59 @@ class OidcSettings(_Part):
         return self
 
 
+class RefresherSettings(_Part):
+    grace: Duration = Field(
+        default=timedelta(minutes=1),
+        description="Refresh an upstream access token this long before it expires.",
+    )
+    cool_off: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Least time between two refresh attempts of one session.",
+    )
+    backoff_initial: Duration = Field(
+        default=timedelta(seconds=1), description="First wait after a temporary failure."
+    )
+    backoff_max: Duration = Field(
+        default=timedelta(minutes=5), description="Longest wait between retries (jittered)."
+    )
+    userinfo_interval: Duration = Field(
+        default=timedelta(minutes=15), description="Refresh user info this often per session."
+    )
+    pool_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=64, description="Refreshes running at once per process."
+    )
+    per_provider_limit: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=16, description="Refreshes running at once per process against one provider."
+    )
+    call_timeout: Duration = Field(
+        default=timedelta(seconds=10), description="Timeout of one refresh call upstream."
+    )
+    shards: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=16, description="Work is split into this many shards, each held by a lease."
+    )
+    lease: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Shard lease length: a dead replica's shards are taken over within it.",
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How often a refresher looks for due sessions when nothing wakes it.",
+    )
+    in_serve: bool = Field(
+        default=True, description="Run the refresher inside watchword serve too."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RefresherSettings:
+        if self.grace <= self.cool_off:
+            raise ValueError("grace must be longer than cool_off")
+        if self.backoff_max < self.backoff_initial or self.backoff_initial <= timedelta(0):
+            raise ValueError("0 < backoff_initial <= backoff_max")
+        if self.call_timeout >= self.lease:
+            raise ValueError("call_timeout must be shorter than lease")
+        return self
+
+
 class SessionKey(_Part):
     id: str = Field(default="", description="Key id stored beside each ciphertext.")
     key: str = Field(default="", repr=False, description="At least 32 random characters (secret).")
@@ -640,6 +705,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    refresher: RefresherSettings = Field(default_factory=RefresherSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -44,7 +44,8 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   └── SessionInvalid            session_invalid           [sessions]
     ├── PermissionDenied              forbidden
     │   ├── NotAMember                not_a_member
-    │   └── CsrfOriginMismatch        csrf_origin_mismatch
+    │   ├── CsrfOriginMismatch        csrf_origin_mismatch
+    │   └── UpstreamTokenNotExposed   upstream_token_not_exposed
     ├── Unavailable                   unavailable
     │   ├── DatabaseUnavailable       database_unavailable
     │   ├── SchemaOutdated            schema_outdated
@@ -113,6 +114,7 @@ __all__ = [
     "UnknownResourceType",
     "UnknownRole",
     "UnsupportedPredicate",
+    "UpstreamTokenNotExposed",
     "VersionConflict",
     "WatchwordError",
     "WrongOrganizationCount",
@@ -364,6 +366,13 @@ class CsrfOriginMismatch(PermissionDenied):
 
     code = "csrf_origin_mismatch"
     title = "Cross-site request refused"
+
+
+class UpstreamTokenNotExposed(PermissionDenied):
+    """``GET /v1/me/token`` for a provider that does not opt in (``expose_access_token``)."""
+
+    code = "upstream_token_not_exposed"
+    title = "This provider's upstream token is not handed out"
 
 
 class Unavailable(WatchwordError):

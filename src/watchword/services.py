@@ -14,6 +14,7 @@ here, and only here, and hands each service exactly what it uses::
     janitor       ← engine, clock, locks, token metrics, retention
     sessions      ← engine, clock, sealer (sessions.keys or a key derived from secret_key),
                     session settings, session metrics
+    refresher     ← engine, clock, locks, sessions, the sign-in clients, refresher settings
     signin        ← one OidcClient per oidc.providers entry (shared httpx client), sessions,
                     issuer_url (redirect URIs), return_to rule, oidc settings
     authenticators← session cookie (sessions), admin keys (engine), API tokens (tokens)
@@ -56,6 +57,8 @@ from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 from watchword.secret import Secret
+from watchword.sessions.refresh import RefreshMetrics, SessionRefresher
+from watchword.sessions.schedule import RefreshPolicy
 from watchword.sessions.sealing import Sealer
 from watchword.sessions.service import SessionAuthenticator, SessionMetrics, SessionService
 from watchword.sessions.signin import OrganizationsOf, SigninService
@@ -100,6 +103,17 @@ def build_policy_engine(settings: Settings, runtime: Runtime) -> Engine:
     )
 
 
+def refresh_policy(settings: Settings) -> RefreshPolicy:
+    part = settings.refresher
+    return RefreshPolicy(
+        grace=part.grace,
+        cool_off=part.cool_off,
+        backoff_initial=part.backoff_initial,
+        backoff_max=part.backoff_max,
+        userinfo_interval=part.userinfo_interval,
+    )
+
+
 def _build_signin(
     runtime: Runtime, organizations_of: OrganizationsOf
 ) -> tuple[SessionService, SigninService, httpx.AsyncClient]:
@@ -121,6 +135,7 @@ def _build_signin(
         idle_timeout=settings.sessions.idle_timeout,
         cache_ttl=settings.sessions.cache_ttl,
         metrics=SessionMetrics(runtime.registry),
+        policy=refresh_policy(settings),
     )
     # One client for every provider call: TLS verified, no redirects followed, pooled.
     http = httpx.AsyncClient(
@@ -172,6 +187,7 @@ class Services:
     janitor: TokenJanitor
     sessions: SessionService
     signin: SigninService
+    refresher: SessionRefresher
     authenticators: tuple[Authenticator, ...]
     http: httpx.AsyncClient
     feed: ChangeFeed
@@ -270,6 +286,18 @@ class Services:
             await feed.publish(SESSIONS_ENDED, ids)
 
         sessions.on_ended(publish_ended)
+        refresher = SessionRefresher(
+            engine,
+            clock,
+            locks=locks,
+            sessions=sessions,
+            sealer=sessions.sealer_or_none,
+            clients=signin.clients,
+            policy=sessions.policy,
+            call_timeout=settings.refresher.call_timeout,
+            leeway=settings.oidc.leeway,
+            metrics=RefreshMetrics(runtime.registry),
+        )
         authenticators: tuple[Authenticator, ...] = (
             SessionAuthenticator(sessions),  # cookies only
             AdminKeyAuthenticator(engine),
@@ -285,6 +313,7 @@ class Services:
             janitor=janitor,
             sessions=sessions,
             signin=signin,
+            refresher=refresher,
             authenticators=authenticators,
             http=http,
             feed=feed,

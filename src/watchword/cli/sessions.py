@@ -8,14 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from watchword.cli.output import console, emit, run_with_services
+from watchword.cli.output import EXIT_FAILURE, console, emit, run_with_services
 from watchword.services import Services
 from watchword.sessions import SessionFilter, SessionRecord
 
 __all__ = ["NAME", "app"]
 
 NAME = "sessions"
-app = typer.Typer(help="Signed-in sessions: list, show, revoke.", no_args_is_help=True)
+app = typer.Typer(help="Signed-in sessions: list, show, revoke, refresh.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
@@ -122,3 +122,24 @@ def revoke(
 
     data = run_with_services(ctx, body, as_json=as_json)
     emit(data, as_json=as_json, human=lambda: console.print(f"ended {data['ended']} session(s)"))
+
+
+@app.command()
+def refresh(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="Id of the session to refresh now.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Refresh a session's upstream tokens now, through the refresh-once lock (exit 1 when
+    the provider refused or could not be reached)."""
+
+    async def body(services: Services) -> dict[str, Any]:
+        await services.sessions.get(session_id)  # not_found first
+        result = await services.refresher.refresh(session_id, force=True)
+        view = _view(result.record, services) if result.record is not None else None
+        return {"outcome": result.outcome.value, "session": view}
+
+    data = run_with_services(ctx, body, as_json=as_json)
+    emit(data, as_json=as_json, human=lambda: console.print(f"{session_id}: {data['outcome']}"))
+    if data["outcome"] not in {"refreshed", "not_due"}:
+        raise typer.Exit(EXIT_FAILURE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,7 +29,7 @@ from watchword.federation.provider import ProviderMetadata, UpstreamProvider
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
 
-__all__ = ["OidcClient", "TokenSet", "UpstreamError"]
+__all__ = ["OidcClient", "TokenSet", "UpstreamError", "UpstreamUnreachable"]
 
 log = get_logger("watchword.federation")
 tracer = trace.get_tracer("watchword.federation")
@@ -65,12 +66,40 @@ class TokenSet:
 
 
 class UpstreamError(Exception):
-    """A provider's refusal: ``status`` and its ``error`` code (``invalid_grant``, …)."""
+    """A provider's refusal: ``status``, its ``error`` code (``invalid_grant``, …) and the
+    ``Retry-After`` it asked for, in seconds."""
 
-    def __init__(self, status: int, error: str | None) -> None:
+    def __init__(self, status: int, error: str | None, retry_after_s: float | None = None) -> None:
         self.status = status
         self.error = error
+        self.retry_after_s = retry_after_s
         super().__init__(f"HTTP {status} {error or ''}".strip())
+
+
+class UpstreamUnreachable(Exception):
+    """No answer from the provider. ``sent``: the request may have reached it (a read
+    timeout, a connection dropped mid-answer), so it may have acted on it; ``False`` when it
+    surely did not (the connection was refused or never made)."""
+
+    def __init__(self, kind: str, *, sent: bool) -> None:
+        self.kind = kind
+        self.sent = sent
+        super().__init__(f"{kind} ({'maybe delivered' if sent else 'not delivered'})")
+
+
+def _retry_after(response: httpx.Response, now: datetime) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
 
 
 class OidcClient:
@@ -143,14 +172,18 @@ class OidcClient:
         return self._token_set(body)
 
     async def refresh(self, refresh_token: Secret) -> TokenSet:
-        """Redeem ``refresh_token`` (:class:`UpstreamError` or :class:`ProviderUnavailable`)."""
+        """Redeem ``refresh_token``. Raises :class:`UpstreamError` (the provider answered an
+        error), :class:`UpstreamUnreachable` (no answer) or :class:`ProviderUnavailable`
+        (discovery failed: nothing was sent)."""
         metadata = await self.provider.metadata()
         with tracer.start_as_current_span("oidc.token") as span:
             span.set_attribute("oidc.provider", self.provider.name)
             span.set_attribute("oidc.grant_type", "refresh_token")
-            body = await self._token_request(
-                metadata,
+            body = await self._post(
+                metadata.token_endpoint,
                 {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()},
+                audience=metadata.token_endpoint,
+                unreachable=True,
             )
         return self._token_set(body)
 
@@ -179,7 +212,11 @@ class OidcClient:
     ) -> dict[str, Any]:
         return await self._post(metadata.token_endpoint, form, audience=metadata.token_endpoint)
 
-    async def _post(self, url: str, form: dict[str, str], *, audience: str) -> dict[str, Any]:
+    async def _post(
+        self, url: str, form: dict[str, str], *, audience: str, unreachable: bool = False
+    ) -> dict[str, Any]:
+        """POST a form; the JSON answer. No answer: :class:`ProviderUnavailable`, or with
+        ``unreachable`` :class:`UpstreamUnreachable` saying whether it may have arrived."""
         auth, extra = self._client_auth(audience)
         try:
             response = await self._http.post(
@@ -190,6 +227,9 @@ class OidcClient:
                 headers={"Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
+            if unreachable:
+                not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                raise UpstreamUnreachable(type(exc).__name__, sent=not not_sent) from None
             raise ProviderUnavailable(
                 f"provider {self.provider.name!r} did not answer ({type(exc).__name__})"
             ) from None
@@ -202,7 +242,11 @@ class OidcClient:
             body = None
         if response.status_code != 200:
             error = body.get("error") if isinstance(body, dict) else None
-            raise UpstreamError(response.status_code, error if isinstance(error, str) else None)
+            raise UpstreamError(
+                response.status_code,
+                error if isinstance(error, str) else None,
+                _retry_after(response, self._clock.now()),
+            )
         if not isinstance(body, dict):
             raise ProviderUnavailable(f"provider {self.provider.name!r} answered with no JSON")
         return body

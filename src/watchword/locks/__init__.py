@@ -23,7 +23,13 @@ from watchword.locks.memory import MemoryBackend
 from watchword.locks.metrics import AcquireOutcome, LockMetrics
 from watchword.locks.postgres import PostgresBackend
 from watchword.locks.redis import RedisBackend
-from watchword.locks.refresh_once import Refreshable, RefreshOutcome, RefreshSteps, refresh_once
+from watchword.locks.refresh_once import (
+    Refreshable,
+    RefreshOutcome,
+    RefreshSteps,
+    kept_alive,
+    refresh_once,
+)
 from watchword.locks.sqlite import SQLiteBackend
 
 __all__ = [
@@ -46,5 +52,6 @@ __all__ = [
     "SQLiteBackend",
     "new_holder_id",
     "open_backend",
+    "kept_alive",
     "refresh_once",
 ]

@@ -46,7 +46,7 @@ from watchword.locks.errors import LockLost
 from watchword.locks.front import Locks
 from watchword.locks.lease import Lease
 
-__all__ = ["RefreshOutcome", "RefreshSteps", "Refreshable", "refresh_once"]
+__all__ = ["RefreshOutcome", "RefreshSteps", "Refreshable", "kept_alive", "refresh_once"]
 
 _T = TypeVar("_T")
 
@@ -122,7 +122,7 @@ async def refresh_once(
         if not target.needs_refresh(current):
             return RefreshOutcome(current, refreshed=False)
         renewed = await locks.renew(lease, ttl)  # LockLost: the upstream is not called
-        async with _kept_alive(locks, renewed, ttl):
+        async with kept_alive(locks, renewed, ttl):
             fresh = await target.refresh(current)
         if not await target.store(fresh, lease.fence):
             raise LockLost(key, lease.fence)
@@ -130,7 +130,7 @@ async def refresh_once(
 
 
 @asynccontextmanager
-async def _kept_alive(locks: Locks, lease: Lease, ttl: timedelta) -> AsyncIterator[None]:
+async def kept_alive(locks: Locks, lease: Lease, ttl: timedelta) -> AsyncIterator[None]:
     """Renew ``lease`` to ``ttl`` every ``ttl / 3`` for as long as the body runs."""
     stop = asyncio.Event()
     renewer = asyncio.create_task(_renew_until(locks, lease, ttl, stop))

@@ -17,7 +17,10 @@ from typing import Any
 
 from watchword.errors import SessionInvalid
 
-__all__ = ["SessionRecord", "parse_cookie", "session_expired"]
+__all__ = ["ACTIVE", "REAUTH_REQUIRED", "SessionRecord", "parse_cookie", "session_expired"]
+
+ACTIVE = "active"
+REAUTH_REQUIRED = "reauth_required"  # the upstream refresh token is dead: sign in again
 
 _COOKIE = re.compile(r"^(ses_[0-9a-hjkmnp-tv-z]{26})\.([A-Za-z0-9_-]{43})$")
 
@@ -49,6 +52,21 @@ class SessionRecord:
     refreshed_at: datetime | None
     version: int
     secret_hash: str = field(repr=False, default="")
+    # Kept fresh (written only by refresh attempts; see watchword.sessions.schedule):
+    state: str = "active"  # active | reauth_required
+    state_reason: str | None = None
+    has_refresh_token: bool = False
+    refresh_due_at: datetime | None = None
+    refresh_attempt_at: datetime | None = None
+    refresh_failures: int = 0
+    retry_after: datetime | None = None
+    userinfo_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == ACTIVE
 
     def public_view(self, idle_timeout: timedelta) -> dict[str, Any]:
         """What may be shown of a session (no tokens, no secret hash, no claims)."""
@@ -68,6 +86,12 @@ class SessionRecord:
             "access_token_expires_at": self.access_expires_at,
             "refreshed_at": self.refreshed_at,
             "version": self.version,
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "refresh_due_at": self.refresh_due_at,
+            "refresh_failures": self.refresh_failures,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
         }
 
     @property

@@ -32,6 +32,7 @@ from watchword.principal import Credential, CredentialSource, Principal, Princip
 from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.sessions import store
 from watchword.sessions.model import SessionRecord, parse_cookie, session_expired
+from watchword.sessions.schedule import RefreshPolicy, RefreshState, refresh_due
 from watchword.sessions.sealing import SealedColumn, Sealer, UnsealError
 from watchword.sessions.store import organization_column
 from watchword.sessions.tables import sessions
@@ -148,8 +149,10 @@ class SessionService:
         idle_timeout: timedelta,
         cache_ttl: timedelta,
         metrics: SessionMetrics,
+        policy: RefreshPolicy | None = None,
         max_cached: int = 100_000,
     ) -> None:
+        self.policy = policy or RefreshPolicy()
         self.engine = engine
         self.clock = clock
         self._sealer = sealer
@@ -168,6 +171,10 @@ class SessionService:
             min(TOUCH_EVERY, idle_timeout / 10) if idle_timeout > timedelta(0) else TOUCH_EVERY
         )
         self._on_ended: list[Callable[[Sequence[str]], Awaitable[None]]] = []
+
+    @property
+    def sealer_or_none(self) -> Sealer | None:
+        return self._sealer
 
     @property
     def sealer(self) -> Sealer:
@@ -210,6 +217,11 @@ class SessionService:
             refreshed_at=None,
             version=1,
             secret_hash=sha256_hex(secret),
+            has_refresh_token=new.refresh_token is not None,
+            refresh_due_at=refresh_due(
+                RefreshState(new.access_expires_at, new.refresh_token is not None), self.policy
+            ),
+            userinfo_at=now,
         )
         async with self.engine.begin() as conn:
             await store.insert_session(
@@ -244,6 +256,8 @@ class SessionService:
         if not constant_time_equal(sha256_hex(secret), record.secret_hash):
             self.metrics.lookups.labels("invalid").inc()
             raise SessionInvalid("the session cookie is not valid")
+        if not record.active:
+            raise SessionInvalid(f"sign in again: {record.state_reason or record.state}")
         reason = session_expired(
             replace(record, last_seen_at=cached.touched_at), now, self.idle_timeout
         )
@@ -294,6 +308,11 @@ class SessionService:
         for session_id in session_ids:
             self._cache.pop(session_id)
             self._ended.put(session_id, True)
+
+    def invalidate(self, session_ids: Sequence[str]) -> None:
+        """Drop changed sessions from this process's cache (they are read again)."""
+        for session_id in session_ids:
+            self._cache.pop(session_id)
 
     def forget_all(self) -> None:
         """Drop every cached session (a change feed reconnected: it may have missed some)."""

@@ -7,12 +7,13 @@ see what, cache invalidation) live in :mod:`watchword.sessions.service`.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.clock import utc
@@ -35,17 +36,31 @@ __all__ = [
     "organization_column",
     "read_session",
     "record_of",
+    "shard_of",
+    "SLOTS",
     "rows_to_reseal",
     "take_flow",
     "touch_session",
     "update_sealed",
 ]
 
-_VIEW = [c for c in sessions.c if c.name not in {"access_token", "refresh_token", "id_token"}]
+_VIEW: list[Any] = [
+    *(c for c in sessions.c if c.name not in {"access_token", "refresh_token", "id_token"}),
+    sessions.c.refresh_token.is_not(None).label("has_refresh_token"),
+]
 
 
 def _dt(value: object) -> datetime | None:
     return utc(value) if isinstance(value, datetime) else None
+
+
+SLOTS = 1024
+"""Sessions are spread over this many slots (crc32 of the id); a refresher shard is the set of
+slots ``slot % shards == k``, so the shard count can change without rewriting rows."""
+
+
+def shard_of(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) % SLOTS
 
 
 def organization_column(ids: Sequence[str]) -> str:
@@ -73,6 +88,16 @@ def record_of(row: Row[Any] | Any) -> SessionRecord:
         refreshed_at=_dt(m["refreshed_at"]),
         version=m["version"],
         secret_hash=m["secret_hash"],
+        state=m["state"],
+        state_reason=m["state_reason"],
+        has_refresh_token=bool(m["has_refresh_token"]),
+        refresh_due_at=_dt(m["refresh_due_at"]),
+        refresh_attempt_at=_dt(m["refresh_attempt_at"]),
+        refresh_failures=m["refresh_failures"],
+        retry_after=_dt(m["retry_after"]),
+        userinfo_at=_dt(m["userinfo_at"]),
+        last_error=m["last_error"],
+        last_error_at=_dt(m["last_error_at"]),
     )
 
 
@@ -106,6 +131,9 @@ async def insert_session(
             expires_at=record.expires_at,
             refreshed_at=record.refreshed_at,
             version=record.version,
+            shard=shard_of(record.id),
+            refresh_due_at=record.refresh_due_at,
+            userinfo_at=record.userinfo_at,
         )
     )
 
@@ -157,11 +185,13 @@ async def delete_sessions(
 
 
 async def touch_session(conn: AsyncConnection, session_id: str, now: datetime) -> bool:
-    """Record activity (idle timeout); ``False`` when the session is gone."""
+    """Record activity (idle timeout; never moved back); ``False`` when the session is gone."""
     result = await conn.execute(
         update(sessions)
-        .where(sessions.c.id == session_id, sessions.c.last_seen_at < now)
-        .values(last_seen_at=now)
+        .where(sessions.c.id == session_id)
+        .values(
+            last_seen_at=case((sessions.c.last_seen_at < now, now), else_=sessions.c.last_seen_at)
+        )
     )
     return result.rowcount == 1
 

@@ -16,7 +16,17 @@ replayed logout token is refused.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 
 from watchword.storage.tables import metadata
 
@@ -47,7 +57,27 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("refreshed_at", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False, server_default="1"),
+    # Kept fresh (migration 0008): the refresh fields the schedule reads, written only by a
+    # refresh attempt; refresh_due_at is the schedule's answer, stored so a refresher finds
+    # what is due with one indexed range query over its shards.
+    Column("state", String(20), nullable=False, server_default="active"),
+    Column("state_reason", Text, nullable=True),
+    Column("shard", Integer, nullable=False, server_default="0"),
+    Column("refresh_due_at", DateTime(timezone=True), nullable=True),
+    Column("refresh_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("refresh_failures", Integer, nullable=False, server_default="0"),
+    Column("retry_after", DateTime(timezone=True), nullable=True),
+    Column("userinfo_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
+    # The intent to redeem the refresh token, recorded (under the lock's fence) before the
+    # upstream call and cleared with its outcome: an intent left behind means a holder died
+    # mid-call, and the old refresh token is never presented again.
+    Column("intent_fence", BigInteger, nullable=True),
+    Column("intent_at", DateTime(timezone=True), nullable=True),
+    Column("fence", BigInteger, nullable=True),
     Index("ix_sessions_subject", "issuer", "subject"),
+    Index("ix_sessions_due", "shard", "refresh_due_at"),
     Index("ix_sessions_upstream_sid", "issuer", "upstream_sid"),
     Index("ix_sessions_expires_at", "expires_at"),
     Index("ix_sessions_key_id", "key_id"),

@@ -318,7 +318,10 @@ provider.interactionFinished = async (req, res, result, options) => {
 
 for (const name of ['grant.success', 'grant.revoked', 'end_session.success',
   'backchannel.success', 'authorization.success']) {
-  provider.on(name, (ctx) => log(name, { client_id: ctx?.oidc?.client?.clientId }));
+  provider.on(name, (ctx) => log(name, {
+    client_id: ctx?.oidc?.client?.clientId,
+    grant_type: ctx?.oidc?.params?.grant_type,
+  }));
 }
 provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => {
   log('backchannel.error', { client_id: client.clientId, sub: accountId, sid, error: String(err) });

@@ -9,7 +9,7 @@ at sign-in). No answer carries an upstream token or a cookie.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
@@ -18,7 +18,13 @@ from watchword.api.access import AccessDep, principal_scope
 from watchword.api.caching import NO_STORE
 from watchword.api.deps import ServicesDep
 from watchword.api.schemas import AclOut, PageLimit
-from watchword.errors import InvalidInput, NotFound, PermissionDenied, SessionInvalid
+from watchword.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SessionInvalid,
+    UpstreamTokenNotExposed,
+)
 from watchword.principal import PrincipalKind
 from watchword.sessions import SessionFilter, SessionRecord
 
@@ -46,6 +52,16 @@ class SessionOut(BaseModel):
     access_token_expires_at: AwareDatetime | None
     refreshed_at: AwareDatetime | None
     version: int
+    state: Literal["active", "reauth_required"] = Field(
+        description="reauth_required: the upstream refresh token is dead; sign in again."
+    )
+    state_reason: str | None
+    refresh_due_at: AwareDatetime | None = Field(
+        description="When the refresher will next refresh the upstream access token."
+    )
+    refresh_failures: int = Field(description="Temporary failures in a row.")
+    last_error: str | None = Field(description="The last refresh error (never a token).")
+    last_error_at: AwareDatetime | None
 
     @classmethod
     def of(cls, record: SessionRecord, idle_timeout: timedelta) -> SessionOut:
@@ -120,6 +136,44 @@ async def me(access: AccessDep, services: ServicesDep) -> MeOut:
         claims=dict(principal.claims),
         session=session,
         acl=AclOut.model_validate(document),
+    )
+
+
+class UpstreamTokenOut(BaseModel):
+    """The signed-in session's upstream access token (fresh: refreshed first when inside
+    the grace period)."""
+
+    access_token: str
+    token_type: str
+    expires_at: AwareDatetime | None
+
+
+@router.get(
+    "/v1/me/token",
+    tags=["sessions"],
+    summary="The signed-in session's upstream access token (providers that opt in)",
+    responses={
+        400: {"description": "the credential is not a session"},
+        403: {"description": "upstream_token_not_exposed"},
+        503: {"description": "provider_unavailable: expired and cannot be refreshed now"},
+    },
+)
+async def my_upstream_token(access: AccessDep, services: ServicesDep) -> UpstreamTokenOut:
+    principal = access.principal
+    if principal.kind is not PrincipalKind.SESSION:
+        raise InvalidInput("only a signed-in session (the session cookie) has upstream tokens")
+    record = await services.sessions.get(principal.id)
+    client = services.signin.clients.get(record.provider)
+    if client is None or not client.settings.expose_access_token:
+        raise UpstreamTokenNotExposed(
+            f"provider {record.provider!r} does not hand its access tokens out "
+            "(oidc.providers[].expose_access_token)"
+        )
+    token = await services.refresher.access_token(record.id)
+    return UpstreamTokenOut(
+        access_token=token.token.reveal(),
+        token_type=token.token_type,
+        expires_at=token.expires_at,
     )
 
 

@@ -1,0 +1,189 @@
+"""Sessions kept fresh against the real provider (refresh-token rotation on: reusing a rotated
+refresh token revokes the whole grant). watchword's clock is a FakeClock started at the real
+time, so "inside the grace period" is a step of the clock, not a wait; the provider counts
+every token grant in its event log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from tests.integration.signin.conftest import SigninApp, SigninFactory
+from tests.oidc.plugin import OidcProvider, OidcProviderFactory
+
+from watchword.clock import FakeClock, utc
+from watchword.sessions.refresh import Outcome
+from watchword.sessions.sealing import SealedColumn
+from watchword.sessions.tables import sessions
+
+EXPOSE = {"expose_access_token": True}
+FAST = {"grace": "30s", "cool_off": "2s"}
+
+
+def refresh_grants(provider: OidcProvider) -> int:
+    return sum(
+        1
+        for e in provider.events()
+        if e.get("event") == "grant.success" and e.get("grant_type") == "refresh_token"
+    )
+
+
+def reuse_errors(provider: OidcProvider) -> list[dict[str, Any]]:
+    return [e for e in provider.events() if e.get("event") == "grant.error"]
+
+
+async def _session(made: SigninApp) -> dict[str, Any]:
+    async with made.services.runtime.engine.connect() as conn:
+        return dict((await conn.execute(select(sessions))).one()._mapping)
+
+
+async def _into_grace(made: SigninApp) -> None:
+    row = await _session(made)
+    assert isinstance(made.clock, FakeClock)
+    expires = row["access_expires_at"]
+    made.clock.set(utc(expires) - timedelta(seconds=10))
+
+
+async def test_me_token_refreshes_inline_once_however_many_requests_race(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory(ttl={"AccessToken": 120})
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    first = await made.client.get("/v1/me/token")
+    assert first.status_code == 200, first.text
+    assert first.headers["cache-control"].startswith("no-store")
+    token_a = first.json()["access_token"]
+    assert refresh_grants(provider) == 0  # fresh: no refresh
+
+    await _into_grace(made)
+    answers = await asyncio.gather(*(made.client.get("/v1/me/token") for _ in range(8)))
+    assert {a.status_code for a in answers} == {200}, [a.json().get("detail") for a in answers]
+    tokens = {a.json()["access_token"] for a in answers}
+    # Every waiter got the winner's token.
+    assert len(tokens) == 1 and token_a not in tokens, (token_a in tokens, refresh_grants(provider))
+    assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
+
+    row = await _session(made)
+    assert row["intent_fence"] is None and row["refresh_failures"] == 0
+    assert row["refreshed_at"] is not None and row["state"] == "active"
+    # The new tokens are sealed; the new access token is not in the row in the clear.
+    assert next(iter(tokens)).encode() not in row[SealedColumn.ACCESS_TOKEN]
+
+    # Several lifetimes in a row, each refreshed once.
+    for round_ in range(3):
+        await _into_grace(made)
+        again = await made.client.get("/v1/me/token")
+        assert again.status_code == 200
+        assert refresh_grants(provider) == 2 + round_
+    assert reuse_errors(provider) == []
+
+
+async def test_me_token_needs_the_providers_opt_in_and_a_session(
+    oidc_provider: OidcProvider, signin_app: SigninFactory
+) -> None:
+    made = await signin_app(oidc_provider)
+    assert (await made.sign_in()).status_code == 302
+    refused = await made.client.get("/v1/me/token")
+    assert refused.status_code == 403 and refused.json()["code"] == "upstream_token_not_exposed"
+    assert "access_token" not in refused.json() and "token_type" not in refused.json()
+
+
+async def test_a_grant_revoked_at_the_provider_ends_the_session_at_the_next_refresh(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    row = await _session(made)
+    refresh_token = made.services.sessions.sealer.open(
+        row["refresh_token"], session_id=row["id"], column=SealedColumn.REFRESH_TOKEN
+    )
+    client = provider.clients["watchword-test"]
+    async with httpx.AsyncClient() as http:
+        revoked = await http.post(
+            f"{provider.issuer}/token/revocation",
+            data={"token": refresh_token.reveal(), "token_type_hint": "refresh_token"},
+            auth=(client.client_id, client.client_secret or ""),
+        )
+    assert revoked.status_code == 200
+
+    await _into_grace(made)
+    result = await made.services.refresher.refresh(row["id"])
+    assert result.outcome is Outcome.PERMANENT
+    assert result.record is not None and result.record.state == "reauth_required"
+    assert "invalid_grant" in (result.record.state_reason or "")
+    me = await made.client.get("/v1/me")
+    assert me.status_code == 401 and me.json()["code"] == "session_invalid"
+    assert "sign in again" in me.json()["detail"]
+
+
+async def test_the_provider_answering_503_keeps_the_session_and_retries_later(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    row = await _session(made)
+    await _into_grace(made)
+    provider.stop()  # nothing listens: the request is never delivered
+    failed = await made.services.refresher.refresh(row["id"])
+    assert failed.outcome is Outcome.TEMPORARY
+    assert failed.record is not None and failed.record.state == "active"
+    assert failed.record.refresh_failures == 1 and failed.record.last_error
+    assert failed.record.refresh_due_at is not None
+    assert failed.record.refresh_due_at > made.clock.now()
+    # Inside the grace period the current token is still handed out.
+    still = await made.client.get("/v1/me/token")
+    assert still.status_code == 200
+
+    provider.start()
+    assert isinstance(made.clock, FakeClock)
+    made.clock.advance(timedelta(seconds=6))  # past the cool-off and the discovery back-off
+    retried = await made.services.refresher.refresh(row["id"])
+    assert retried.outcome is Outcome.REFRESHED, retried
+    assert retried.record is not None and retried.record.refresh_failures == 0
+    assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
+
+
+async def test_an_intent_left_by_a_holder_that_died_is_never_replayed(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    row = await _session(made)
+    # A holder recorded its intent under fence 1 and died before recording the outcome.
+    async with made.services.runtime.engine.begin() as conn:
+        await conn.execute(
+            update(sessions).where(sessions.c.id == row["id"]).values(intent_fence=1, fence=1)
+        )
+    await _into_grace(made)
+    result = await made.services.refresher.refresh(row["id"])
+    assert result.outcome is Outcome.INTERRUPTED
+    assert result.record is not None and result.record.state == "reauth_required"
+    assert refresh_grants(provider) == 0  # the old refresh token was not presented
+
+
+async def test_a_non_rotating_provider_may_retry_after_an_interrupted_refresh(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory(rotate_refresh_tokens=False)
+    made = await signin_app(
+        provider,
+        provider_settings={**EXPOSE, "rotating_refresh_tokens": False},
+        refresher=FAST,
+    )
+    assert (await made.sign_in()).status_code == 302
+    row = await _session(made)
+    async with made.services.runtime.engine.begin() as conn:
+        await conn.execute(
+            update(sessions).where(sessions.c.id == row["id"]).values(intent_fence=1, fence=1)
+        )
+    await _into_grace(made)
+    result = await made.services.refresher.refresh(row["id"])
+    assert result.outcome is Outcome.REFRESHED
+    assert refresh_grants(provider) == 1
