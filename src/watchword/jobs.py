@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Final
 
 from watchword.observability.logging import get_logger
-from watchword.services import SESSIONS_ENDED, Services
+from watchword.services import SESSIONS_CHANGED, SESSIONS_ENDED, Services
 from watchword.tokens.invalidation import run_invalidation_listener
 
 __all__ = [
@@ -41,8 +41,10 @@ class Job:
     run: Callable[[asyncio.Event], Awaitable[None]]
 
 
-def background_jobs(services: Services) -> list[Job]:
-    """The jobs of a process, bound to its services (each configured in ``services.py``)."""
+def background_jobs(services: Services, *, serving: bool = False) -> list[Job]:
+    """The jobs of a process, bound to its services (each configured in ``services.py``).
+    ``serving``: inside ``watchword serve``, where the session refresher runs only with
+    ``refresher.in_serve``."""
 
     async def invalidations(stop: asyncio.Event) -> None:
         await run_invalidation_listener(services.runtime.redis, services.tokens.cache, stop=stop)
@@ -59,7 +61,21 @@ def background_jobs(services: Services) -> list[Job]:
             SESSIONS_ENDED, sessions.forget, on_connect=sessions.forget_all, stop=stop
         )
 
+    async def session_refresher(stop: asyncio.Event) -> None:
+        background = services.background
+
+        def wake(_ids: list[str]) -> None:
+            background.wake.set()
+
+        await asyncio.gather(
+            background.run(stop=stop),
+            services.feed.listen(SESSIONS_CHANGED, wake, on_connect=background.wake.set, stop=stop),
+        )
+
     jobs = [Job("token_janitor", janitor), Job("session_janitor", session_janitor)]
+    settings = services.runtime.settings
+    if settings.oidc.providers and (not serving or settings.refresher.in_serve):
+        jobs.append(Job("session_refresher", session_refresher))
     if services.feed.name != "none":  # ended sessions reach other processes at once
         jobs.append(Job("session_feed", session_feed))
     if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub

@@ -57,6 +57,7 @@ from watchword.rbac.store.accounts import delete_service_account
 from watchword.rbac.store.context import StoreContext
 from watchword.runtime import Runtime
 from watchword.secret import Secret
+from watchword.sessions.background import BackgroundRefresher
 from watchword.sessions.refresh import RefreshMetrics, SessionRefresher
 from watchword.sessions.schedule import RefreshPolicy
 from watchword.sessions.sealing import Sealer
@@ -73,10 +74,12 @@ from watchword.tokens.metrics import TokenMetrics
 from watchword.tokens.model import Owner, TokenRecord
 from watchword.tokens.service import TokenService
 
-__all__ = ["SESSIONS_ENDED", "Services", "build_policy_engine"]
+__all__ = ["SESSIONS_CHANGED", "SESSIONS_ENDED", "Services", "build_policy_engine"]
 
 SESSIONS_ENDED = "sessions_ended"
 """The change-feed channel of ended sessions (ids)."""
+SESSIONS_CHANGED = "sessions_changed"
+"""The change-feed channel of new sessions (ids): wakes the background refreshers."""
 
 log = get_logger("watchword.services")
 
@@ -188,6 +191,7 @@ class Services:
     sessions: SessionService
     signin: SigninService
     refresher: SessionRefresher
+    background: BackgroundRefresher
     authenticators: tuple[Authenticator, ...]
     http: httpx.AsyncClient
     feed: ChangeFeed
@@ -298,6 +302,24 @@ class Services:
             leeway=settings.oidc.leeway,
             metrics=RefreshMetrics(runtime.registry),
         )
+        background = BackgroundRefresher(
+            engine,
+            clock,
+            locks=locks,
+            refresher=refresher,
+            shards=settings.refresher.shards,
+            lease=settings.refresher.lease,
+            pool_size=settings.refresher.pool_size,
+            per_provider_limit=settings.refresher.per_provider_limit,
+            poll_interval=settings.refresher.poll_interval,
+            registry=runtime.registry,
+        )
+
+        async def publish_created(ids: Sequence[str]) -> None:
+            background.wake.set()  # this process at once; the others through the feed
+            await feed.publish(SESSIONS_CHANGED, ids)
+
+        sessions.on_created(publish_created)
         authenticators: tuple[Authenticator, ...] = (
             SessionAuthenticator(sessions),  # cookies only
             AdminKeyAuthenticator(engine),
@@ -314,6 +336,7 @@ class Services:
             sessions=sessions,
             signin=signin,
             refresher=refresher,
+            background=background,
             authenticators=authenticators,
             http=http,
             feed=feed,

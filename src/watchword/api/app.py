@@ -90,7 +90,7 @@ def create_app(
             await runtime.close()
             raise
         stop = asyncio.Event()
-        tasks = start_jobs(background_jobs(services), stop) if jobs_on else []
+        tasks = start_jobs(background_jobs(services, serving=True), stop) if jobs_on else []
         try:
             yield
         finally:

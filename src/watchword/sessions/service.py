@@ -171,6 +171,7 @@ class SessionService:
             min(TOUCH_EVERY, idle_timeout / 10) if idle_timeout > timedelta(0) else TOUCH_EVERY
         )
         self._on_ended: list[Callable[[Sequence[str]], Awaitable[None]]] = []
+        self._on_created: list[Callable[[Sequence[str]], Awaitable[None]]] = []
 
     @property
     def sealer_or_none(self) -> Sealer | None:
@@ -232,6 +233,8 @@ class SessionService:
                 id_token=seal(new.id_token, SealedColumn.ID_TOKEN),
             )
         self._cache.put(session_id, _Cached(record, now))
+        for hook in self._on_created:
+            await hook([session_id])
         return record, Secret(f"{session_id}.{secret}")
 
     # --- resolve ---
@@ -298,6 +301,10 @@ class SessionService:
         return await store.list_sessions(self.engine, limit=limit, cursor=cursor, where=flt.where())
 
     # --- end ---
+
+    def on_created(self, hook: Callable[[Sequence[str]], Awaitable[None]]) -> None:
+        """Await ``hook(session ids)`` after a session is created (the refreshers wake)."""
+        self._on_created.append(hook)
 
     def on_ended(self, hook: Callable[[Sequence[str]], Awaitable[None]]) -> None:
         """Await ``hook(session ids)`` after sessions end here (a change feed publishes)."""

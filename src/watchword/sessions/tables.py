@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from watchword.storage.tables import metadata
 
-__all__ = ["logout_tokens_seen", "sessions", "signin_flows"]
+__all__ = ["logout_tokens_seen", "refresher_members", "sessions", "signin_flows"]
 
 sessions = Table(
     "sessions",
@@ -101,4 +101,13 @@ logout_tokens_seen = Table(
     Column("jti_hash", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_logout_tokens_seen_expires_at", "expires_at"),
+)
+
+# Background refreshers alive (a heartbeat per pass): the fair share of shards is
+# ceil(shards / members seen within one lease).
+refresher_members = Table(
+    "refresher_members",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
 )

@@ -187,3 +187,27 @@ async def test_a_non_rotating_provider_may_retry_after_an_interrupted_refresh(
     result = await made.services.refresher.refresh(row["id"])
     assert result.outcome is Outcome.REFRESHED
     assert refresh_grants(provider) == 1
+
+
+async def test_the_background_refresher_keeps_a_session_fresh_across_lifetimes(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    background = made.services.background
+    for lifetime in range(3):
+        await background.run_pass()
+        await background.drain()
+        assert refresh_grants(provider) == lifetime  # not due yet: nothing sent
+        await _into_grace(made)
+        await background.run_pass()
+        await background.drain()
+        assert refresh_grants(provider) == lifetime + 1
+        row = await _session(made)
+        assert row["state"] == "active" and row["intent_fence"] is None
+        assert (await made.client.get("/v1/me")).status_code == 200
+    assert reuse_errors(provider) == []
+    status = (await made.client.get("/readyz")).json()["details"]["refresher"]
+    assert status["shards_held"] == "16/16"
+    await background.aclose()

@@ -34,6 +34,10 @@ class ReadyDetails(BaseModel):
     providers: dict[str, ProviderState] = Field(
         description="Each sign-in provider's last known state (never fails readiness)."
     )
+    refresher: dict[str, str] = Field(
+        description="The session refresher of this process: running or stopped, shards held, "
+        "refreshes in flight, last pass, last error."
+    )
 
 
 class Ready(BaseModel):
@@ -91,7 +95,10 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
     providers = services.signin.provider_status()
     if providers:
         # Informational: a provider that is down stops its sign-in (503), not the process.
-        body["details"] = {"providers": providers}
+        body["details"] = {
+            "providers": providers,
+            "refresher": services.background.status(),
+        }
     return JSONResponse(body)
 
 

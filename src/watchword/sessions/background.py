@@ -1,0 +1,291 @@
+"""The background refresher: every replica takes a fair share of the shards, refreshes what is
+due in them, and hands its shards over when it dies.
+
+**Shards.** Sessions live in 1,024 slots (``crc32(id) % 1024``, stored as ``sessions.shard``);
+shard ``k`` of ``refresher.shards`` is the slots with ``slot % shards == k``. A shard is held by
+a lease of the lock backend (``refresher-shard:k``, length ``refresher.lease``), renewed every
+pass; a replica that dies stops renewing and its shards are free again within one lease.
+
+**Fair share.** Each replica writes a heartbeat row (``refresher_members``) every pass;
+``fair = ceil(shards / live members)``. A replica holding more than its share releases the
+extra shards, one holding fewer takes free ones, so one replica alone holds them all and a
+second one gets half within a pass or two. Two replicas never hold one shard (the lease), and
+even if they did, the refresh-once lock keeps each refresh token to one presentation.
+
+**A pass.** Renew held shards; load the sessions due (``refresh_due_at <= now``) in them,
+oldest due first; start each in a bounded pool (``pool_size``) under a per-provider limit
+(``per_provider_limit``), each refresh with its own call timeout, so a hanging provider call
+delays no other session (and no other provider). Then sleep until the earliest next due time
+in the held shards, ``poll_interval`` at most, or until woken (a new session, by the change
+feed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword.clock import Clock, utc
+from watchword.errors import LockTimeout, WatchwordError
+from watchword.locks import Lease, LockLost, Locks, new_holder_id
+from watchword.observability.logging import get_logger
+from watchword.sessions.model import ACTIVE
+from watchword.sessions.refresh import SessionRefresher
+from watchword.sessions.store import SLOTS
+from watchword.sessions.tables import refresher_members, sessions
+
+__all__ = ["BackgroundRefresher", "shard_slots"]
+
+log = get_logger("watchword.refresher")
+_BATCH = 500
+
+
+def shard_slots(shard: int, shards: int) -> list[int]:
+    return [slot for slot in range(SLOTS) if slot % shards == shard]
+
+
+class BackgroundRefresher:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        locks: Locks,
+        refresher: SessionRefresher,
+        shards: int,
+        lease: timedelta,
+        pool_size: int,
+        per_provider_limit: int,
+        poll_interval: timedelta,
+        registry: CollectorRegistry,
+        member_id: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._locks = locks
+        self._refresher = refresher
+        self.shards = shards
+        self._lease = lease
+        self._pool = asyncio.Semaphore(pool_size)
+        self._per_provider_limit = per_provider_limit
+        self._provider_limits: dict[str, asyncio.Semaphore] = {}
+        self._poll = poll_interval
+        self.member_id = member_id or new_holder_id()
+        self.held: dict[int, Lease] = {}
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self.wake = asyncio.Event()
+        self.last_pass_at: datetime | None = None
+        self.running = False
+        self._shards_held = Gauge(
+            "watchword_refresher_shards_held",
+            "Refresher shards this process holds.",
+            registry=registry,
+        )
+        self._in_flight_gauge = Gauge(
+            "watchword_refresher_in_flight",
+            "Refreshes running in this process.",
+            registry=registry,
+        )
+        self._sessions_by_state = Gauge(
+            "watchword_sessions_by_state",
+            "Sessions by state, as last counted by a refresher pass.",
+            ["state"],
+            registry=registry,
+        )
+
+    # --- the loop ---
+
+    async def run(self, *, stop: asyncio.Event) -> None:
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    wait_s = await self.run_pass()
+                except WatchwordError as exc:
+                    log.warning("refresher_pass_failed", code=exc.code, reason=exc.detail)
+                    wait_s = self._poll.total_seconds()
+                self.wake.clear()
+                waits = [
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self.wake.wait()),
+                ]
+                try:
+                    await asyncio.wait(waits, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waits:
+                        waiter.cancel()
+        finally:
+            self.running = False
+            await self.aclose()
+
+    async def run_pass(self) -> float:
+        """One pass; how long to sleep before the next (seconds)."""
+        now = self._clock.now()
+        members = await self._heartbeat(now)
+        await self._balance(members)
+        slots = [s for shard in sorted(self.held) for s in shard_slots(shard, self.shards)]
+        due_rows = await self._due(slots, now) if slots else []
+        for session_id, provider in due_rows:
+            if session_id not in self._in_flight:
+                task = asyncio.create_task(self._one(session_id, provider))
+                self._in_flight[session_id] = task
+        self._in_flight_gauge.set(len(self._in_flight))
+        self.last_pass_at = now
+        next_due = await self._next_due(slots) if slots else None
+        wait = self._poll.total_seconds()
+        if next_due is not None:
+            wait = min(wait, max(0.05, (next_due - self._clock.now()).total_seconds()))
+        return min(wait, self._lease.total_seconds() / 3)
+
+    async def drain(self) -> None:
+        """Wait for the refreshes started so far (tests, shutdown)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
+
+    async def _one(self, session_id: str, provider: str) -> None:
+        limit = self._provider_limits.setdefault(
+            provider, asyncio.Semaphore(self._per_provider_limit)
+        )
+        try:
+            async with self._pool, limit:
+                await self._refresher.refresh(session_id)
+        except WatchwordError as exc:
+            log.warning("background_refresh_failed", session_id=session_id, code=exc.code)
+        except Exception:
+            log.exception("background_refresh_crashed", session_id=session_id)
+        finally:
+            self._in_flight.pop(session_id, None)
+
+    # --- shards ---
+
+    async def _heartbeat(self, now: datetime) -> int:
+        """Record this member alive; how many members are alive."""
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                update(refresher_members)
+                .where(refresher_members.c.id == self.member_id)
+                .values(seen_at=now)
+            )
+            if updated.rowcount == 0:
+                with contextlib.suppress(IntegrityError):
+                    await conn.execute(
+                        insert(refresher_members).values(id=self.member_id, seen_at=now)
+                    )
+            await conn.execute(
+                delete(refresher_members).where(refresher_members.c.seen_at < now - self._lease * 4)
+            )
+            alive = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(refresher_members)
+                    .where(refresher_members.c.seen_at >= now - self._lease)
+                )
+            ).scalar_one()
+        return max(1, int(alive))
+
+    async def _balance(self, members: int) -> None:
+        fair = math.ceil(self.shards / members)
+        for shard, lease in list(self.held.items()):  # renew (or lose) what is held
+            try:
+                self.held[shard] = await self._locks.renew(lease, self._lease)
+            except LockLost:
+                del self.held[shard]
+                log.warning("refresher_shard_lost", shard=shard)
+        while len(self.held) > fair:  # hand the extra over
+            shard = max(self.held)
+            lease = self.held.pop(shard)
+            await self._locks.release(lease)
+            log.info("refresher_shard_released", shard=shard, fair=fair)
+        for shard in range(self.shards):
+            if len(self.held) >= fair:
+                break
+            if shard in self.held:
+                continue
+            try:
+                lease = await self._locks.acquire(
+                    f"refresher-shard:{shard}", ttl=self._lease, wait=timedelta(0)
+                )
+            except LockTimeout:
+                continue  # held by another replica
+            self.held[shard] = lease
+            log.info("refresher_shard_taken", shard=shard, fair=fair)
+        self._shards_held.set(len(self.held))
+
+    async def aclose(self) -> None:
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
+        for lease in list(self.held.values()):
+            with contextlib.suppress(WatchwordError):
+                await self._locks.release(lease)
+        self.held.clear()
+        self._shards_held.set(0)
+        with contextlib.suppress(Exception):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(refresher_members).where(refresher_members.c.id == self.member_id)
+                )
+
+    # --- queries ---
+
+    async def _due(self, slots: list[int], now: datetime) -> list[tuple[str, str]]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sessions.c.id, sessions.c.provider)
+                    .where(
+                        sessions.c.state == ACTIVE,
+                        sessions.c.shard.in_(slots),
+                        sessions.c.refresh_due_at <= now,
+                    )
+                    .order_by(sessions.c.refresh_due_at)
+                    .limit(_BATCH)
+                )
+            ).all()
+        return [(row.id, row.provider) for row in rows]
+
+    async def _next_due(self, slots: list[int]) -> datetime | None:
+        async with self._engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    select(func.min(sessions.c.refresh_due_at)).where(
+                        sessions.c.state == ACTIVE, sessions.c.shard.in_(slots)
+                    )
+                )
+            ).scalar_one()
+        return utc(value) if isinstance(value, datetime) else None
+
+    async def count_by_state(self) -> Mapping[str, int]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sessions.c.state, func.count()).group_by(sessions.c.state)
+                )
+            ).all()
+        counts = {str(state): int(n) for state, n in rows}
+        for state, n in counts.items():
+            self._sessions_by_state.labels(state).set(n)
+        return counts
+
+    def status(self) -> dict[str, str]:
+        """For ``/readyz`` details."""
+        out = {
+            "status": "running" if self.running else "stopped",
+            "shards_held": f"{len(self.held)}/{self.shards}",
+            "in_flight": str(len(self._in_flight)),
+        }
+        if self.last_pass_at is not None:
+            out["last_pass_at"] = self.last_pass_at.isoformat()
+        if self._refresher.last_error is not None:
+            at, message = self._refresher.last_error
+            out["last_error"] = message
+            out["last_error_at"] = at.isoformat()
+        return out
