@@ -301,6 +301,7 @@ class Services:
             call_timeout=settings.refresher.call_timeout,
             leeway=settings.oidc.leeway,
             metrics=RefreshMetrics(runtime.registry),
+            authz_claim=settings.rbac.authz_claim,
         )
         background = BackgroundRefresher(
             engine,

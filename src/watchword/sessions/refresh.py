@@ -60,6 +60,7 @@ from watchword.sessions.schedule import (
 )
 from watchword.sessions.sealing import SealedColumn, Sealer, UnsealError
 from watchword.sessions.service import SessionService
+from watchword.sessions.signin import signed_only_claims
 from watchword.sessions.store import record_of
 from watchword.sessions.tables import sessions
 
@@ -148,7 +149,9 @@ class SessionRefresher:
         leeway: timedelta,
         metrics: RefreshMetrics,
         rng: random.Random | None = None,
+        authz_claim: str = "https://watchword.dev/authz",
     ) -> None:
+        self._authz_claim = authz_claim
         self._engine = engine
         self._clock = clock
         self._locks = locks
@@ -311,6 +314,14 @@ class SessionRefresher:
         claims: dict[str, Any] | None = None
         if fresh.id_token is not None:
             claims = await self._check_refreshed_id_token(row, client, fresh.id_token)
+        userinfo_at = row["userinfo_at"]
+        if client.settings.userinfo and (
+            userinfo_at is None or now >= utc(userinfo_at) + self.policy.userinfo_interval
+        ):
+            claims = await self._refresh_userinfo(
+                row, client, fresh.access_token, claims, signed=fresh.id_token is not None
+            )
+            userinfo_at = now
         values: dict[str, Any] = {
             "access_token": sealer.seal(
                 fresh.access_token.reveal(),
@@ -326,6 +337,7 @@ class SessionRefresher:
             "last_error_at": None,
             "intent_fence": None,
             "intent_at": None,
+            "userinfo_at": userinfo_at,
         }
         # Re-seal every token column under the current key (the row carries one key id).
         if fresh.refresh_token is not None:
@@ -389,6 +401,33 @@ class SessionRefresher:
         kept.update(
             {k: v for k, v in claims.items() if k not in {"nonce", "at_hash", "c_hash", "s_hash"}}
         )
+        return kept
+
+    async def _refresh_userinfo(
+        self,
+        row: Mapping[str, Any],
+        client: OidcClient,
+        access_token: Secret,
+        claims: dict[str, Any] | None,
+        *,
+        signed: bool,
+    ) -> dict[str, Any] | None:
+        """User info on its own interval (as in the seed): its values replace the snapshot's
+        for claims that a signed ID token does not carry (a new ID token's claims win, and
+        the identity and authorization claims never come from userinfo). A failure keeps
+        the snapshot; the refresh stands."""
+        try:
+            info = await client.userinfo(access_token)
+        except ProviderUnavailable as exc:
+            log.warning("userinfo_refresh_failed", session_id=row["id"], code=exc.code)
+            return claims
+        if not info or info.get("sub") != row["subject"]:
+            return claims
+        kept = dict(claims if claims is not None else json.loads(row["claims"]))
+        blocked = signed_only_claims(client.settings, self._authz_claim)
+        if signed and claims is not None:
+            blocked |= set(claims)
+        kept.update({k: v for k, v in info.items() if k not in blocked})
         return kept
 
     async def _finish_temporary(

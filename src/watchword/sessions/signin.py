@@ -43,6 +43,7 @@ from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock
+from watchword.config import OidcProviderSettings
 from watchword.errors import (
     IdTokenInvalid,
     LogoutTokenInvalid,
@@ -66,7 +67,14 @@ from watchword.sessions.model import SessionRecord
 from watchword.sessions.service import EndedSession, NewSession, SessionFilter, SessionService
 from watchword.sessions.tables import sessions as sessions_table
 
-__all__ = ["Finished", "OrganizationsOf", "SigninService", "Started", "is_binding"]
+__all__ = [
+    "Finished",
+    "OrganizationsOf",
+    "SigninService",
+    "Started",
+    "is_binding",
+    "signed_only_claims",
+]
 
 OrganizationsOf = Callable[[str, str, Mapping[str, Any]], Awaitable[Sequence[str]]]
 """(issuer, subject, claims) → the organizations the subject belongs to (RBAC decides)."""
@@ -80,6 +88,17 @@ _MAX_SUBJECT = 255  # the sessions.subject column
 _PROTECTED_CLAIMS = frozenset({"iss", "aud", "sub", "exp", "iat", "nbf", "azp", "sid", "auth_time"})
 JANITOR_EVERY = timedelta(minutes=1)
 LOGOUT_TOKEN_MAX_AGE = timedelta(minutes=5)
+
+
+def signed_only_claims(settings: OidcProviderSettings, default_authz_claim: str) -> set[str]:
+    """Claims taken only from a signed ID token, never from userinfo: the protocol's own,
+    and those identity and authorization are read from."""
+    return {
+        *_PROTECTED_CLAIMS,
+        settings.subject_claim,
+        settings.authz_claim or default_authz_claim,
+        *([settings.groups_claim] if settings.groups_claim else []),
+    }
 
 
 def is_binding(value: str | None) -> bool:
@@ -272,12 +291,7 @@ class SigninService:
                     raise IdTokenInvalid("userinfo names another subject than the ID token")
                 # The signed, nonce-bound ID token wins: userinfo only adds claims it lacks,
                 # and never the ones identity and authorization are read from.
-                signed_only = {
-                    *_PROTECTED_CLAIMS,
-                    settings.subject_claim,
-                    settings.authz_claim or self._authz_claim,
-                    *([settings.groups_claim] if settings.groups_claim else []),
-                }
+                signed_only = signed_only_claims(settings, self._authz_claim)
                 kept.update(
                     {k: v for k, v in info.items() if k not in kept and k not in signed_only}
                 )

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 from tests.integration.signin.conftest import SigninApp, SigninFactory
-from tests.oidc.plugin import OidcProvider, OidcProviderFactory
+from tests.oidc.plugin import AUTHZ_CLAIM, OidcProvider, OidcProviderFactory
 
 from watchword.clock import FakeClock, utc
 from watchword.sessions.refresh import Outcome
@@ -211,3 +211,30 @@ async def test_the_background_refresher_keeps_a_session_fresh_across_lifetimes(
     status = (await made.client.get("/readyz")).json()["details"]["refresher"]
     assert status["shards_held"] == "16/16"
     await background.aclose()
+
+
+async def test_user_info_refreshed_on_its_interval_never_overrides_signed_claims(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    accounts = {
+        "mallory": {
+            "sub": "mallory-0009",
+            "email": "mallory@example.com",
+            "name": "Mallory",
+            "groups": ["staff"],
+            AUTHZ_CLAIM: {"acctype": "user", "orgIds": []},
+            "userinfo_overrides": {"groups": ["admins"], "email": "ceo@example.com"},
+        }
+    }
+    provider = oidc_provider_factory(accounts=accounts)
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in(login="mallory")).status_code == 302
+    before = await _session(made)
+    assert isinstance(made.clock, FakeClock)
+    made.clock.advance(timedelta(minutes=16))  # user info is due (15 minutes), token too
+    result = await made.services.refresher.refresh(before["id"])
+    assert result.outcome is Outcome.REFRESHED
+    after = await _session(made)
+    assert utc(after["userinfo_at"]) > utc(before["userinfo_at"])
+    claims = (await made.client.get("/v1/me")).json()["claims"]
+    assert claims["groups"] == ["staff"] and claims["email"] == "mallory@example.com"
