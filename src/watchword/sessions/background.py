@@ -46,6 +46,7 @@ __all__ = ["BackgroundRefresher", "shard_slots"]
 
 log = get_logger("watchword.refresher")
 _BATCH = 500
+_COUNT_EVERY = timedelta(minutes=1)
 
 
 def shard_slots(shard: int, shards: int) -> list[int]:
@@ -83,6 +84,7 @@ class BackgroundRefresher:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.last_pass_at: datetime | None = None
+        self._counted_at: datetime | None = None
         self.running = False
         self._shards_held = Gauge(
             "watchword_refresher_shards_held",
@@ -138,6 +140,9 @@ class BackgroundRefresher:
                 task = asyncio.create_task(self._one(session_id, provider))
                 self._in_flight[session_id] = task
         self._in_flight_gauge.set(len(self._in_flight))
+        if self._counted_at is None or now - self._counted_at >= _COUNT_EVERY:
+            await self.count_by_state()
+            self._counted_at = now
         self.last_pass_at = now
         next_due = await self._next_due(slots) if slots else None
         wait = self._poll.total_seconds()
