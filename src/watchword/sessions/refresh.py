@@ -199,8 +199,10 @@ class SessionRefresher:
                 if not self._wanted(row, force):
                     return RefreshResult(self._idle_outcome(row), record_of_row(row))
                 if client is None:
-                    return await self._finish_permanent(
-                        row, lease.fence, provider, "provider_not_configured"
+                    # Another process may still know it (a configuration being rolled out):
+                    # retried later, never a reason to end the session here.
+                    return await self._finish_temporary(
+                        row, lease.fence, provider, "provider not configured here", None
                     )
                 return await self._redeem(row, client, lease)
         except LockLost:
