@@ -56,27 +56,29 @@ def background_jobs(services: Services, *, serving: bool = False) -> list[Job]:
         await services.signin.run_janitor(stop=stop)
 
     async def session_feed(stop: asyncio.Event) -> None:
-        sessions = services.sessions
-        await services.feed.listen(
-            SESSIONS_ENDED, sessions.forget, on_connect=sessions.forget_all, stop=stop
+        sessions, background = services.sessions, services.background
+
+        def changed(ids: list[str]) -> None:
+            sessions.invalidate(ids)  # refreshed elsewhere: new claims, maybe a new state
+            background.wake.set()  # new sessions: the refresher schedules them at once
+
+        await asyncio.gather(
+            services.feed.listen(
+                SESSIONS_ENDED, sessions.forget, on_connect=sessions.forget_all, stop=stop
+            ),
+            services.feed.listen(
+                SESSIONS_CHANGED, changed, on_connect=sessions.forget_all, stop=stop
+            ),
         )
 
     async def session_refresher(stop: asyncio.Event) -> None:
-        background = services.background
-
-        def wake(_ids: list[str]) -> None:
-            background.wake.set()
-
-        await asyncio.gather(
-            background.run(stop=stop),
-            services.feed.listen(SESSIONS_CHANGED, wake, on_connect=background.wake.set, stop=stop),
-        )
+        await services.background.run(stop=stop)
 
     jobs = [Job("token_janitor", janitor), Job("session_janitor", session_janitor)]
     settings = services.runtime.settings
     if settings.oidc.providers and (not serving or settings.refresher.in_serve):
         jobs.append(Job("session_refresher", session_refresher))
-    if services.feed.name != "none":  # ended sessions reach other processes at once
+    if services.feed.name != "none":  # ended and refreshed sessions reach other processes
         jobs.append(Job("session_feed", session_feed))
     if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub
         jobs.insert(0, Job("token_invalidation", invalidations))

@@ -374,7 +374,7 @@ class SessionRefresher:
         )
         if not await self._write(session_id, fence, **values):
             raise LockLost(f"session-refresh:{session_id}", fence)
-        self._sessions.invalidate([session_id])
+        await self._sessions.changed([session_id])
         self.metrics.refreshes.labels(provider, Outcome.REFRESHED.value).inc()
         self.metrics.last_success.set(now.timestamp())
         log.info("session_refreshed", session_id=session_id, provider=provider)
@@ -498,7 +498,7 @@ class SessionRefresher:
         )
         if not written:
             raise LockLost(f"session-refresh:{row['id']}", fence)
-        self._sessions.invalidate([row["id"]])
+        await self._sessions.changed([row["id"]])
         self.last_error = (now, f"{provider}: {reason}"[:500])
         self.metrics.refreshes.labels(provider, outcome.value).inc()
         log.warning(

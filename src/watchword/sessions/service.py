@@ -321,6 +321,13 @@ class SessionService:
         for session_id in session_ids:
             self._cache.pop(session_id)
 
+    async def changed(self, session_ids: Sequence[str]) -> None:
+        """Sessions changed here (a refresh: new claims, or a new state): dropped from this
+        process's cache at once and announced to the others (the change feed)."""
+        self.invalidate(session_ids)
+        for hook in self._on_created:
+            await hook(session_ids)
+
     def forget_all(self) -> None:
         """Drop every cached session (a change feed reconnected: it may have missed some)."""
         self._cache.clear()
