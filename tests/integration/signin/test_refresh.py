@@ -238,3 +238,27 @@ async def test_user_info_refreshed_on_its_interval_never_overrides_signed_claims
     assert utc(after["userinfo_at"]) > utc(before["userinfo_at"])
     claims = (await made.client.get("/v1/me")).json()["claims"]
     assert claims["groups"] == ["staff"] and claims["email"] == "mallory@example.com"
+
+
+async def test_interactive_requests_racing_the_background_refresher_redeem_once(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    background = made.services.background
+    await background.run_pass()  # takes the shards; nothing due yet
+    await _into_grace(made)
+
+    async def in_background() -> None:
+        await background.run_pass()
+        await background.drain()
+
+    results = await asyncio.gather(
+        in_background(), *(made.client.get("/v1/me/token") for _ in range(5))
+    )
+    answers = results[1:]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["access_token"] for a in answers}) == 1
+    assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
+    await background.aclose()
