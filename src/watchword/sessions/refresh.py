@@ -34,6 +34,7 @@ import asyncio
 import json
 import random
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -67,6 +68,7 @@ from watchword.sessions.tables import sessions
 __all__ = ["AccessToken", "Outcome", "RefreshMetrics", "RefreshResult", "SessionRefresher"]
 
 log = get_logger("watchword.refresher")
+_WANT_RECORD: ContextVar[bool] = ContextVar("watchword_refresh_want_record", default=True)
 
 
 class Outcome(StrEnum):
@@ -173,9 +175,13 @@ class SessionRefresher:
 
     # --- one session ---
 
-    async def refresh(self, session_id: str, *, force: bool = False) -> RefreshResult:
+    async def refresh(
+        self, session_id: str, *, force: bool = False, want_record: bool = True
+    ) -> RefreshResult:
         """Refresh ``session_id`` if it is due (or ``force``), at most once across every
-        process; the session as it is afterwards."""
+        process; the session as it is afterwards (``want_record=False``: not read again, for
+        the background refresher, which does not look at it)."""
+        _WANT_RECORD.set(want_record)  # this task's own (contextvars): concurrent calls differ
         row = await self._read(session_id)
         if row is None:
             return RefreshResult(Outcome.INACTIVE, None)
@@ -541,6 +547,8 @@ class SessionRefresher:
         return row
 
     async def _record(self, session_id: str) -> SessionRecord | None:
+        if not _WANT_RECORD.get():
+            return None
         try:
             return await self._sessions.get(session_id)
         except NotFound:

@@ -1,4 +1,4 @@
-"""Background refreshers' heartbeats (the fair share of shards).
+"""Background refreshers' heartbeats (the fair share of shards); the due index in due order.
 
 Revision ID: 0009_refresher_members
 Revises: 0008_session_refresh
@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.drop_index("ix_sessions_due", table_name="sessions")
+    op.create_index("ix_sessions_due_at", "sessions", ["refresh_due_at"])
     op.create_table(
         "refresher_members",
         sa.Column("id", sa.String(200), nullable=False),
@@ -26,3 +28,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("refresher_members")
+    op.drop_index("ix_sessions_due_at", table_name="sessions")
+    op.create_index("ix_sessions_due", "sessions", ["shard", "refresh_due_at"])
