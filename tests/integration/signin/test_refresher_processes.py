@@ -11,8 +11,8 @@ What must hold whatever the timing (the timing only drives the scenario):
 * no session is lost: each one is either active, or needs a new sign-in because a kill landed
   between a refresh's intent and its outcome (``refresh_interrupted``: by design, the token
   may have been rotated, so it is not replayed); nothing else;
-* once one worker is left alone, every active session is refreshed again and no intent stays
-  unresolved;
+* once one worker is left alone, every active session is refreshed again (so are sessions
+  signed in then, which no kill can touch) and no intent stays unresolved;
 * each session is refreshed once per token lifetime: every refresh was decided with at most
   ``grace`` left on the token it replaced (the new one has ``TTL > grace`` left);
 * every refresh a worker recorded was granted by the provider (grants >= recorded ones; the
@@ -46,6 +46,7 @@ from watchword.clock import SystemClock
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SESSIONS = 20
+CONTROL = 3  # signed in once the kills stopped: refreshed by the lone worker, never killed
 WORKERS = 3
 TTL_S = 20  # the provider's access-token lifetime
 GRACE_S = 12  # refreshed 12 s before expiry: a cycle of about 8 s
@@ -212,6 +213,13 @@ async def test_three_workers_killed_at_random_lose_no_session_and_never_present_
             kinds["quiet"] += 1
         survivor.wait_started()
         quiet_from = datetime.now(UTC)
+        before = {r["id"] for r in _rows(conn)}
+        for n in range(CONTROL):
+            made.client.cookies.clear()
+            made.agent.cookies.clear()
+            done = await made.sign_in(login="alice" if n % 2 else "bob")
+            assert done.status_code == 302, done.text
+        control = {r["id"] for r in _rows(conn)} - before
         settle_until = time.monotonic() + SETTLE_TIMEOUT_S
         while True:
             rows = _rows(conn)
@@ -261,7 +269,7 @@ async def test_three_workers_killed_at_random_lose_no_session_and_never_present_
     assert errors == [], f"seed {seed}: {errors}"
     # (b) No session lost: active and refreshed since the quiet phase began, or interrupted by
     # a kill between intent and outcome; nothing else.
-    assert len(rows) == SESSIONS
+    assert len(rows) == SESSIONS + CONTROL and len(control) == CONTROL
     for row in interrupted:
         assert row["state"] == "reauth_required", _dump(rows)
         assert str(row["state_reason"]).startswith("refresh_interrupted"), _dump(rows)
@@ -269,8 +277,8 @@ async def test_three_workers_killed_at_random_lose_no_session_and_never_present_
         assert row["refreshed_at"] > quiet_from, _dump(rows)
         assert row["access_expires_at"] > row["refreshed_at"], _dump(rows)
         assert row["refresh_due_at"] is not None and per_session[row["id"]] >= 1, _dump(rows)
-    # The kills stop once half the sessions are interrupted, so some stay to be observed.
-    assert active, _dump(rows)
+    # However many the kills interrupted, the sessions signed in after them are kept fresh.
+    assert control <= {r["id"] for r in active}, _dump(rows)
     # (c) No intent left unresolved (the loop above waited for it).
     assert all(r["intent_fence"] is None for r in rows)
     # Once per lifetime: every refresh was decided inside its token's refresh window.
