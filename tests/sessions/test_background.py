@@ -242,3 +242,31 @@ async def test_every_session_is_refreshed_once_per_cycle_across_two_replicas(
         assert set(fake.presented.values()) == {1}
     states = await _states(a, ids)
     assert all(s["state"] == "active" for s in states.values())
+
+
+async def test_a_pass_that_loses_the_database_is_retried_not_the_end_of_the_refresher(
+    replicas: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL answering "sorry, too many clients already" surfaces from SQLAlchemy as an
+    # OperationalError: the loop used to let it end the job (and `watchword worker` with it).
+    from sqlalchemy.exc import OperationalError
+
+    services: Services = await replicas()
+    background = services.background
+    passes = 0
+    stop = asyncio.Event()
+    real_pass = background.run_pass
+
+    async def flaky_pass() -> float:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            raise OperationalError("connect", {}, Exception("too many clients already"))
+        stop.set()
+        return await real_pass()
+
+    monkeypatch.setattr(background, "_poll", timedelta(milliseconds=10))
+    monkeypatch.setattr(background, "run_pass", flaky_pass)
+    async with asyncio.timeout(10):
+        await background.run(stop=stop)
+    assert passes == 2

@@ -14,6 +14,11 @@ Defaults, each left out when ``env`` gives the setting (under its path or its fl
 ``WATCHWORD_ENV=development`` (migrates on start), a fresh SQLite file in the test's
 ``tmp_path``, ``WATCHWORD_ISSUER_URL=http://127.0.0.1:<port>``, JSON logs. No ``WATCHWORD_*``
 variable of the test runner's own environment reaches the server.
+
+``live_worker(env, name="w1")`` starts ``watchword worker`` the same way (same environment
+and defaults). A worker has no HTTP port: it is ready once its log has ``job_started`` for
+``job`` (``session_refresher`` unless told). ``worker.kill()`` sends SIGKILL (a crash: no
+lease released, no transaction finished); every worker still running is stopped after the test.
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ import pytest
 
 from watchword.config import ALIASES, ENV_PREFIX, env_name
 
-__all__ = ["LiveServer", "LiveWatchword", "free_port", "live_watchword"]
+__all__ = [
+    "LiveServer",
+    "LiveWatchword",
+    "LiveWorker",
+    "LiveWorkers",
+    "free_port",
+    "live_watchword",
+    "live_worker",
+]
 
 WATCHWORD_BIN = Path(sys.executable).parent / "watchword"
 READY_TIMEOUT = 90.0  # seconds; a cold start imports, migrates and checks the database
@@ -125,6 +138,85 @@ class LiveServer:
             f"{self.log_text()[-8000:]}",
             pytrace=False,
         )
+
+
+@dataclass
+class LiveWorker:
+    """One ``watchword worker`` process."""
+
+    name: str
+    log_path: Path
+    database_url: str
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_records(self) -> list[dict[str, object]]:
+        records = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        return records
+
+    def started(self, job: str = "session_refresher") -> bool:
+        return any(
+            r.get("event") == "job_started" and r.get("job") == job for r in self.log_records()
+        )
+
+    def wait_started(self, job: str = "session_refresher", timeout: float = READY_TIMEOUT) -> None:
+        """Return once the log says ``job`` started; fail the test (showing the log) when the
+        process exits first or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while not self.started(job):
+            code = self.process.poll()
+            if code is not None:
+                self._fail(f"exited with status {code} before {job} started")
+            if time.monotonic() > deadline:
+                self.stop()
+                self._fail(f"did not start {job} within {timeout:g} s")
+            time.sleep(0.1)
+
+    def kill(self) -> int:
+        """SIGKILL (no clean-up of any kind); returns the exit status. Idempotent."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after a grace period; returns the exit status. Idempotent."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def _fail(self, what: str) -> NoReturn:
+        pytest.fail(
+            f"watchword worker {self.name!r} {what}; its log ({self.log_path}):\n"
+            f"{self.log_text()[-8000:]}",
+            pytrace=False,
+        )
+
+
+class LiveWorkers(Protocol):
+    """The ``live_worker`` fixture's factory."""
+
+    def __call__(
+        self, env: Mapping[str, str] | None = None, *, name: str, wait: bool = True
+    ) -> LiveWorker: ...
 
 
 class LiveWatchword(Protocol):
@@ -231,3 +323,45 @@ def live_watchword(tmp_path: Path) -> Iterator[LiveWatchword]:
     finally:
         for server in servers.values():
             server.stop()
+
+
+@pytest.fixture
+def live_worker(tmp_path: Path) -> Iterator[LiveWorkers]:
+    """Factory: ``live_worker(env, name=…, wait=True) -> LiveWorker`` starts ``watchword
+    worker`` with ``env`` added to its environment (``wait``: until ``session_refresher``
+    started); every worker still running is stopped after the test."""
+    if not WATCHWORD_BIN.exists():
+        pytest.fail(f"{WATCHWORD_BIN} is missing: run scripts/bootstrap", pytrace=False)
+    workers: dict[str, LiveWorker] = {}
+
+    def start(env: Mapping[str, str] | None = None, *, name: str, wait: bool = True) -> LiveWorker:
+        if name in workers:
+            raise ValueError(f"a live worker named {name!r} was already started in this test")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ValueError(f"name {name!r}: letters, digits, _ and - only")
+        folder = tmp_path / f"worker-{name}"
+        folder.mkdir()
+        worker_env, database_url = _server_env(dict(env or {}), free_port(), folder)
+        log_path = folder / "worker.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(WATCHWORD_BIN), "worker"],
+                cwd=folder,
+                env=worker_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        worker = LiveWorker(
+            name=name, log_path=log_path, database_url=database_url, process=process
+        )
+        workers[name] = worker
+        if wait:
+            worker.wait_started()
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in workers.values():
+            worker.stop()

@@ -207,6 +207,7 @@ class PostgresBackend:
         self, sql: str, params: Mapping[str, object], pool: _Pool | None = None
     ) -> DictRow | None:
         for attempt in (1, 2):
+            reused = False  # connecting itself may fail, before the pool says
             try:
                 async with (pool or self._pool).connection() as (conn, floor, reused):
                     cursor = await conn.execute(sql, {**params, "floor": floor})

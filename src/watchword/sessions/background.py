@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock, utc
@@ -113,6 +113,15 @@ class BackgroundRefresher:
                     wait_s = await self.run_pass()
                 except WatchwordError as exc:
                     log.warning("refresher_pass_failed", code=exc.code, reason=exc.detail)
+                    wait_s = self._poll.total_seconds()
+                except (SQLAlchemyError, OSError) as exc:
+                    # The database refused or dropped a connection (too many clients, a
+                    # restart): the next pass retries; a held shard's lease outlives a pass.
+                    log.warning(
+                        "refresher_pass_failed",
+                        code="database_unavailable",
+                        error_type=type(exc).__name__,
+                    )
                     wait_s = self._poll.total_seconds()
                 self.wake.clear()
                 waits = [

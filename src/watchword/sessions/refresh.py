@@ -311,10 +311,16 @@ class SessionRefresher:
                     row, lease.fence, provider, f"refresh_interrupted: {reason}"
                 )
             return await self._finish_temporary(row, lease.fence, provider, reason, None)
-        return await self._finish_success(row, lease.fence, client, fresh)
+        return await self._finish_success(row, lease.fence, client, fresh, attempted_at=now)
 
     async def _finish_success(
-        self, row: Mapping[str, Any], fence: int, client: OidcClient, fresh: TokenSet
+        self,
+        row: Mapping[str, Any],
+        fence: int,
+        client: OidcClient,
+        fresh: TokenSet,
+        *,
+        attempted_at: datetime,
     ) -> RefreshResult:
         session_id, provider = row["id"], row["provider"]
         sealer = self._require_sealer()
@@ -383,7 +389,15 @@ class SessionRefresher:
         await self._sessions.changed([session_id])
         self.metrics.refreshes.labels(provider, Outcome.REFRESHED.value).inc()
         self.metrics.last_success.set(now.timestamp())
-        log.info("session_refreshed", session_id=session_id, provider=provider)
+        # How long the replaced access token had left when its refresh was decided: at most
+        # ``grace`` unless forced, so a session is refreshed once per token lifetime.
+        left = row["access_expires_at"]
+        log.info(
+            "session_refreshed",
+            session_id=session_id,
+            provider=provider,
+            time_left_s=None if left is None else round((left - attempted_at).total_seconds(), 3),
+        )
         return RefreshResult(Outcome.REFRESHED, await self._record(session_id))
 
     async def _check_refreshed_id_token(

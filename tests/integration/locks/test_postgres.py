@@ -92,3 +92,22 @@ async def test_postgres_idle_connection_killed_is_retried_transparently(
         assert await locks.release(lease)
     finally:
         await locks.aclose()
+
+
+async def test_postgres_backend_that_cannot_connect_says_the_database_is_unavailable(
+    locks_pg_url: str,
+) -> None:
+    # A refused connection ("too many clients", a database that is not there) used to reach
+    # the retry check before the pool had said whether it reused a connection: an
+    # UnboundLocalError, which no caller handles, instead of DatabaseUnavailable.
+    from sqlalchemy.engine import make_url
+
+    from watchword.errors import DatabaseUnavailable
+
+    url = make_url(locks_pg_url).set(database="ww_no_such_database")
+    backend = PostgresBackend(create_engine_for_url(str(url)), owns_engine=True)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await backend.try_acquire("nowhere", "h", TTL)
+    finally:
+        await backend.aclose()
