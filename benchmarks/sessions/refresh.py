@@ -20,7 +20,7 @@ alone (``perf_counter_ns``):
   shard IN (...) AND refresh_due_at <= now ORDER BY refresh_due_at LIMIT 500``) for one shard
   of 16 (64 slots) and for all 16 (1,024 slots: one replica alone).
 
-"Scheduler memory" is the database's: ``pg_relation_size('ix_sessions_due')`` and the table
+"Scheduler memory" is the database's: ``pg_relation_size('ix_sessions_due_at')`` and the table
 per row (SQLite: ``dbstat``). The process keeps nothing per session; checked by
 ``tracemalloc`` (peak) and RSS around one ``run_pass()`` + ``drain()`` over the full table.
 
@@ -238,7 +238,7 @@ async def storage_pg(services: Services, size: int) -> dict[str, Any]:
         got = (
             await conn.execute(
                 text(
-                    "SELECT pg_relation_size('ix_sessions_due'), pg_relation_size('sessions'),"
+                    "SELECT pg_relation_size('ix_sessions_due_at'), pg_relation_size('sessions'),"
                     " pg_table_size('sessions'), pg_indexes_size('sessions'),"
                     " pg_total_relation_size('sessions'), count(*) FROM sessions"
                 )
@@ -269,8 +269,8 @@ async def storage_sqlite(services: Services) -> dict[str, Any]:
     indexes = sum(sizes[n] for n in index_names)
     return {
         "rows": rows,
-        "due_index_bytes": sizes["ix_sessions_due"],
-        "due_index_per_row": round(sizes["ix_sessions_due"] / rows, 1),
+        "due_index_bytes": sizes["ix_sessions_due_at"],
+        "due_index_per_row": round(sizes["ix_sessions_due_at"] / rows, 1),
         "heap_per_row": round(sizes["sessions"] / rows, 1),
         "table_with_toast_per_row": round(sizes["sessions"] / rows, 1),
         "all_indexes_per_row": round(indexes / rows, 1),
@@ -728,7 +728,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "### Scheduler memory (the database's), bytes per session row",
         "",
-        "| database | rows | fill s | `ix_sessions_due` | `ix_sessions_due` per row | heap per row "
+        "| database | rows | fill s | due index | due index per row | heap per row "
         "| table incl. TOAST per row | all indexes per row | total per row |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

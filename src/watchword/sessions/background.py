@@ -47,6 +47,7 @@ __all__ = ["BackgroundRefresher", "shard_slots"]
 log = get_logger("watchword.refresher")
 _BATCH = 500
 _COUNT_EVERY = timedelta(minutes=1)
+_FINISH_GRACE = timedelta(seconds=8)  # within the jobs' stop grace (watchword.jobs, 10 s)
 
 
 def shard_slots(shard: int, shards: int) -> list[int]:
@@ -234,6 +235,12 @@ class BackgroundRefresher:
         self._shards_held.set(len(self.held))
 
     async def aclose(self) -> None:
+        """Stop: refreshes already calling the provider get up to :data:`_FINISH_GRACE` to
+        record their outcome (cancelled mid-call, they would leave an intent and their
+        sessions would need a new sign-in); the rest are cancelled."""
+        running = list(self._in_flight.values())
+        if running:
+            await asyncio.wait(running, timeout=_FINISH_GRACE.total_seconds())
         for task in list(self._in_flight.values()):
             task.cancel()
         await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
