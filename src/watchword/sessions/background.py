@@ -171,7 +171,7 @@ class BackgroundRefresher:
         )
         try:
             async with self._pool, limit:
-                await self._refresher.refresh(session_id, want_record=False)
+                await self._refresher.refresh(session_id, want_record=False, known_due=True)
         except WatchwordError as exc:
             log.warning("background_refresh_failed", session_id=session_id, code=exc.code)
         except Exception:

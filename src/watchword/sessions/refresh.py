@@ -176,19 +176,27 @@ class SessionRefresher:
     # --- one session ---
 
     async def refresh(
-        self, session_id: str, *, force: bool = False, want_record: bool = True
+        self,
+        session_id: str,
+        *,
+        force: bool = False,
+        want_record: bool = True,
+        known_due: bool = False,
     ) -> RefreshResult:
         """Refresh ``session_id`` if it is due (or ``force``), at most once across every
         process; the session as it is afterwards (``want_record=False``: not read again, for
-        the background refresher, which does not look at it)."""
+        the background refresher, which does not look at it; ``known_due``: the caller just
+        read it as due, so the first read is skipped — the read under the lock decides)."""
         _WANT_RECORD.set(want_record)  # this task's own (contextvars): concurrent calls differ
-        row = await self._read(session_id)
-        if row is None:
-            return RefreshResult(Outcome.INACTIVE, None)
-        # Someone is mid-refresh (an intent is recorded): queue behind it for its result.
-        busy = row["intent_fence"] is not None
-        if not busy and not self._wanted(row, force):
-            return RefreshResult(self._idle_outcome(row), record_of_row(row))
+        row: dict[str, Any] | None = None
+        if not known_due:  # the background pass just read it as due: straight to the lock
+            row = await self._read(session_id)
+            if row is None:
+                return RefreshResult(Outcome.INACTIVE, None)
+            # Someone is mid-refresh (an intent is recorded): queue behind it for its result.
+            busy = row["intent_fence"] is not None
+            if not busy and not self._wanted(row, force):
+                return RefreshResult(self._idle_outcome(row), record_of_row(row))
         try:
             async with self._locks.hold(
                 f"session-refresh:{session_id}", ttl=self._lock_ttl, wait=self._lock_wait
