@@ -26,6 +26,8 @@ __all__ = [
     "PROBLEM_JSON",
     "Problem",
     "allowed_methods",
+    "error_headers",
+    "error_response",
     "ProblemField",
     "install_problem_handlers",
     "internal_error_response",
@@ -135,12 +137,26 @@ def _pointer(loc: tuple[Any, ...]) -> str:
     return "/" + "/".join(parts) if loc and loc[0] == "body" else "/" + "/".join(map(str, loc))
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(errors.WatchwordError, exc)
-    status = status_for(exc)
-    headers = {"WWW-Authenticate": 'Bearer realm="watchword"'} if status == 401 else None
+def error_headers(exc: errors.WatchwordError) -> dict[str, str]:
+    """The headers an error's answer carries: ``WWW-Authenticate`` on a 401,
+    ``Retry-After`` when the caller must wait."""
     if isinstance(exc, errors.TooManyFailedAttempts):
-        headers = {"Retry-After": str(exc.retry_after_s)}
+        return {"Retry-After": str(exc.retry_after_s)}
+    if status_for(exc) == 401:
+        return {"WWW-Authenticate": 'Bearer realm="watchword"'}
+    return {}
+
+
+def error_response(
+    request: Request,
+    exc: errors.WatchwordError,
+    *,
+    detail: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """The problem+json answer of a domain error (``detail`` replaces the error's own, for
+    answers to anonymous callers that must not say more)."""
+    status = status_for(exc)
     if status >= 500:
         log.error("request_failed", code=exc.code, detail=exc.detail)
     return problem_response(
@@ -148,10 +164,15 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         status=status,
         code=exc.code,
         title=exc.title,
-        detail=exc.detail,
+        detail=exc.detail if detail is None else detail,
         pointer=exc.pointer,
-        headers=headers,
+        headers=error_headers(exc) or None,
+        extra=extra,
     )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(request, cast(errors.WatchwordError, exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -24,9 +24,9 @@ from watchword.api.deps import (
     session_cookie_name,
 )
 from watchword.api.forms import form_body, form_field
-from watchword.api.problem import problem_response, status_for
+from watchword.api.problem import error_headers, error_response, status_for
 from watchword.api.ratelimit import FailedAuthLimiter
-from watchword.errors import SigninDenied, TooManyFailedAttempts, WatchwordError
+from watchword.errors import SigninDenied, WatchwordError
 from watchword.secret import Secret
 from watchword.services import Services
 
@@ -80,40 +80,24 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
 
 def _error(request: Request, exc: WatchwordError, *, provider: str | None = None) -> Response:
     """A sign-in error: a page for a browser, problem+json for an API client."""
-    status = status_for(exc)
     if not wants_html(request):
         extra = {}
         if isinstance(exc, SigninDenied) and exc.provider_error:
             extra["provider_error"] = exc.provider_error
-        return problem_response(
-            request,
-            status=status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            pointer=exc.pointer,
-            extra=extra or None,
-            headers=_retry_after(exc),
-        )
+        return error_response(request, exc, extra=extra or None)
     retry = "/auth/login" + (f"?{urlencode({'provider': provider})}" if provider else "")
     page = _page(
         request,
         "error.html",
-        status,
+        status_for(exc),
         title=exc.title,
         detail=exc.detail,
         code=exc.code,
         provider_error=exc.provider_error if isinstance(exc, SigninDenied) else None,
         retry_href=retry,
     )
-    page.headers.update(_retry_after(exc) or {})
+    page.headers.update(error_headers(exc))
     return page
-
-
-def _retry_after(exc: WatchwordError) -> dict[str, str] | None:
-    if isinstance(exc, TooManyFailedAttempts):
-        return {"Retry-After": str(exc.retry_after_s)}
-    return None
 
 
 def _cookie_options(services: Services) -> dict[str, Any]:
@@ -275,12 +259,8 @@ async def backchannel_logout(request: Request, services: ServicesDep) -> Respons
         # Anyone can post here: the reason goes to the log (signin.backchannel_logout logs
         # it), the answer says only what kind of failure it was.
         generic = exc.code == "logout_token_invalid"
-        return problem_response(
-            request,
-            status=status_for(exc),
-            code=exc.code,
-            title=exc.title,
-            detail="the logout token is not valid" if generic else exc.detail,
+        return error_response(
+            request, exc, detail="the logout token is not valid" if generic else None
         )
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
