@@ -28,6 +28,7 @@ __all__ = [
     "KeySource",
     "check_id_token_claims",
     "check_logout_token_claims",
+    "unverified_issuer",
     "verify_signature",
 ]
 
@@ -41,18 +42,37 @@ class KeySource(Protocol):
     async def key_for(self, kid: str | None, alg: str) -> Key: ...
 
 
-def _header(token: str, error: type[WatchwordError]) -> dict[str, Any]:
+def _segment(token: str, index: int, what: str, error: type[WatchwordError]) -> dict[str, Any]:
+    """Part ``index`` of a compact JWS (0: header, 1: payload), decoded, not verified."""
     parts = token.split(".")
     if len(token) > _MAX_TOKEN or len(parts) != 3 or not all(parts):
         raise error("not a signed JWT (compact JWS with three parts)")
     try:
-        padded = parts[0] + "=" * (-len(parts[0]) % 4)
-        header = json.loads(base64.urlsafe_b64decode(padded))
+        padded = parts[index] + "=" * (-len(parts[index]) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, UnicodeDecodeError):
-        raise error("the JWT header is not base64url JSON") from None
-    if not isinstance(header, dict):
-        raise error("the JWT header is not a JSON object")
-    return header
+        raise error(f"the JWT {what} is not base64url JSON") from None
+    if not isinstance(value, dict):
+        raise error(f"the JWT {what} is not a JSON object")
+    return value
+
+
+def _header(token: str, error: type[WatchwordError]) -> dict[str, Any]:
+    return _segment(token, 0, "header", error)
+
+
+def unverified_issuer(token: str, error: type[WatchwordError]) -> tuple[str | None, list[str]]:
+    """The ``iss`` and audiences a JWT claims, **not verified**: only to choose the provider
+    whose keys then verify it."""
+    payload = _segment(token, 1, "payload", error)
+    iss, aud = payload.get("iss"), payload.get("aud")
+    if isinstance(aud, str):
+        audiences = [aud]
+    elif isinstance(aud, list):
+        audiences = [a for a in aud if isinstance(a, str)]
+    else:
+        audiences = []
+    return (iss if isinstance(iss, str) else None), audiences
 
 
 async def verify_signature(

@@ -29,7 +29,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
@@ -57,6 +56,7 @@ from watchword.federation.client import OidcClient
 from watchword.federation.jwt import (
     check_id_token_claims,
     check_logout_token_claims,
+    unverified_issuer,
     verify_signature,
 )
 from watchword.federation.returnto import ReturnTo
@@ -356,7 +356,7 @@ class SigninService:
             raise
 
     async def _backchannel_logout(self, logout_token: str) -> int:
-        issuer, audiences = _peek(logout_token)
+        issuer, audiences = unverified_issuer(logout_token, LogoutTokenInvalid)
         candidates = [
             c
             for c in self.clients.values()
@@ -465,25 +465,3 @@ class SigninService:
 
 def _text(value: object, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
-
-
-def _peek(token: str) -> tuple[str | None, list[str]]:
-    """The unverified ``iss`` and audiences of a JWT, only to pick the provider whose keys
-    then verify it."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(token) > 64 * 1024:
-        raise LogoutTokenInvalid("not a signed JWT")
-    try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        raise LogoutTokenInvalid("the JWT payload is not base64url JSON") from None
-    if not isinstance(payload, dict):
-        raise LogoutTokenInvalid("the JWT payload is not a JSON object")
-    iss, aud = payload.get("iss"), payload.get("aud")
-    if isinstance(aud, str):
-        audiences = [aud]
-    elif isinstance(aud, list):
-        audiences = [a for a in aud if isinstance(a, str)]
-    else:
-        audiences = []
-    return (iss if isinstance(iss, str) else None), audiences
