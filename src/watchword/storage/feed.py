@@ -28,7 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.observability.logging import get_logger
 
-__all__ = ["ChangeFeed", "NoFeed", "PostgresFeed", "RedisFeed", "change_feed", "chunks"]
+__all__ = [
+    "ChangeFeed",
+    "NoFeed",
+    "PostgresFeed",
+    "RedisFeed",
+    "change_feed",
+    "chunks",
+    "listen_redis",
+]
 
 log = get_logger("watchword.feed")
 _MAX_PAYLOAD = 7900
@@ -113,25 +121,55 @@ class RedisFeed:
         stop: asyncio.Event,
         ready: asyncio.Event | None = None,
     ) -> None:
-        while not stop.is_set():
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel(channel))
-                on_connect()
-                if ready is not None:
-                    ready.set()
-                while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                    if message is not None and message.get("type") == "message":
-                        data = message["data"]
-                        raw = data.decode() if isinstance(data, bytes) else str(data)
-                        on_ids([i for i in raw.split(",") if i])
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("feed_listener_lost", feed=self.name, error_type=type(exc).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=_RECONNECT.total_seconds())
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        def on_message(raw: str) -> None:
+            on_ids([i for i in raw.split(",") if i])
+
+        await listen_redis(
+            self._redis,
+            self._channel(channel),
+            on_message,
+            on_connect=on_connect,
+            stop=stop,
+            ready=ready,
+        )
+
+
+async def listen_redis(
+    client: aioredis.Redis,
+    channel: str,
+    on_message: Callable[[str], None],
+    *,
+    on_connect: Callable[[], None],
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+    poll: timedelta = timedelta(milliseconds=200),
+    reconnect_delay: timedelta = _RECONNECT,
+    lost_event: str = "feed_listener_lost",
+) -> None:
+    """Subscribe to ``channel`` (a full Redis channel name) until ``stop``: ``on_connect``
+    at every (re)subscription (what was published meanwhile is unknown), ``on_message`` with
+    each payload; a lost connection is logged as ``lost_event`` and retried after
+    ``reconnect_delay``."""
+    while not stop.is_set():
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            on_connect()
+            if ready is not None:
+                ready.set()
+            while not stop.is_set():
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=poll.total_seconds()
+                )
+                if message is not None and message.get("type") == "message":
+                    data = message["data"]
+                    on_message(data.decode() if isinstance(data, bytes) else str(data))
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning(lost_event, error_type=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=reconnect_delay.total_seconds())
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 class PostgresFeed:

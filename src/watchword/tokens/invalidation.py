@@ -12,17 +12,14 @@ since it may have missed messages; without a listener the TTL bound still holds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from watchword.observability.logging import get_logger
+from watchword.storage.feed import listen_redis
 from watchword.tokens.cache import VerifyCache
 
 __all__ = ["run_invalidation_listener"]
-
-log = get_logger("watchword.tokens")
 
 
 async def run_invalidation_listener(
@@ -39,23 +36,14 @@ async def run_invalidation_listener(
         if ready is not None:
             ready.set()
         return
-    while not stop.is_set():
-        pubsub = redis.pubsub()
-        try:
-            await pubsub.subscribe(cache.channel)
-            cache.clear_local()  # whatever was published before we listened is unknown
-            if ready is not None:
-                ready.set()
-            while not stop.is_set():
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=poll.total_seconds()
-                )
-                if message is not None and message.get("type") == "message":
-                    data = message["data"]
-                    cache.drop_local(data.decode() if isinstance(data, bytes) else str(data))
-        except (aioredis.RedisError, OSError) as exc:
-            log.warning("token_invalidation_listener_lost", error_type=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=reconnect_delay.total_seconds())
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await listen_redis(
+        redis,
+        cache.channel,
+        cache.drop_local,
+        on_connect=cache.clear_local,  # whatever was published before we listened is unknown
+        stop=stop,
+        ready=ready,
+        poll=poll,
+        reconnect_delay=reconnect_delay,
+        lost_event="token_invalidation_listener_lost",
+    )
