@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -28,6 +29,7 @@ __all__ = [
     "console",
     "emit",
     "fail",
+    "jsonable",
     "run_with_services",
     "settings_from",
 ]
@@ -61,6 +63,14 @@ def fail(exc: WatchwordError, *, as_json: bool = False) -> NoReturn:
     else:
         err_console.print(f"[bold red]error[/] ({exc.code}): {exc.detail}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def jsonable(view: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's public view for output: datetimes as ISO 8601 strings."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in view.items()
+    }
 
 
 def emit(data: Any, *, as_json: bool, human: Callable[[], None]) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from watchword.cli.output import EXIT_FAILURE, console, emit, run_with_services
+from watchword.cli.output import EXIT_FAILURE, console, emit, jsonable, run_with_services
 from watchword.services import Services
 from watchword.sessions import SessionFilter, SessionRecord
 
@@ -20,10 +19,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 
 def _view(record: SessionRecord, services: Services, *, claims: bool = False) -> dict[str, Any]:
-    data = {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in record.public_view(services.sessions.idle_timeout).items()
-    }
+    data = jsonable(record.public_view(services.sessions.idle_timeout))
     if claims:
         data["claims"] = dict(record.claims)
     return data

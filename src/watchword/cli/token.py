@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from watchword.cli.output import EXIT_FAILURE, console, emit, fail, run_with_services
+from watchword.cli.output import EXIT_FAILURE, console, emit, fail, jsonable, run_with_services
 from watchword.config import parse_duration
 from watchword.errors import InvalidInput, TokenMalformed
 from watchword.services import Services
@@ -40,10 +40,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 
 def _record_dict(record: TokenRecord, now: datetime) -> dict[str, object]:
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in record.public_view(now).items()
-    }
+    return jsonable(record.public_view(now))
 
 
 def _issued(issued: IssuedToken, now: datetime, as_json: bool) -> None:
