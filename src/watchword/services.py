@@ -60,7 +60,7 @@ from watchword.secret import Secret
 from watchword.sessions.background import BackgroundRefresher
 from watchword.sessions.refresh import RefreshMetrics, SessionRefresher
 from watchword.sessions.schedule import RefreshPolicy
-from watchword.sessions.sealing import Sealer
+from watchword.sessions.sealing import NO_SEALING_KEY, Sealer
 from watchword.sessions.service import SessionAuthenticator, SessionMetrics, SessionService
 from watchword.sessions.signin import OrganizationsOf, SigninService
 from watchword.storage.feed import ChangeFeed, change_feed
@@ -126,10 +126,7 @@ def _build_signin(
     if configured or usable_secret_key(settings.secret_key):
         sealer = Sealer.from_settings(configured, settings.secret_key)
     elif settings.oidc.providers:
-        raise ConfigurationError(
-            "sign-in providers are configured but nothing encrypts their tokens at rest: set "
-            "WATCHWORD_SECRET_KEY (at least 32 random characters) or sessions.keys"
-        )
+        raise ConfigurationError(NO_SEALING_KEY)  # providers configured, no key
     sessions = SessionService(
         runtime.engine,
         runtime.clock,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -46,7 +45,6 @@ __all__ = ["BackgroundRefresher", "shard_slots"]
 
 log = get_logger("watchword.refresher")
 _BATCH = 500
-_COUNT_EVERY = timedelta(minutes=1)
 _FINISH_GRACE = timedelta(seconds=8)  # within the jobs' stop grace (watchword.jobs, 10 s)
 
 
@@ -85,7 +83,6 @@ class BackgroundRefresher:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.last_pass_at: datetime | None = None
-        self._counted_at: datetime | None = None
         self.running = False
         self._shards_held = Gauge(
             "watchword_refresher_shards_held",
@@ -95,12 +92,6 @@ class BackgroundRefresher:
         self._in_flight_gauge = Gauge(
             "watchword_refresher_in_flight",
             "Refreshes running in this process.",
-            registry=registry,
-        )
-        self._sessions_by_state = Gauge(
-            "watchword_sessions_by_state",
-            "Sessions by state, as last counted by a refresher pass.",
-            ["state"],
             registry=registry,
         )
 
@@ -150,9 +141,6 @@ class BackgroundRefresher:
                 task = asyncio.create_task(self._one(session_id, provider))
                 self._in_flight[session_id] = task
         self._in_flight_gauge.set(len(self._in_flight))
-        if self._counted_at is None or now - self._counted_at >= _COUNT_EVERY:
-            await self.count_by_state()
-            self._counted_at = now
         self.last_pass_at = now
         next_due = await self._next_due(slots) if slots else None
         wait = self._poll.total_seconds()
@@ -283,18 +271,6 @@ class BackgroundRefresher:
                 )
             ).scalar_one()
         return utc(value) if isinstance(value, datetime) else None
-
-    async def count_by_state(self) -> Mapping[str, int]:
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(sessions.c.state, func.count()).group_by(sessions.c.state)
-                )
-            ).all()
-        counts = {str(state): int(n) for state, n in rows}
-        for state, n in counts.items():
-            self._sessions_by_state.labels(state).set(n)
-        return counts
 
     def status(self) -> dict[str, str]:
         """For ``/readyz`` details."""

@@ -199,7 +199,7 @@ class SessionRefresher:
                 return RefreshResult(self._idle_outcome(row), record_of_row(row))
         try:
             async with self._locks.hold(
-                f"session-refresh:{session_id}", ttl=self._lock_ttl, wait=self._lock_wait
+                _lock_key(session_id), ttl=self._lock_ttl, wait=self._lock_wait
             ) as lease:
                 row = await self._read(session_id)
                 if row is None:
@@ -357,8 +357,6 @@ class SessionRefresher:
             "retry_after": None,
             "last_error": None,
             "last_error_at": None,
-            "intent_fence": None,
-            "intent_at": None,
             "userinfo_at": userinfo_at,
         }
         # Re-seal every token column under the current key (the row carries one key id).
@@ -392,10 +390,9 @@ class SessionRefresher:
             self.policy,
             jitter=self._rng.random(),
         )
-        if not await self._write(session_id, fence, **values):
-            raise LockLost(f"session-refresh:{session_id}", fence)
-        await self._sessions.changed([session_id])
-        self.metrics.refreshes.labels(provider, Outcome.REFRESHED.value).inc()
+        await self._conclude(
+            session_id, fence, provider, Outcome.REFRESHED, announce=True, **values
+        )
         self.metrics.last_success.set(now.timestamp())
         # How long the replaced access token had left when its refresh was decided: at most
         # ``grace`` unless forced, so a session is refreshed once per token lifetime.
@@ -481,21 +478,19 @@ class SessionRefresher:
             self.policy,
             jitter=self._rng.random(),
         )
-        written = await self._write(
+        await self._conclude(
             row["id"],
             fence,
+            provider,
+            Outcome.TEMPORARY,
+            announce=False,  # claims and state unchanged: caches stay right
             refresh_failures=failures,
             retry_after=retry_at,
             last_error=reason[:500],
             last_error_at=now,
-            intent_fence=None,
-            intent_at=None,
             refresh_due_at=due,
         )
-        if not written:
-            raise LockLost(f"session-refresh:{row['id']}", fence)
         self.last_error = (now, f"{provider}: {reason}"[:500])
-        self.metrics.refreshes.labels(provider, Outcome.TEMPORARY.value).inc()
         log.warning(
             "session_refresh_failed",
             session_id=row["id"],
@@ -513,22 +508,19 @@ class SessionRefresher:
         outcome = (
             Outcome.INTERRUPTED if reason.startswith("refresh_interrupted") else Outcome.PERMANENT
         )
-        written = await self._write(
+        await self._conclude(
             row["id"],
             fence,
+            provider,
+            outcome,
+            announce=True,
             state=REAUTH_REQUIRED,
             state_reason=reason[:500],
             last_error=reason[:500],
             last_error_at=now,
-            intent_fence=None,
-            intent_at=None,
             refresh_due_at=None,
         )
-        if not written:
-            raise LockLost(f"session-refresh:{row['id']}", fence)
-        await self._sessions.changed([row["id"]])
         self.last_error = (now, f"{provider}: {reason}"[:500])
-        self.metrics.refreshes.labels(provider, outcome.value).inc()
         log.warning(
             "session_refresh_failed",
             session_id=row["id"],
@@ -576,6 +568,25 @@ class SessionRefresher:
         except NotFound:
             return None
 
+    async def _conclude(
+        self,
+        session_id: str,
+        fence: int,
+        provider: str,
+        outcome: Outcome,
+        *,
+        announce: bool,
+        **values: Any,
+    ) -> None:
+        """Record a refresh's outcome and clear its intent in one fenced write (a refused
+        write: :class:`LockLost`); announce the change to every process's cache when claims
+        or state changed; count it."""
+        if not await self._write(session_id, fence, intent_fence=None, intent_at=None, **values):
+            raise LockLost(_lock_key(session_id), fence)
+        if announce:
+            await self._sessions.changed([session_id])
+        self.metrics.refreshes.labels(provider, outcome.value).inc()
+
     async def _write(self, session_id: str, fence: int, **values: Any) -> bool:
         """Write under ``fence``: refused once a newer lease has written (a holder writes
         several times under its own fence: intent, then outcome)."""
@@ -592,16 +603,12 @@ class SessionRefresher:
 
 
 def record_of_row(row: Mapping[str, Any]) -> SessionRecord:
-    view = dict(row)
-    view["has_refresh_token"] = row.get("refresh_token") is not None
-    return record_of(_Row(view))
+    """The record of a full row as :meth:`SessionRefresher._read` returns it."""
+    return record_of({**row, "has_refresh_token": row["refresh_token"] is not None})
 
 
-class _Row:
-    """A plain mapping dressed as a SQLAlchemy row for :func:`record_of`."""
-
-    def __init__(self, mapping: Mapping[str, Any]) -> None:
-        self._mapping = mapping
+def _lock_key(session_id: str) -> str:
+    return f"session-refresh:{session_id}"
 
 
 def provider_of(row: Mapping[str, Any] | None) -> str:

@@ -26,9 +26,21 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from watchword.errors import ConfigurationError
 from watchword.secret import Secret
 
-__all__ = ["SECRET_KEY_ID", "SealedColumn", "Sealer", "UnsealError", "derive_key", "key_id_of"]
+__all__ = [
+    "NO_SEALING_KEY",
+    "SECRET_KEY_ID",
+    "SealedColumn",
+    "Sealer",
+    "UnsealError",
+    "derive_key",
+    "key_id_of",
+]
 
 SECRET_KEY_ID = "secret_key"  # noqa: S105 - the id of the key derived from secret_key
+NO_SEALING_KEY = (
+    "sign-in sessions need a key to encrypt upstream tokens at rest: set WATCHWORD_SECRET_KEY "
+    "(at least 32 random characters) or sessions.keys"
+)
 _VERSION = 1
 _NONCE = 12
 _LABEL = b"watchword/sessions/seal/v1"
@@ -67,10 +79,7 @@ class Sealer:
 
     def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
         if not keys:
-            raise ConfigurationError(
-                "sign-in needs a key to encrypt upstream tokens: set WATCHWORD_SECRET_KEY (at "
-                "least 32 random characters) or sessions.keys"
-            )
+            raise ConfigurationError(NO_SEALING_KEY)
         self._keys = {kid: _Key(kid, AESGCM(material)) for kid, material in keys}
         self._primary = self._keys[keys[0][0]]
 

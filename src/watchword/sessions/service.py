@@ -33,7 +33,7 @@ from watchword.secret import Secret, constant_time_equal, sha256_hex
 from watchword.sessions import store
 from watchword.sessions.model import SessionRecord, parse_cookie, session_expired
 from watchword.sessions.schedule import RefreshPolicy, RefreshState, refresh_due
-from watchword.sessions.sealing import SealedColumn, Sealer, UnsealError
+from watchword.sessions.sealing import NO_SEALING_KEY, SealedColumn, Sealer, UnsealError
 from watchword.sessions.store import organization_column
 from watchword.sessions.tables import sessions
 from watchword.storage.localcache import LocalTTLCache
@@ -76,6 +76,12 @@ class SessionMetrics:
         self.active = Gauge(
             "watchword_sessions_active",
             "Sessions in the database, as last counted by the session janitor.",
+            registry=registry,
+        )
+        self.by_state = Gauge(
+            "watchword_sessions_by_state",
+            "Sessions by state (active, reauth_required), as last counted by the session janitor.",
+            ["state"],
             registry=registry,
         )
 
@@ -180,10 +186,7 @@ class SessionService:
     @property
     def sealer(self) -> Sealer:
         if self._sealer is None:
-            raise ConfigurationError(
-                "sessions need a key to encrypt upstream tokens: set WATCHWORD_SECRET_KEY (at "
-                "least 32 random characters) or sessions.keys"
-            )
+            raise ConfigurationError(NO_SEALING_KEY)
         return self._sealer
 
     # --- create ---
@@ -406,7 +409,10 @@ class SessionService:
     async def delete_expired(self) -> dict[str, int]:
         async with self.engine.begin() as conn:
             counts = await store.delete_expired(conn, self.clock.now())
-            self.metrics.active.set(await store.count_sessions(conn))
+            by_state = await store.count_by_state(conn)
+        self.metrics.active.set(sum(by_state.values()))
+        for state, count in by_state.items():
+            self.metrics.by_state.labels(state).set(count)
         if counts.get("sessions"):
             self.metrics.ended.labels("expired").inc(counts["sessions"])
         return counts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,7 @@ __all__ = [
     "claim_logout_token",
     "count_by_key",
     "count_sealed_under",
-    "count_sessions",
+    "count_by_state",
     "delete_expired",
     "delete_sessions",
     "insert_flow",
@@ -68,8 +68,8 @@ def organization_column(ids: Sequence[str]) -> str:
     return "|" + "".join(f"{i}|" for i in sorted(set(ids)))
 
 
-def record_of(row: Row[Any] | Any) -> SessionRecord:
-    m = row._mapping
+def record_of(m: Mapping[Any, Any]) -> SessionRecord:
+    """A session record from a row's mapping (the view columns and ``has_refresh_token``)."""
     return SessionRecord(
         id=m["id"],
         provider=m["provider"],
@@ -140,7 +140,7 @@ async def insert_session(
 
 async def read_session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
     row = (await conn.execute(select(*_VIEW).where(sessions.c.id == session_id))).first()
-    return None if row is None else record_of(row)
+    return None if row is None else record_of(row._mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,7 @@ async def delete_sessions(
         return []
     ids = [row._mapping["id"] for row in rows]
     await conn.execute(delete(sessions).where(sessions.c.id.in_(ids)))
-    return [(record_of(row), _sealed(row)) for row in rows]
+    return [(record_of(row._mapping), _sealed(row)) for row in rows]
 
 
 async def touch_session(conn: AsyncConnection, session_id: str, now: datetime) -> bool:
@@ -207,7 +207,7 @@ async def list_sessions(
         rows, nxt = await page_rows(
             conn, select(*_VIEW), sessions, limit=limit, cursor=cursor, where=where
         )
-    return Page(tuple(record_of(r) for r in rows), nxt)
+    return Page(tuple(record_of(r._mapping) for r in rows), nxt)
 
 
 async def rows_to_reseal(
@@ -253,8 +253,10 @@ async def count_by_key(conn: AsyncConnection) -> dict[str, int]:
     return {str(key_id): int(count) for key_id, count in rows.all()}
 
 
-async def count_sessions(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(sessions))).scalar_one())
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    """Sessions in the table by state (one pass over it)."""
+    rows = await conn.execute(select(sessions.c.state, func.count()).group_by(sessions.c.state))
+    return {str(state): int(count) for state, count in rows.all()}
 
 
 async def count_sealed_under(conn: AsyncConnection, *, primary_key_id: str) -> int:
