@@ -181,6 +181,7 @@ class OidcProvider:
             "clock_tolerance": clock_tolerance,
             "rotate_refresh_tokens": rotate_refresh_tokens,
             "expires_with_session": expires_with_session,
+            "token_failure_path": str(workdir / "token-failure.json"),
         }
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -236,6 +237,15 @@ class OidcProvider:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def fail_token_requests(self, status: int | None, *, retry_after: str | None = None) -> None:
+        """From now on the token endpoint answers ``status`` (with ``Retry-After``), as a
+        provider that throttles (429) or is down behind its proxy (503); ``None``: normal."""
+        path = Path(self._config["token_failure_path"])
+        if status is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps({"status": status, "retry_after": retry_after}))
 
     def rotate_keys(self) -> None:
         """Restart with a new RS256 and a new ES256 signing key (new ``kid``s). The old keys

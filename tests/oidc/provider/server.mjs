@@ -300,6 +300,22 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 
+// Test control: while the file `token_failure_path` exists, the token endpoint answers with
+// the status (and Retry-After) it holds, as a provider that throttles (429) or is down (503).
+provider.use(async (ctx, next) => {
+  const path = config.token_failure_path;
+  if (path && ctx.method === 'POST' && ctx.path === '/token' && existsSync(path)) {
+    const failure = JSON.parse(readFileSync(path, 'utf8'));
+    log('token.failed_on_purpose', failure);
+    ctx.status = failure.status;
+    if (failure.retry_after) ctx.set('Retry-After', String(failure.retry_after));
+    ctx.type = 'json';
+    ctx.body = { error: failure.status === 429 ? 'slow_down' : 'temporarily_unavailable' };
+    return;
+  }
+  await next();
+});
+
 // The dev login form accepts any login name; map it to the account's `sub`, or refuse it.
 const interactionFinished = provider.interactionFinished.bind(provider);
 provider.interactionFinished = async (req, res, result, options) => {
