@@ -53,7 +53,9 @@ class Runtime:
         )
         return cls(
             settings=settings,
-            engine=create_engine_for_url(settings.database.url),
+            engine=create_engine_for_url(
+                settings.database.url, pool_size=settings.database.pool_size
+            ),
             redis=redis_client,
             clock=clock or SystemClock(),
         )

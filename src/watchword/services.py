@@ -290,7 +290,6 @@ class Services:
         refresher = SessionRefresher(
             engine,
             clock,
-            locks=locks,
             sessions=sessions,
             sealer=sessions.sealer_or_none,
             clients=signin.clients,

@@ -12,12 +12,16 @@ extra shards, one holding fewer takes free ones, so one replica alone holds them
 second one gets half within a pass or two. Two replicas never hold one shard (the lease), and
 even if they did, the refresh-once lock keeps each refresh token to one presentation.
 
-**A pass.** Renew held shards; load the sessions due (``refresh_due_at <= now``) in them,
-oldest due first; start each in a bounded pool (``pool_size``) under a per-provider limit
-(``per_provider_limit``), each refresh with its own call timeout, so a hanging provider call
-delays no other session (and no other provider). Then sleep until the earliest next due time
-in the held shards, ``poll_interval`` at most, or until woken (a new session, by the change
-feed).
+**A pass.** Renew held shards; claim, in one statement, the sessions due
+(``refresh_due_at <= now``) in them, oldest due first, as many as the pool can start soon
+(the claim is each session's refresh-once lock and its intent: see
+:mod:`watchword.sessions.refresh`); claim the sessions whose previous holder died (lease
+lapsed, intent left) to resolve them; start each in a bounded pool (``pool_size``) under a
+per-provider limit (``per_provider_limit``), each refresh with its own call timeout, so a
+hanging provider call delays no other session (and no other provider). Changed sessions are
+announced to the other processes in batches. Then sleep until the earliest next due time in
+the held shards, ``poll_interval`` at most, or until woken (a new session, by the change
+feed; the pool running low while the last claim was full).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
+from collections import Counter
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,19 +43,15 @@ from watchword.errors import LockTimeout, WatchwordError
 from watchword.locks import Lease, LockLost, Locks, new_holder_id
 from watchword.observability.logging import get_logger
 from watchword.sessions.model import ACTIVE
-from watchword.sessions.refresh import SessionRefresher
-from watchword.sessions.store import SLOTS
+from watchword.sessions.refresh import Claim, SessionRefresher
+from watchword.sessions.store import in_shards
 from watchword.sessions.tables import refresher_members, sessions
 
-__all__ = ["BackgroundRefresher", "shard_slots"]
+__all__ = ["BackgroundRefresher"]
 
 log = get_logger("watchword.refresher")
 _BATCH = 500
 _FINISH_GRACE = timedelta(seconds=8)  # within the jobs' stop grace (watchword.jobs, 10 s)
-
-
-def shard_slots(shard: int, shards: int) -> list[int]:
-    return [slot for slot in range(SLOTS) if slot % shards == shard]
 
 
 class BackgroundRefresher:
@@ -75,12 +77,17 @@ class BackgroundRefresher:
         self.shards = shards
         self._lease = lease
         self._pool = asyncio.Semaphore(pool_size)
+        self._pool_size = pool_size
+        self._backlog = False  # the last claim took all it could: more may be due
+        self._top_up_only = False  # woken for that: claim more without a full pass
+        self._balanced_at = float("-inf")
+        self._mine: ColumnElement[bool] | None = None  # the sessions of the shards held
         self._per_provider_limit = per_provider_limit
-        self._provider_limits: dict[str, asyncio.Semaphore] = {}
+        self._per_provider: Counter[str] = Counter()  # claims in flight by provider
         self._poll = poll_interval
         self.member_id = member_id or new_holder_id()
         self.held: dict[int, Lease] = {}
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.last_pass_at: datetime | None = None
         self.running = False
@@ -101,8 +108,12 @@ class BackgroundRefresher:
         self.running = True
         try:
             while not stop.is_set():
+                self.wake.clear()  # before the pass: a wake-up during it is kept
                 try:
-                    wait_s = await self.run_pass()
+                    if self._top_up_only and self._balanced_recently():
+                        wait_s = await self.top_up()
+                    else:
+                        wait_s = await self.run_pass()
                 except WatchwordError as exc:
                     log.warning("refresher_pass_failed", code=exc.code, reason=exc.detail)
                     wait_s = self._poll.total_seconds()
@@ -115,7 +126,6 @@ class BackgroundRefresher:
                         error_type=type(exc).__name__,
                     )
                     wait_s = self._poll.total_seconds()
-                self.wake.clear()
                 waits = [
                     asyncio.ensure_future(stop.wait()),
                     asyncio.ensure_future(self.wake.wait()),
@@ -134,38 +144,94 @@ class BackgroundRefresher:
         now = self._clock.now()
         members = await self._heartbeat(now)
         await self._balance(members)
-        slots = [s for shard in sorted(self.held) for s in shard_slots(shard, self.shards)]
-        due_rows = await self._due(slots, now) if slots else []
-        for session_id, provider in due_rows:
-            if session_id not in self._in_flight:
-                task = asyncio.create_task(self._one(session_id, provider))
-                self._in_flight[session_id] = task
-        self._in_flight_gauge.set(len(self._in_flight))
+        self._balanced_at = time.monotonic()
+        self._mine = (
+            in_shards(list(self.held), self.shards, dialect=self._engine.dialect.name)
+            if self.held
+            else None
+        )
+        if self._mine is not None:
+            self._start(await self._refresher.claim_abandoned(self._mine, now, _BATCH))
+            await self._claim_due(now, unknown_providers=True)
         self.last_pass_at = now
-        next_due = await self._next_due(slots) if slots else None
+        next_due = await self._next_due(self._mine) if self._mine is not None else None
         wait = self._poll.total_seconds()
         if next_due is not None:
             wait = min(wait, max(0.05, (next_due - self._clock.now()).total_seconds()))
         return min(wait, self._lease.total_seconds() / 3)
 
+    async def top_up(self) -> float:
+        """Claim more of what is due in the shards held, as slots free up (a storm): no
+        heartbeat or shard renewal, which a full pass does every third of a lease."""
+        self._top_up_only = False
+        await self._claim_due(self._clock.now())
+        return min(self._poll.total_seconds(), self._lease.total_seconds() / 3)
+
+    def _balanced_recently(self) -> bool:
+        return time.monotonic() - self._balanced_at < self._lease.total_seconds() / 3
+
+    async def _claim_due(self, now: datetime, *, unknown_providers: bool = False) -> None:
+        """Claim only what can start now, per provider under its limit: a claim is an
+        intent, and a crash interrupts every session it claimed, sent or not (at most
+        ``pool_size``); a provider at its limit gets no claims that would wait. A full pass
+        also claims sessions of providers this process does not know (a configuration being
+        rolled out): each is a temporary failure, retried with backoff."""
+        if self._mine is None:
+            return
+        room = min(_BATCH, max(0, self._pool_size - len(self._in_flight)))
+        self._backlog = False
+        known = sorted(self._refresher.clients, key=self._per_provider.__getitem__)
+        for provider in known:
+            free = min(room, self._per_provider_limit - self._per_provider[provider])
+            if free <= 0:
+                self._backlog = True  # claimed again as slots free up
+                continue
+            due = await self._refresher.claim_due(self._mine, now, free, provider=provider)
+            self._backlog = self._backlog or len(due) == free
+            room -= len(due)
+            self._start(due)
+        if unknown_providers and room > 0:
+            free = min(room, self._per_provider_limit)
+            self._start(
+                await self._refresher.claim_due(self._mine, now, free, provider=None, exclude=known)
+            )
+
+    def _start(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self._per_provider[claim.row["provider"]] += 1
+            task = asyncio.create_task(self._one(claim))
+            self._in_flight[(claim.session_id, claim.fence)] = task
+        self._in_flight_gauge.set(len(self._in_flight))
+
     async def drain(self) -> None:
-        """Wait for the refreshes started so far (tests, shutdown)."""
+        """Wait for the refreshes started so far, then announce them (tests, shutdown)."""
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
+        await self._refresher.flush_announcements()
 
-    async def _one(self, session_id: str, provider: str) -> None:
-        limit = self._provider_limits.setdefault(
-            provider, asyncio.Semaphore(self._per_provider_limit)
-        )
+    async def _one(self, claim: Claim) -> None:
+        session_id = claim.session_id
+        self._refresher.gather_announcements()  # this task's context only
         try:
-            async with self._pool, limit:
-                await self._refresher.refresh(session_id, want_record=False, known_due=True)
+            async with self._pool:
+                await self._refresher.run(claim, want_record=False)
         except WatchwordError as exc:
             log.warning("background_refresh_failed", session_id=session_id, code=exc.code)
         except Exception:
             log.exception("background_refresh_crashed", session_id=session_id)
         finally:
-            self._in_flight.pop(session_id, None)
+            self._in_flight.pop((session_id, claim.fence), None)
+            self._per_provider[claim.row["provider"]] -= 1
+            self._in_flight_gauge.set(len(self._in_flight))
+            # More was due than the last claim took: claim again once half the slots are
+            # free (batches, not one claim per finished refresh).
+            if self._backlog and (
+                self._per_provider[claim.row["provider"]] <= self._per_provider_limit // 2
+                or len(self._in_flight) <= self._pool_size // 2
+            ):
+                self._backlog = False
+                self._top_up_only = True
+                self.wake.set()
 
     # --- shards ---
 
@@ -232,6 +298,8 @@ class BackgroundRefresher:
         for task in list(self._in_flight.values()):
             task.cancel()
         await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._refresher.flush_announcements()
         for lease in list(self.held.values()):
             with contextlib.suppress(WatchwordError):
                 await self._locks.release(lease)
@@ -245,28 +313,17 @@ class BackgroundRefresher:
 
     # --- queries ---
 
-    async def _due(self, slots: list[int], now: datetime) -> list[tuple[str, str]]:
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(sessions.c.id, sessions.c.provider)
-                    .where(
-                        sessions.c.state == ACTIVE,
-                        sessions.c.shard.in_(slots),
-                        sessions.c.refresh_due_at <= now,
-                    )
-                    .order_by(sessions.c.refresh_due_at)
-                    .limit(_BATCH)
-                )
-            ).all()
-        return [(row.id, row.provider) for row in rows]
-
-    async def _next_due(self, slots: list[int]) -> datetime | None:
+    async def _next_due(self, mine: ColumnElement[bool]) -> datetime | None:
+        """The earliest due time in the shards held, but for providers at their limit (their
+        sessions are claimed when slots free up, not by waking every 50 ms meanwhile)."""
+        full = [p for p, n in self._per_provider.items() if n >= self._per_provider_limit]
         async with self._engine.connect() as conn:
             value = (
                 await conn.execute(
                     select(func.min(sessions.c.refresh_due_at)).where(
-                        sessions.c.state == ACTIVE, sessions.c.shard.in_(slots)
+                        sessions.c.state == ACTIVE,
+                        mine,
+                        sessions.c.provider.not_in(full) if full else true(),
                     )
                 )
             ).scalar_one()

@@ -1,20 +1,30 @@
-"""Refreshing one session's upstream tokens: through the refresh-once lock, each refresh token
-presented at most once, even across a crash.
+"""Refreshing one session's upstream tokens, each refresh token presented at most once, even
+across a crash and however many processes race for it.
 
-The steps for session ``S`` (lock key ``session-refresh:S``):
+**The lock is the session's row.** A refresher *claims* a session with one compare-and-swap
+``UPDATE``: ``fence`` goes up by one, and the claim is recorded as the **intent** to redeem
+the refresh token (``intent_fence`` = the new fence, ``intent_at``) with a lease
+(``lease_until`` = now + lease, ``lease_holder``). Nobody else can claim a row whose intent is
+set and whose lease runs; the claim is also the first write of the refresh, so taking the
+lock and recording the intent are one statement, and the background refresher claims a whole
+batch of due sessions in one statement (``claim_due``).
 
-1. read ``S``; if it is not active, or its refresh is not due (and not forced), return it as
-   it is (a waiter that queued behind the winner lands here and gets the winner's result);
-2. take the lock; **read again**;
-3. an **intent** left in the row (``intent_fence`` set) means a previous holder died between
-   recording its intent and recording the outcome: the provider may have rotated the token,
-   so it is not presented again. The session needs a new sign-in (``refresh_interrupted``),
-   unless the provider is configured as non-rotating (then the intent is cleared and the
-   refresh proceeds);
-4. record the intent (fenced write: ``intent_fence = lease.fence``), then **renew the lease**
-   right before the call; a lease that is gone raises :class:`LockLost` and nothing is sent;
-5. call the token endpoint (per-call timeout; the lease is renewed while it runs);
-6. record the outcome in one fenced write that also clears the intent:
+The steps for session ``S``:
+
+1. **claim** ``S`` (interactive: read it, and if it is due, or forced, claim it by
+   compare-and-swap on the ``fence`` and ``intent_fence`` just read; someone else's running
+   claim: wait for its outcome and return that, a waiter never refreshes again. Background:
+   ``claim_due`` takes the due rows of its shards, oldest first);
+2. a claim taken over an **intent whose lease lapsed** means its holder died between the
+   intent and the outcome: the provider may have rotated the token, so it is not presented
+   again. The session needs a new sign-in (``refresh_interrupted``), unless the provider is
+   configured as non-rotating (then the refresh proceeds);
+3. right before the call, **check the lease** (by this process's monotonic clock since the
+   claim was sent) and renew it (fenced) if less than a call's length is left; a renewal the
+   row refuses raises :class:`LockLost` and nothing is sent;
+4. call the token endpoint (per-call timeout, shorter than the lease);
+5. record the outcome in one write fenced on ``fence = the claim's fence`` that also clears the
+   intent and the lease:
    - success: the new tokens (sealed), the new access expiry, claims of a new ID token,
      failures reset, the next due time;
    - a permanent refusal (``invalid_grant``, …): the session needs a new sign-in, reason kept;
@@ -24,16 +34,21 @@ The steps for session ``S`` (lock key ``session-refresh:S``):
      an interrupted holder, the token may be spent: a new sign-in (non-rotating providers:
      retried).
 
-Every write is fenced (``fence <= lease.fence``, then ``fence = lease.fence``): a holder whose
-lease was taken over cannot overwrite its successor. No token ever reaches a log line.
+A holder whose lease lapsed and was taken over finds ``fence`` raised: every write it tries is
+refused (:class:`LockLost`). Lease times are the application clock's (``lease_until``), so
+replicas' clocks must agree to well within the call timeout (NTP); the holder itself checks
+its lease by the monotonic clock from *before* its claim was sent, which is conservative.
+No token ever reaches a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,14 +56,20 @@ from enum import StrEnum
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock, utc
-from watchword.errors import IdTokenInvalid, NotFound, ProviderUnavailable, SessionInvalid
+from watchword.errors import (
+    IdTokenInvalid,
+    LockTimeout,
+    NotFound,
+    ProviderUnavailable,
+    SessionInvalid,
+)
 from watchword.federation.client import OidcClient, TokenSet, UpstreamError, UpstreamUnreachable
 from watchword.federation.jwt import verify_signature
-from watchword.locks import LockLost, Locks, kept_alive
+from watchword.locks import LockLost, new_holder_id
 from watchword.observability.logging import get_logger
 from watchword.secret import Secret
 from watchword.sessions.model import ACTIVE, REAUTH_REQUIRED, SessionRecord
@@ -65,10 +86,28 @@ from watchword.sessions.signin import signed_only_claims
 from watchword.sessions.store import record_of
 from watchword.sessions.tables import sessions
 
-__all__ = ["AccessToken", "Outcome", "RefreshMetrics", "RefreshResult", "SessionRefresher"]
+__all__ = [
+    "AccessToken",
+    "Claim",
+    "Outcome",
+    "RefreshMetrics",
+    "RefreshResult",
+    "SessionRefresher",
+]
 
 log = get_logger("watchword.refresher")
 _WANT_RECORD: ContextVar[bool] = ContextVar("watchword_refresh_want_record", default=True)
+_GATHER_ANNOUNCEMENTS: ContextVar[bool] = ContextVar("watchword_refresh_gather", default=False)
+_ANNOUNCE_DELAY = timedelta(milliseconds=20)
+# What ends a claim (an outcome, a release): no intent, no lease.
+_CLAIM_ENDED: dict[str, Any] = {
+    "intent_fence": None,
+    "intent_at": None,
+    "lease_until": None,
+    "lease_holder": None,
+}
+# Left on a lease before the call for the outcome's write (on top of a call's length).
+_OUTCOME_MARGIN = timedelta(seconds=5)
 
 
 class Outcome(StrEnum):
@@ -133,16 +172,33 @@ def _as_of(row: Mapping[str, Any]) -> RefreshState:
     )
 
 
+@dataclass(slots=True)
+class Claim:
+    """A session this process has claimed: the row as claimed, its fence, and when the claim
+    was sent (monotonic: the lease is checked against it)."""
+
+    row: dict[str, Any]
+    fence: int
+    since: float
+    took_over: bool = False  # claimed over an intent whose holder's lease lapsed
+    force: bool = False
+    sent: bool = False  # the refresh token went out (or may have): never released then
+    concluded: bool = False  # the outcome is recorded (the claim is over)
+
+    @property
+    def session_id(self) -> str:
+        return str(self.row["id"])
+
+
 class SessionRefresher:
-    """Refreshes sessions one at a time each, through the lock; shared by the background
-    refresher, ``GET /v1/me/token`` and ``watchword sessions refresh``."""
+    """Refreshes sessions, each through its row's claim; shared by the background refresher,
+    ``GET /v1/me/token`` and ``watchword sessions refresh``."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         clock: Clock,
         *,
-        locks: Locks,
         sessions: SessionService,
         sealer: Sealer | None,
         clients: Mapping[str, OidcClient],
@@ -156,7 +212,6 @@ class SessionRefresher:
         self._authz_claim = authz_claim
         self._engine = engine
         self._clock = clock
-        self._locks = locks
         self._sessions = sessions
         self._sealer = sealer
         self.clients = clients
@@ -165,66 +220,51 @@ class SessionRefresher:
         self._leeway = leeway
         self.metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
-        # The lease covers the call and the writes around it; renewed every third of it.
-        self._lock_ttl = call_timeout * 2 + timedelta(seconds=5)
-        self._lock_wait = call_timeout * 2 + timedelta(seconds=10)
+        # The lease covers a call and the writes around it, with room to spare.
+        self.lease = call_timeout * 2 + timedelta(seconds=5)
+        self._wait = self.lease + timedelta(seconds=5)  # a waiter outlives one lease
+        self.holder = new_holder_id()
         self.last_error: tuple[datetime, str] | None = None
+        self._writes = _FencedWrites(engine)
+        self._announce_pending: set[str] = set()
+        self._announcer: asyncio.Task[None] | None = None
 
     def due_at(self, row: Mapping[str, Any]) -> datetime | None:
         return refresh_due(_as_of(row), self.policy, jitter=self._rng.random())
 
-    # --- one session ---
+    # --- one session, on demand ---
 
     async def refresh(
-        self,
-        session_id: str,
-        *,
-        force: bool = False,
-        want_record: bool = True,
-        known_due: bool = False,
+        self, session_id: str, *, force: bool = False, want_record: bool = True
     ) -> RefreshResult:
         """Refresh ``session_id`` if it is due (or ``force``), at most once across every
-        process; the session as it is afterwards (``want_record=False``: not read again, for
-        the background refresher, which does not look at it; ``known_due``: the caller just
-        read it as due, so the first read is skipped — the read under the lock decides)."""
+        process; the session as it is afterwards (``want_record=False``: not read again).
+        Another claim running on the session: wait for its outcome and return that."""
         _WANT_RECORD.set(want_record)  # this task's own (contextvars): concurrent calls differ
-        row: dict[str, Any] | None = None
-        if not known_due:  # the background pass just read it as due: straight to the lock
+        give_up = time.monotonic() + self._wait.total_seconds()
+        pause = 0.01
+        while True:
             row = await self._read(session_id)
             if row is None:
                 return RefreshResult(Outcome.INACTIVE, None)
-            # Someone is mid-refresh (an intent is recorded): queue behind it for its result.
-            busy = row["intent_fence"] is not None
-            if not busy and not self._wanted(row, force):
+            now = self._clock.now()
+            if row["intent_fence"] is not None and not _lapsed(row, now):
+                # Someone is mid-refresh: its outcome is this caller's answer.
+                if time.monotonic() >= give_up:
+                    raise LockTimeout(_lock_key(session_id), self._wait.total_seconds())
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.25)
+                continue
+            took_over = row["intent_fence"] is not None
+            if not took_over and not self._wanted(row, force):
                 return RefreshResult(self._idle_outcome(row), record_of_row(row))
-        try:
-            async with self._locks.hold(
-                _lock_key(session_id), ttl=self._lock_ttl, wait=self._lock_wait
-            ) as lease:
-                row = await self._read(session_id)
-                if row is None:
-                    return RefreshResult(Outcome.INACTIVE, None)
-                provider = row["provider"]
-                client = self.clients.get(provider)
-                if row["intent_fence"] is not None:
-                    rotating = client is None or client.settings.rotating_refresh_tokens
-                    if rotating:
-                        return await self._interrupted(row, lease.fence, provider)
-                if not self._wanted(row, force):
-                    return RefreshResult(self._idle_outcome(row), record_of_row(row))
-                if client is None:
-                    # Another process may still know it (a configuration being rolled out):
-                    # retried later, never a reason to end the session here.
-                    return await self._finish_temporary(
-                        row, lease.fence, provider, "provider not configured here", None
-                    )
-                return await self._redeem(row, client, lease)
-        except LockLost:
-            self.metrics.refreshes.labels(provider_of(row), Outcome.LOST.value).inc()
-            return RefreshResult(Outcome.LOST, None)
+            claim = await self._claim_one(row, now, took_over=took_over, force=force)
+            if claim is not None:
+                return await self.run(claim)
+            # Another process claimed or concluded it between the read and the claim: again.
 
     async def access_token(self, session_id: str) -> AccessToken:
-        """The session's upstream access token, refreshed first (inline, through the lock)
+        """The session's upstream access token, refreshed first (inline, through the claim)
         when it is inside the grace period. :class:`SessionInvalid` when the session needs a
         new sign-in; :class:`ProviderUnavailable` when the token has expired and the provider
         cannot refresh it now."""
@@ -255,7 +295,208 @@ class SessionRefresher:
             raise SessionInvalid("the session's upstream token cannot be read") from None
         return AccessToken(token, expires)
 
+    # --- claims: the background refresher's batches ---
+
+    async def claim_due(
+        self,
+        where: ColumnElement[bool],
+        now: datetime,
+        limit: int,
+        *,
+        provider: str | None,
+        exclude: Collection[str] = (),
+    ) -> list[Claim]:
+        """Claim up to ``limit`` due sessions of ``provider`` (``None``: of any provider but
+        those in ``exclude``) among those ``where`` picks (a refresher's shards,
+        :func:`~watchword.sessions.store.in_shards`), oldest due first, in one statement
+        (PostgreSQL: rows another claimer is taking are skipped, not waited for)."""
+        if provider is not None:
+            of_provider = sessions.c.provider == provider
+        else:
+            of_provider = sessions.c.provider.not_in(exclude) if exclude else true()
+        picked = (
+            select(sessions.c.id)
+            .where(
+                of_provider,
+                sessions.c.state == ACTIVE,
+                where,
+                sessions.c.refresh_due_at <= now,
+                sessions.c.intent_fence.is_(None),
+            )
+            .order_by(sessions.c.refresh_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        next_fence = func.coalesce(sessions.c.fence, 0) + 1
+        since = time.monotonic()
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    update(sessions)
+                    .where(
+                        sessions.c.id.in_(picked.scalar_subquery()),
+                        sessions.c.state == ACTIVE,  # rechecked on a row claimed meanwhile
+                        sessions.c.intent_fence.is_(None),
+                    )
+                    .values(fence=next_fence, intent_fence=next_fence, **self._lease_values(now))
+                    .returning(*sessions.c)
+                )
+            ).all()
+        claims = [Claim(_normalized(r._mapping), int(r.fence), since) for r in rows]
+        # Oldest due first (the pool starts them in this order; RETURNING has none).
+        claims.sort(key=lambda c: refresh_due(_as_of(c.row), self.policy) or now)
+        return claims
+
+    async def claim_abandoned(
+        self, where: ColumnElement[bool], now: datetime, limit: int
+    ) -> list[Claim]:
+        """Claim sessions (of those ``where`` picks) whose claim's holder died (its lease
+        lapsed with the intent still set): :meth:`run` resolves each without replaying its
+        token."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sessions)
+                    .where(
+                        sessions.c.intent_fence.is_not(None),
+                        or_(sessions.c.lease_until.is_(None), sessions.c.lease_until <= now),
+                        where,
+                    )
+                    .order_by(sessions.c.lease_until)
+                    .limit(limit)
+                )
+            ).all()
+        claims = []
+        for found in rows:
+            claim = await self._claim_one(_normalized(found._mapping), now, took_over=True)
+            if claim is not None:
+                claims.append(claim)
+        return claims
+
+    async def run(self, claim: Claim, *, want_record: bool = True) -> RefreshResult:
+        """Refresh a claimed session and record the outcome (which ends the claim)."""
+        _WANT_RECORD.set(want_record)
+        row = claim.row
+        provider = row["provider"]
+        client = self.clients.get(provider)
+        try:
+            if claim.took_over:
+                rotating = client is None or client.settings.rotating_refresh_tokens
+                if rotating:
+                    return await self._interrupted(claim)
+                if row["state"] != ACTIVE or not self._wanted(row, claim.force):
+                    await self._conclude(
+                        claim, Outcome.NOT_DUE, announce=False, refresh_due_at=self.due_at(row)
+                    )
+                    return RefreshResult(self._idle_outcome(row), await self._record(row["id"]))
+            if client is None:
+                # Another process may still know it (a configuration being rolled out):
+                # retried later, never a reason to end the session here.
+                return await self._finish_temporary(
+                    claim, "provider not configured here", None, attempted_at=self._clock.now()
+                )
+            return await self._redeem(claim, client)
+        except LockLost:
+            await self._release(claim)
+            self.metrics.refreshes.labels(provider, Outcome.LOST.value).inc()
+            return RefreshResult(Outcome.LOST, None)
+        except BaseException:
+            # A database error, a bug, a cancelled request: the claim is released when
+            # nothing was sent, so the session is refreshed again rather than interrupted.
+            await asyncio.shield(self._release(claim))
+            raise
+
+    async def _release(self, claim: Claim) -> None:
+        """End a claim under which nothing was sent: intent and lease cleared, due again as
+        the schedule says (a write fenced on the claim's fence: a claim taken over is left
+        to its new holder). Never raises. A claim taken over from a dead holder is never
+        released: its intent stands for what that holder may have sent."""
+        if claim.sent or claim.concluded or claim.took_over:
+            return
+        try:
+            released = await self._write(
+                claim.session_id,
+                claim.fence,
+                **_CLAIM_ENDED,
+                refresh_due_at=self.due_at(claim.row),
+            )
+        except Exception as exc:  # the lease runs out, then the claim is taken over
+            log.warning(
+                "session_claim_release_failed",
+                session_id=claim.session_id,
+                error_type=type(exc).__name__,
+            )
+            return
+        claim.concluded = released
+
     # --- steps ---
+
+    def _lease_values(self, now: datetime) -> dict[str, Any]:
+        until = now + self.lease
+        # While claimed, the row's due time is its lease's end: a holder that dies leaves a
+        # row that comes due again exactly when it may be taken over.
+        return {
+            "intent_at": now,
+            "lease_until": until,
+            "lease_holder": self.holder,
+            "refresh_due_at": until,
+        }
+
+    async def _claim_one(
+        self, row: dict[str, Any], now: datetime, *, took_over: bool, force: bool = False
+    ) -> Claim | None:
+        """Claim a session as ``row`` shows it (compare-and-swap on its fence and intent);
+        ``None`` when someone else claimed or concluded it since it was read."""
+        fence = int(row["fence"] or 0) + 1
+        since = time.monotonic()
+        lapsed = or_(sessions.c.lease_until.is_(None), sessions.c.lease_until <= now)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(
+                    sessions.c.id == row["id"],
+                    sessions.c.fence.is_not_distinct_from(row["fence"]),
+                    sessions.c.intent_fence.is_not_distinct_from(row["intent_fence"]),
+                    # A running claim is taken over only once its lease is over (a holder
+                    # may have renewed it since the row was read).
+                    lapsed if row["intent_fence"] is not None else true(),
+                )
+                .values(fence=fence, intent_fence=fence, **self._lease_values(now))
+            )
+        if result.rowcount != 1:
+            return None
+        claimed = {**row, **self._lease_values(now), "fence": fence, "intent_fence": fence}
+        return Claim(claimed, fence, since, took_over=took_over, force=force)
+
+    async def _ensure_lease(self, claim: Claim, need: timedelta) -> None:
+        """At least ``need`` left on the claim's lease, renewing it (fenced) if not; a claim
+        taken over meanwhile raises :class:`LockLost`. What is left is the lesser of the
+        lease less the monotonic time since the claim was sent, and ``lease_until`` less the
+        application clock's now (which other processes judge it by)."""
+        left = min(
+            self.lease.total_seconds() - (time.monotonic() - claim.since),
+            (claim.row["lease_until"] - self._clock.now()).total_seconds(),
+        )
+        if left >= need.total_seconds():
+            return
+        since = time.monotonic()
+        now = self._clock.now()
+        until = now + self.lease
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(
+                    sessions.c.id == claim.session_id,
+                    sessions.c.fence == claim.fence,
+                    sessions.c.intent_fence == claim.fence,
+                    sessions.c.lease_until > now,  # a lapsed lease is gone, even if untaken
+                )
+                .values(lease_until=until, refresh_due_at=until)
+            )
+        if result.rowcount != 1:
+            raise LockLost(_lock_key(claim.session_id), claim.fence)
+        claim.since = since
+        claim.row["lease_until"] = until
 
     def _wanted(self, row: Mapping[str, Any], force: bool) -> bool:
         if row["state"] != ACTIVE or row["refresh_token"] is None:
@@ -269,67 +510,77 @@ class SessionRefresher:
     def _idle_outcome(row: Mapping[str, Any]) -> Outcome:
         return Outcome.NOT_DUE if row["state"] == ACTIVE else Outcome.INACTIVE
 
-    async def _redeem(
-        self, row: Mapping[str, Any], client: OidcClient, lease: Any
-    ) -> RefreshResult:
-        session_id, provider = row["id"], row["provider"]
+    async def _redeem(self, claim: Claim, client: OidcClient) -> RefreshResult:
+        row = claim.row
+        session_id = row["id"]
         sealer = self._require_sealer()
         try:
             refresh_token = sealer.open(
                 row["refresh_token"], session_id=session_id, column=SealedColumn.REFRESH_TOKEN
             )
         except UnsealError:
-            return await self._finish_permanent(row, lease.fence, provider, "token_unreadable")
+            return await self._finish_permanent(claim, "token_unreadable")
+        # A call's length, and the outcome's margin, still on the lease; else renew it
+        # (LockLost, the lease lapsed or was taken over: nothing is sent).
+        await self._ensure_lease(claim, self._call_timeout + _OUTCOME_MARGIN)
         now = self._clock.now()
         due = refresh_due(_as_of(row), self.policy)
-        intent = await self._write(
-            session_id,
-            lease.fence,
-            intent_fence=lease.fence,
-            intent_at=now,
-            refresh_attempt_at=now,
-        )
-        if not intent:
-            raise LockLost(lease.key, lease.fence)
-        renewed = await self._locks.renew(lease, self._lock_ttl)  # LockLost: nothing is sent
         if due is not None:
             self.metrics.lag.observe(max(0.0, (now - due).total_seconds()))
         if row["access_expires_at"] is not None:
             left = (row["access_expires_at"] - now).total_seconds()
             self.metrics.left.observe(max(0.0, left))
+        failure: Exception = RuntimeError("no answer")  # replaced by what the call raised
+        fresh: TokenSet | None = None
+        claim.sent = True
         try:
-            async with kept_alive(self._locks, renewed, self._lock_ttl):
-                async with asyncio.timeout(self._call_timeout.total_seconds()):
-                    fresh = await client.refresh(refresh_token)
-        except UpstreamError as exc:
-            reason = f"{exc.status} {exc.error or ''}".strip()
-            if classify(exc.status, exc.error) is Failure.PERMANENT:
-                return await self._finish_permanent(row, lease.fence, provider, reason)
-            retry_at = now + timedelta(seconds=exc.retry_after_s) if exc.retry_after_s else None
-            return await self._finish_temporary(row, lease.fence, provider, reason, retry_at)
-        except ProviderUnavailable as exc:  # discovery failed: nothing was sent
-            return await self._finish_temporary(row, lease.fence, provider, exc.detail, None)
-        except (UpstreamUnreachable, TimeoutError) as exc:
-            sent = exc.sent if isinstance(exc, UpstreamUnreachable) else True
-            reason = str(exc) if isinstance(exc, UpstreamUnreachable) else "call timed out"
+            async with asyncio.timeout(self._call_timeout.total_seconds()):
+                fresh = await client.refresh(refresh_token)
+        except (UpstreamError, UpstreamUnreachable, ProviderUnavailable, TimeoutError) as exc:
+            failure = exc
+            if isinstance(exc, ProviderUnavailable) or (
+                isinstance(exc, UpstreamUnreachable) and not exc.sent
+            ):
+                claim.sent = False  # never delivered: the claim may be released
+        # The outcome (and a new ID token's key fetch) must not outlive the lease, or the
+        # claim is taken over meanwhile: extended when short. The outcome's write is fenced
+        # whatever the lease, so it lands only if nobody took over.
+        with contextlib.suppress(LockLost):
+            await self._ensure_lease(claim, _OUTCOME_MARGIN)
+        if fresh is not None:
+            return await self._finish_success(claim, client, fresh, attempted_at=now)
+        return await self._finish_failed(claim, client, failure, attempted_at=now)
+
+    async def _finish_failed(
+        self, claim: Claim, client: OidcClient, failure: Exception, *, attempted_at: datetime
+    ) -> RefreshResult:
+        now = attempted_at
+        if isinstance(failure, UpstreamError):
+            reason = f"{failure.status} {failure.error or ''}".strip()
+            if classify(failure.status, failure.error) is Failure.PERMANENT:
+                return await self._finish_permanent(claim, reason, attempted_at=now)
+            retry_at = (
+                now + timedelta(seconds=failure.retry_after_s) if failure.retry_after_s else None
+            )
+            return await self._finish_temporary(claim, reason, retry_at, attempted_at=now)
+        if isinstance(failure, ProviderUnavailable):  # discovery failed: nothing was sent
+            return await self._finish_temporary(claim, failure.detail, None, attempted_at=now)
+        if isinstance(failure, UpstreamUnreachable | TimeoutError):
+            sent = failure.sent if isinstance(failure, UpstreamUnreachable) else True
+            reason = str(failure) if isinstance(failure, UpstreamUnreachable) else "call timed out"
             if sent and client.settings.rotating_refresh_tokens:
                 # The provider may have rotated the token and its answer is lost: presenting
                 # it again would revoke the whole family. A new sign-in instead.
                 return await self._finish_permanent(
-                    row, lease.fence, provider, f"refresh_interrupted: {reason}"
+                    claim, f"refresh_interrupted: {reason}", attempted_at=now
                 )
-            return await self._finish_temporary(row, lease.fence, provider, reason, None)
-        return await self._finish_success(row, lease.fence, client, fresh, attempted_at=now)
+            return await self._finish_temporary(claim, reason, None, attempted_at=now)
+        return await self._finish_temporary(claim, type(failure).__name__, None, attempted_at=now)
 
     async def _finish_success(
-        self,
-        row: Mapping[str, Any],
-        fence: int,
-        client: OidcClient,
-        fresh: TokenSet,
-        *,
-        attempted_at: datetime,
+        self, claim: Claim, client: OidcClient, fresh: TokenSet, *, attempted_at: datetime
     ) -> RefreshResult:
+        row = claim.row
         session_id, provider = row["id"], row["provider"]
         sealer = self._require_sealer()
         now = self._clock.now()
@@ -340,6 +591,8 @@ class SessionRefresher:
         if client.settings.userinfo and (
             userinfo_at is None or now >= utc(userinfo_at) + self.policy.userinfo_interval
         ):
+            with contextlib.suppress(LockLost):  # the new tokens are recorded regardless
+                await self._ensure_lease(claim, self._call_timeout + _OUTCOME_MARGIN)
             claims = await self._refresh_userinfo(
                 row, client, fresh.access_token, claims, signed=fresh.id_token is not None
             )
@@ -353,6 +606,7 @@ class SessionRefresher:
             "access_expires_at": fresh.expires_at,
             "key_id": sealer.primary_id,
             "refreshed_at": now,
+            "refresh_attempt_at": attempted_at,
             "refresh_failures": 0,
             "retry_after": None,
             "last_error": None,
@@ -390,9 +644,7 @@ class SessionRefresher:
             self.policy,
             jitter=self._rng.random(),
         )
-        await self._conclude(
-            session_id, fence, provider, Outcome.REFRESHED, announce=True, **values
-        )
+        await self._conclude(claim, Outcome.REFRESHED, announce=True, **values)
         self.metrics.last_success.set(now.timestamp())
         # How long the replaced access token had left when its refresh was decided: at most
         # ``grace`` unless forced, so a session is refreshed once per token lifetime.
@@ -444,9 +696,13 @@ class SessionRefresher:
         the identity and authorization claims never come from userinfo). A failure keeps
         the snapshot; the refresh stands."""
         try:
-            info = await client.userinfo(access_token)
+            async with asyncio.timeout(self._call_timeout.total_seconds()):
+                info = await client.userinfo(access_token)
         except ProviderUnavailable as exc:
             log.warning("userinfo_refresh_failed", session_id=row["id"], code=exc.code)
+            return claims
+        except TimeoutError:
+            log.warning("userinfo_refresh_failed", session_id=row["id"], code="timeout")
             return claims
         if not info or info.get("sub") != row["subject"]:
             return claims
@@ -459,19 +715,21 @@ class SessionRefresher:
 
     async def _finish_temporary(
         self,
-        row: Mapping[str, Any],
-        fence: int,
-        provider: str,
+        claim: Claim,
         reason: str,
         retry_at: datetime | None,
+        *,
+        attempted_at: datetime,
     ) -> RefreshResult:
+        row = claim.row
+        provider = row["provider"]
         now = self._clock.now()
         failures = int(row["refresh_failures"]) + 1
         due = refresh_due(
             RefreshState(
                 row["access_expires_at"],
                 has_refresh_token=True,
-                last_attempt_at=now,
+                last_attempt_at=attempted_at,
                 failures=failures,
                 retry_after=retry_at,
             ),
@@ -479,11 +737,10 @@ class SessionRefresher:
             jitter=self._rng.random(),
         )
         await self._conclude(
-            row["id"],
-            fence,
-            provider,
+            claim,
             Outcome.TEMPORARY,
             announce=False,  # claims and state unchanged: caches stay right
+            refresh_attempt_at=attempted_at,
             refresh_failures=failures,
             retry_after=retry_at,
             last_error=reason[:500],
@@ -502,18 +759,20 @@ class SessionRefresher:
         return RefreshResult(Outcome.TEMPORARY, await self._record(row["id"]))
 
     async def _finish_permanent(
-        self, row: Mapping[str, Any], fence: int, provider: str, reason: str
+        self, claim: Claim, reason: str, *, attempted_at: datetime | None = None
     ) -> RefreshResult:
+        row = claim.row
+        provider = row["provider"]
         now = self._clock.now()
         outcome = (
             Outcome.INTERRUPTED if reason.startswith("refresh_interrupted") else Outcome.PERMANENT
         )
+        attempt = {} if attempted_at is None else {"refresh_attempt_at": attempted_at}
         await self._conclude(
-            row["id"],
-            fence,
-            provider,
+            claim,
             outcome,
             announce=True,
+            **attempt,
             state=REAUTH_REQUIRED,
             state_reason=reason[:500],
             last_error=reason[:500],
@@ -530,13 +789,9 @@ class SessionRefresher:
         )
         return RefreshResult(outcome, await self._record(row["id"]))
 
-    async def _interrupted(
-        self, row: Mapping[str, Any], fence: int, provider: str
-    ) -> RefreshResult:
+    async def _interrupted(self, claim: Claim) -> RefreshResult:
         return await self._finish_permanent(
-            row,
-            fence,
-            provider,
+            claim,
             "refresh_interrupted: a refresh died between its intent and its outcome",
         )
 
@@ -552,13 +807,7 @@ class SessionRefresher:
             found = (
                 await conn.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
-        if found is None:
-            return None
-        row = dict(found._mapping)
-        for name in ("access_expires_at", "refresh_attempt_at", "retry_after"):
-            if row[name] is not None:
-                row[name] = utc(row[name])
-        return row
+        return None if found is None else _normalized(found._mapping)
 
     async def _record(self, session_id: str) -> SessionRecord | None:
         if not _WANT_RECORD.get():
@@ -569,37 +818,165 @@ class SessionRefresher:
             return None
 
     async def _conclude(
-        self,
-        session_id: str,
-        fence: int,
-        provider: str,
-        outcome: Outcome,
-        *,
-        announce: bool,
-        **values: Any,
+        self, claim: Claim, outcome: Outcome, *, announce: bool, **values: Any
     ) -> None:
-        """Record a refresh's outcome and clear its intent in one fenced write (a refused
-        write: :class:`LockLost`); announce the change to every process's cache when claims
-        or state changed; count it."""
-        if not await self._write(session_id, fence, intent_fence=None, intent_at=None, **values):
-            raise LockLost(_lock_key(session_id), fence)
+        """Record a refresh's outcome and end the claim (intent and lease cleared) in one
+        write fenced on the claim's fence (a refused write: :class:`LockLost`); announce the
+        change to every process's cache when claims or state changed; count it."""
+        if not await self._write(claim.session_id, claim.fence, **_CLAIM_ENDED, **values):
+            raise LockLost(_lock_key(claim.session_id), claim.fence)
+        claim.concluded = True
         if announce:
-            await self._sessions.changed([session_id])
-        self.metrics.refreshes.labels(provider, outcome.value).inc()
+            await self._announce(claim.session_id)
+        self.metrics.refreshes.labels(claim.row["provider"], outcome.value).inc()
 
     async def _write(self, session_id: str, fence: int, **values: Any) -> bool:
-        """Write under ``fence``: refused once a newer lease has written (a holder writes
-        several times under its own fence: intent, then outcome)."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(sessions)
-                .where(
-                    sessions.c.id == session_id,
-                    or_(sessions.c.fence.is_(None), sessions.c.fence <= fence),
-                )
-                .values(**values, fence=fence)
+        """Write as the holder of ``fence``: refused once the row was claimed again. Writes
+        finishing together share one transaction (:class:`_FencedWrites`)."""
+        return await self._writes.write(session_id, fence, values)
+
+    # --- announcing changed sessions ---
+
+    async def _announce(self, session_id: str) -> None:
+        """This process's cache drops the session at once; the other processes hear of it
+        through the change feed: at once on demand, gathered for up to
+        :data:`_ANNOUNCE_DELAY` in a background batch (one message, not one per session)."""
+        if not _GATHER_ANNOUNCEMENTS.get():
+            await self._sessions.changed([session_id])
+            return
+        self._sessions.invalidate([session_id])
+        self._announce_pending.add(session_id)
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.create_task(self._announce_gathered())
+
+    async def _announce_gathered(self) -> None:
+        await asyncio.sleep(_ANNOUNCE_DELAY.total_seconds())
+        ids, self._announce_pending = sorted(self._announce_pending), set()
+        if ids:
+            await self._sessions.changed(ids)
+
+    async def flush_announcements(self) -> None:
+        """Send the gathered announcements (a pass's end in tests, shutdown)."""
+        task = self._announcer
+        if task is not None and not task.done():
+            await task  # at most the gathering delay, then its send
+        ids, self._announce_pending = sorted(self._announce_pending), set()
+        if ids:
+            await self._sessions.changed(ids)
+
+    def gather_announcements(self) -> None:
+        """Announce this task's (and its children's) refreshes in batches."""
+        _GATHER_ANNOUNCEMENTS.set(True)
+
+
+class _FencedWrites:
+    """Fenced ``UPDATE`` statements of sessions, gathered: the writes asked for while one batch is
+    being written (and within one event-loop turn) go together in one transaction, one
+    ``executemany`` per set of columns. Under a storm that is one commit for many outcomes
+    instead of one each (benchmarks/sessions). Each caller learns whether its own row was
+    written: a row claimed again since (a higher ``fence``) is not."""
+
+    _MAX = 200
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pending: list[tuple[str, int, dict[str, Any], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, session_id: str, fence: int, values: dict[str, Any]) -> bool:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((session_id, fence, values, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a caller cancelled while its write is under way still has it recorded.
+        return await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the outcomes finishing in this turn join the batch
+        while self._pending:
+            batch, self._pending = self._pending[: self._MAX], self._pending[self._MAX :]
+            try:
+                written = await self._apply(batch)
+            except Exception:
+                # One row's trouble, or a passing one (a dropped connection, a deadlock):
+                # each write again on its own, twice at most (a fenced write may be
+                # repeated), so one failure does not cost the whole batch its outcomes.
+                for entry in batch:
+                    await self._alone(entry)
+                continue
+            for session_id, fence, _, done in batch:
+                if not done.done():
+                    done.set_result((session_id, fence) in written)
+
+    async def _alone(self, entry: tuple[str, int, dict[str, Any], asyncio.Future[bool]]) -> None:
+        session_id, fence, _, done = entry
+        for attempt in range(2):
+            try:
+                written = await self._apply([entry])
+            except Exception as exc:
+                if attempt == 1:
+                    if not done.done():
+                        done.set_exception(exc)
+                    return
+                await asyncio.sleep(0.1)
+                continue
+            if not done.done():
+                done.set_result((session_id, fence) in written)
+            return
+
+    async def _apply(
+        self, batch: list[tuple[str, int, dict[str, Any], asyncio.Future[bool]]]
+    ) -> set[tuple[str, int]]:
+        """The (session, fence) pairs written."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for session_id, fence, values, _ in batch:
+            params = {f"v_{name}": value for name, value in values.items()}
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {"w_id": session_id, "w_fence": fence, **params}
             )
-            return result.rowcount == 1
+        changed = 0
+        async with self._engine.begin() as conn:
+            for names, rows in groups.items():
+                statement = (
+                    update(sessions)
+                    .where(
+                        sessions.c.id == bindparam("w_id"),
+                        sessions.c.fence == bindparam("w_fence"),
+                    )
+                    .values(
+                        {
+                            **{n: bindparam(f"v_{n}", type_=sessions.c[n].type) for n in names},
+                            # A new version: a key rotation that read the row before this write
+                            # (its compare-and-swap on version) cannot put old tokens back.
+                            "version": sessions.c.version + 1,
+                        }
+                    )
+                )
+                changed += (await conn.execute(statement, rows)).rowcount
+            asked = {(session_id, fence) for session_id, fence, *_ in batch}
+            if changed == len(batch):
+                return asked
+            # Some row was claimed again since: which ones (a write leaves fence as it was,
+            # so a pair asked for is written exactly when the row still has that fence).
+            found = await conn.execute(
+                select(sessions.c.id, sessions.c.fence).where(
+                    sessions.c.id.in_({session_id for session_id, _ in asked})
+                )
+            )
+            return asked & {(row.id, row.fence) for row in found}
+
+
+def _normalized(found: Mapping[Any, Any]) -> dict[str, Any]:
+    row = dict(found)
+    for name in ("access_expires_at", "refresh_attempt_at", "retry_after", "lease_until"):
+        if row[name] is not None:
+            row[name] = utc(row[name])
+    return row
+
+
+def _lapsed(row: Mapping[str, Any], now: datetime) -> bool:
+    until = row["lease_until"]
+    return until is None or until <= now
 
 
 def record_of_row(row: Mapping[str, Any]) -> SessionRecord:
@@ -609,10 +986,6 @@ def record_of_row(row: Mapping[str, Any]) -> SessionRecord:
 
 def _lock_key(session_id: str) -> str:
     return f"session-refresh:{session_id}"
-
-
-def provider_of(row: Mapping[str, Any] | None) -> str:
-    return str(row["provider"]) if row is not None else "unknown"
 
 
 def _why(row: Mapping[str, Any] | None) -> str:

@@ -13,7 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, case, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from watchword.clock import utc
@@ -61,6 +75,22 @@ slots ``slot % shards == k``, so the shard count can change without rewriting ro
 
 def shard_of(session_id: str) -> int:
     return zlib.crc32(session_id.encode()) % SLOTS
+
+
+def in_shards(held: Sequence[int], shards: int, *, dialect: str) -> ColumnElement[bool]:
+    """Sessions in the held shards (of ``shards``); nothing to filter when all are held.
+    PostgreSQL: ``shard = ANY(:slots)``, the slots as one array parameter (the planner reads
+    the column's statistics, and the statement does not grow with the slots: a ``% shards``
+    expression had no statistics and turned the due-index walk into a full sort); SQLite:
+    ``shard % shards IN (held)``."""
+    if len(set(held)) >= shards:
+        return true()
+    if dialect == "postgresql":
+        slots = [slot for slot in range(SLOTS) if slot % shards in set(held)]
+        return sessions.c.shard == any_(
+            bindparam("held_slots", slots, type_=postgresql.ARRAY(Integer))
+        )
+    return (sessions.c.shard % shards).in_(sorted(held))
 
 
 def organization_column(ids: Sequence[str]) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from watchword.storage.tables import metadata
@@ -70,17 +71,29 @@ sessions = Table(
     Column("userinfo_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_error_at", DateTime(timezone=True), nullable=True),
-    # The intent to redeem the refresh token, recorded (under the lock's fence) before the
-    # upstream call and cleared with its outcome: an intent left behind means a holder died
-    # mid-call, and the old refresh token is never presented again.
+    # The refresh-once lock is the row itself (migration 0010): a claim takes it by
+    # compare-and-swap, raising ``fence`` by one and recording the claim as the **intent** to
+    # redeem the refresh token (``intent_fence`` = the claim's fence) with a lease
+    # (``lease_until``, ``lease_holder``); the outcome clears them in one write fenced on
+    # ``fence``. An intent whose lease lapsed means a holder died mid-refresh: its refresh
+    # token is never presented again (see watchword.sessions.refresh).
     Column("intent_fence", BigInteger, nullable=True),
     Column("intent_at", DateTime(timezone=True), nullable=True),
     Column("fence", BigInteger, nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_holder", String(200), nullable=True),
     Index("ix_sessions_subject", "issuer", "subject"),
     # Due order first: a refresher's "due sessions in my shards, oldest first, LIMIT n" reads
     # the index in due order and stops at n (a (shard, due) index made it fetch and sort the
     # whole due backlog of its shards: benchmarks/sessions, refresher section).
     Index("ix_sessions_due_at", "refresh_due_at"),
+    # Claims whose holder may have died: few rows (only refreshes in flight), found per pass.
+    Index(
+        "ix_sessions_intent_lease",
+        "lease_until",
+        postgresql_where=text("intent_fence IS NOT NULL"),
+        sqlite_where=text("intent_fence IS NOT NULL"),
+    ),
     Index("ix_sessions_upstream_sid", "issuer", "upstream_sid"),
     Index("ix_sessions_expires_at", "expires_at"),
     Index("ix_sessions_key_id", "key_id"),

@@ -131,8 +131,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine_for_url(url: str | URL, *, echo: bool = False) -> AsyncEngine:
-    """Create an :class:`AsyncEngine`; in-memory SQLite shares one connection."""
+def create_engine_for_url(
+    url: str | URL, *, echo: bool = False, pool_size: int | None = None
+) -> AsyncEngine:
+    """Create an :class:`AsyncEngine`; in-memory SQLite shares one connection. ``pool_size``:
+    connections a server pool keeps (SQLAlchemy's default, 5, when ``None``)."""
     parsed = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -143,5 +146,7 @@ def create_engine_for_url(url: str | URL, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs["pool_pre_ping"] = True
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
     kwargs["connect_args"] = {"connect_timeout": 5}
     return create_async_engine(parsed, **kwargs)

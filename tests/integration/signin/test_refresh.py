@@ -124,11 +124,7 @@ async def test_a_grant_revoked_at_the_provider_ends_the_session_at_the_next_refr
 async def test_the_provider_answering_503_keeps_the_session_and_retries_later(
     oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
 ) -> None:
-    provider = oidc_provider_factory()
-    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
-    assert (await made.sign_in()).status_code == 302
-    row = await _session(made)
-    await _into_grace(made)
+    provider, made, row, _ = await _signed_in_and_due(oidc_provider_factory, signin_app)
     provider.stop()  # nothing listens: the request is never delivered
     failed = await made.services.refresher.refresh(row["id"])
     assert failed.outcome is Outcome.TEMPORARY
@@ -146,6 +142,77 @@ async def test_the_provider_answering_503_keeps_the_session_and_retries_later(
     retried = await made.services.refresher.refresh(row["id"])
     assert retried.outcome is Outcome.REFRESHED, retried
     assert retried.record is not None and retried.record.refresh_failures == 0
+    assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
+
+
+async def _signed_in_and_due(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> tuple[OidcProvider, SigninApp, dict[str, Any], FakeClock]:
+    """A provider, an app signed in through it (FakeClock), its session, inside the grace."""
+    provider = oidc_provider_factory()
+    made = await signin_app(provider, provider_settings=EXPOSE, refresher=FAST)
+    assert (await made.sign_in()).status_code == 302
+    row = await _session(made)
+    await _into_grace(made)
+    assert isinstance(made.clock, FakeClock)
+    return provider, made, row, made.clock
+
+
+def failed_on_purpose(provider: OidcProvider) -> int:
+    return sum(1 for e in provider.events() if e.get("event") == "token.failed_on_purpose")
+
+
+async def test_a_429_with_retry_after_is_a_temporary_failure_that_waits_as_asked(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider, made, row, clock = await _signed_in_and_due(oidc_provider_factory, signin_app)
+    provider.fail_token_requests(429, retry_after="120")
+    throttled = await made.services.refresher.refresh(row["id"])
+    assert throttled.outcome is Outcome.TEMPORARY
+    assert failed_on_purpose(provider) == 1
+    after = await _session(made)
+    assert after["state"] == "active" and after["refresh_failures"] == 1
+    asked = clock.now() + timedelta(seconds=120)
+    assert abs((utc(after["retry_after"]) - asked).total_seconds()) < 2
+    assert utc(after["refresh_due_at"]) >= utc(after["retry_after"])  # not before it asked
+    assert "429" in (after["last_error"] or "")
+
+    # Within the Retry-After, neither a background pass nor a request calls again (the
+    # token may expire meanwhile: the provider asked for that).
+    clock.advance(timedelta(seconds=60))
+    again = await made.services.refresher.refresh(row["id"])
+    assert again.outcome is Outcome.NOT_DUE and failed_on_purpose(provider) == 1
+    await made.services.background.run_pass()
+    await made.services.background.drain()
+    assert failed_on_purpose(provider) == 1 and refresh_grants(provider) == 0
+
+    provider.fail_token_requests(None)
+    clock.advance(timedelta(seconds=61))
+    retried = await made.services.refresher.refresh(row["id"])
+    assert retried.outcome is Outcome.REFRESHED, retried
+    assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
+    assert (await _session(made))["retry_after"] is None
+
+
+async def test_a_503_answer_keeps_the_session_and_is_retried_with_backoff(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider, made, row, clock = await _signed_in_and_due(oidc_provider_factory, signin_app)
+    provider.fail_token_requests(503)
+    first = await made.services.refresher.refresh(row["id"])
+    assert first.outcome is Outcome.TEMPORARY
+    due_1 = utc((await _session(made))["refresh_due_at"])
+    clock.set(due_1)
+    second = await made.services.refresher.refresh(row["id"])
+    assert second.outcome is Outcome.TEMPORARY and failed_on_purpose(provider) == 2
+    after = await _session(made)
+    assert after["state"] == "active" and after["refresh_failures"] == 2
+    # Backoff: the second wait is longer than the first (cool-off 2 s at least each).
+    assert utc(after["refresh_due_at"]) - clock.now() >= timedelta(seconds=2)
+    provider.fail_token_requests(None)
+    clock.set(utc(after["refresh_due_at"]))
+    third = await made.services.refresher.refresh(row["id"])
+    assert third.outcome is Outcome.REFRESHED
     assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
 
 

@@ -81,12 +81,11 @@ def _interrupted(rows: list[dict[str, Any]]) -> int:
 
 
 def _refresh_holder_pids(conn: psycopg.Connection[Any]) -> set[int]:
-    """Pids holding an unexpired session-refresh lease (holder is ``host:pid:random``)."""
+    """Pids holding a session's claim now (``lease_holder`` is ``host:pid:random``)."""
     holders = conn.execute(
-        "SELECT holder FROM lock_leases WHERE key LIKE 'session-refresh:%%' "
-        "AND holder IS NOT NULL AND expires_at > now()"
+        "SELECT lease_holder FROM sessions WHERE intent_fence IS NOT NULL AND lease_until > now()"
     ).fetchall()
-    return {int(str(h["holder"]).split(":")[1]) for h in holders}
+    return {int(str(h["lease_holder"]).split(":")[1]) for h in holders}
 
 
 def _grants(provider: OidcProvider) -> tuple[int, list[dict[str, Any]]]:
