@@ -12,13 +12,17 @@ PostgreSQL and chunked ``executemany`` on SQLite, then ``ANALYZE``. Then, each o
 alone (``perf_counter_ns``):
 
 - ``add``: ``SessionService.create`` (seals three tokens, one ``INSERT`` in a transaction);
+- ``next due time``: the pure schedule (``refresh_due``) for 100 sessions: the decision alone;
 - ``reschedule``: ``SessionRefresher._write`` with the values a successful refresh writes
   (new sealed access token, expiry, ``refreshed_at``, cleared failures, error and intent, the
-  next ``refresh_due_at``): the fenced ``UPDATE ... WHERE id = ? AND (fence IS NULL OR fence
-  <= ?)`` of one random existing row, in its own transaction;
-- ``pop_due``: ``BackgroundRefresher._due`` (the ``run_pass`` query: ``state='active' AND
-  shard IN (...) AND refresh_due_at <= now ORDER BY refresh_due_at LIMIT 500``) for one shard
-  of 16 (64 slots) and for all 16 (1,024 slots: one replica alone).
+  next ``refresh_due_at``): the fenced ``UPDATE ... WHERE id = ? AND fence = ?`` of one random
+  existing row, alone (its own transaction); and 500 of them finishing together, as in a storm
+  (gathered into one transaction): the whole's time per session;
+- ``pop_due``: ``SessionRefresher.claim_due`` (the pass's claim: ``UPDATE sessions SET fence =
+  fence + 1, intent_fence = …, lease_until = … WHERE id IN (SELECT id … WHERE provider = ? AND
+  state = 'active' AND slot % 16 IN (…) AND refresh_due_at <= now AND intent_fence IS NULL
+  ORDER BY refresh_due_at LIMIT 500 FOR UPDATE SKIP LOCKED) RETURNING *``) for one shard of 16
+  and for all 16 (one replica alone); the claimed rows are released (untimed) after each.
 
 "Scheduler memory" is the database's: ``pg_relation_size('ix_sessions_due_at')`` and the table
 per row (SQLite: ``dbstat``). The process keeps nothing per session; checked by
@@ -28,13 +32,14 @@ per row (SQLite: ``dbstat``). The process keeps nothing per session; checked by
 ``SessionService.create``): 1, 2 and 3 worker processes (``subprocess``, this file's
 ``worker`` command), each a ``Services`` on the database with a fast fake provider (answers
 at once, rotating tokens) injected in ``services.signin.clients``, default refresher settings
-(16 shards, pool 64, 16 per provider). Workers heartbeat and balance with ``run_pass()`` while
+(16 shards, pool 64, 16 per provider). Workers heartbeat and balance (no claims) while
 nothing is due; once each holds its fair share, every session is made due (``refresh_due_at``
 1 s ago, access token expiring in 30 s, refresh fields cleared) and a start instant is
-given; workers loop ``run_pass()`` + ``drain()`` until every session has ``refreshed_at`` after
-the start. Throughput = N / (latest ``refreshed_at`` - start). Beside it, in the same run,
-the naive design (``naive`` command): one process that every second selects every due row
-(no shards, no locks, no fences, no intent) and refreshes them with 16 at once.
+given; workers run the refresher's own loop (``BackgroundRefresher.run``) until every session
+has ``refreshed_at`` after the start. Throughput = N / (latest ``refreshed_at`` - start).
+Beside it, in the same run, the naive design (``naive`` command): one process that every
+second selects every due row (no shards, no locks, no fences, no intent) and refreshes them
+with 16 at once.
 CPU seconds are the workers' own (``time.process_time``) and PostgreSQL's (all ``postgres``
 processes, ``/proc/<pid>/stat``), over the measured part.
 """
@@ -67,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import ColumnElement, func, insert, select, text, update
 
 from watchword.clock import utc
 from watchword.config import OidcProviderSettings, Settings, load_settings
@@ -78,8 +83,9 @@ from watchword.runtime import Runtime
 from watchword.secret import Secret
 from watchword.services import Services
 from watchword.sessions import NewSession
+from watchword.sessions.schedule import RefreshState, refresh_due
 from watchword.sessions.sealing import SealedColumn
-from watchword.sessions.store import SLOTS
+from watchword.sessions.store import SLOTS, in_shards
 from watchword.sessions.tables import sessions
 from watchword.storage.migrate import upgrade_engine
 
@@ -204,6 +210,7 @@ def bulk_rows(size: int, now: datetime) -> Any:
             "refresh_due_at": due,
             "refresh_failures": 0,
             "userinfo_at": now,
+            "fence": 1,
         }
 
 
@@ -314,8 +321,8 @@ async def scheduler(url: str, kind: str, size: int, dsn: str | None) -> dict[str
         sealer = services.sessions.sealer
         refresher = services.refresher
 
-        async def reschedule() -> None:
-            session_id = random.choice(ids)
+        async def reschedule(session_id: str | None = None) -> None:
+            session_id = session_id or random.choice(ids)
             moment = datetime.now(UTC)
             written = await refresher._write(
                 session_id,
@@ -336,31 +343,111 @@ async def scheduler(url: str, kind: str, size: int, dsn: str | None) -> dict[str
             )
             assert written
 
-        one_shard = [s for s in range(SLOTS) if s % 16 == 0]
-        every = list(range(SLOTS))
+        async def reschedule_gathered(n: int, rounds: int) -> dict[str, float]:
+            """``n`` outcomes finishing together (a storm): the writes share one transaction;
+            the cost per session of the whole, over ``rounds`` rounds."""
+            per: list[int] = []
+            for round_ in range(rounds + 2):
+                chosen = random.sample(ids, n)
+                t0 = time.perf_counter_ns()
+                await asyncio.gather(*(reschedule(i) for i in chosen))
+                if round_ >= 2:  # warm-up
+                    per.append((time.perf_counter_ns() - t0) // n)
+            return {
+                "median_us": round(statistics.median(per) / 1000, 1),
+                "p95_us": round(pct(per, 0.95), 1),
+                "n": rounds,
+            }
+
+        policy = refresher.policy
+        state = RefreshState(now + LIFETIME, has_refresh_token=True, last_attempt_at=now)
+
+        async def next_due() -> None:  # the pure schedule: the decision, no storage
+            for _ in range(100):
+                refresh_due(state, policy, jitter=0.5)
+
+        dialect = runtime.engine.dialect.name
+        one_shard = in_shards([0], 16, dialect=dialect)  # the 64 slots of shard 0
+        every = in_shards(range(16), 16, dialect=dialect)  # nothing to filter
         popped: dict[str, int] = {}
 
-        def pop(slots: list[int], name: str) -> Callable[[], Awaitable[None]]:
+        def pop(slots: ColumnElement[bool], name: str) -> Callable[[], Awaitable[None]]:
             async def op() -> None:
-                popped[name] = len(await services.background._due(slots, now))
+                claims = await refresher.claim_due(slots, now, 500, provider=PROVIDER)
+                popped[name] = len(claims)
+                claimed.extend(c.session_id for c in claims)
 
             return op
 
+        claimed: list[str] = []
+
+        async def unclaim() -> None:  # untimed: the popped rows as they were, for the next pop
+            async with runtime.engine.begin() as conn:
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id.in_(claimed))
+                    .values(
+                        intent_fence=None,
+                        intent_at=None,
+                        lease_until=None,
+                        lease_holder=None,
+                        # each row's own due time back (bulk rows: expiry - 1 minute)
+                        refresh_due_at=sessions.c.access_expires_at - timedelta(minutes=1),
+                    )
+                )
+            claimed.clear()
+
+        async def timed_pop(op: Callable[[], Awaitable[None]], n: int) -> dict[str, float]:
+            samples = []
+            for i in range(n + 5):
+                t0 = time.perf_counter_ns()
+                await op()
+                if i >= 5:  # warm-up
+                    samples.append(time.perf_counter_ns() - t0)
+                await unclaim()
+            return {
+                "median_us": round(statistics.median(samples) / 1000, 1),
+                "p95_us": round(pct(samples, 0.95), 1),
+                "n": n,
+            }
+
         ops = {
             "add (SessionService.create)": await timed(add, 300),
+            "next due time (pure schedule), 100 sessions": await timed(next_due, 500),
             "reschedule (fenced UPDATE of the refresh fields)": await timed(reschedule, 500),
-            "pop due, 1 shard of 16 (64 slots), LIMIT 500": await timed(pop(one_shard, "one"), 50),
-            "pop due, 16 shards (1,024 slots), LIMIT 500": await timed(pop(every, "all"), 50),
+            "reschedule, 500 outcomes gathered, per session": await reschedule_gathered(500, 20),
+            "pop due (claim_due), 1 shard of 16 (64 slots), 500": await timed_pop(
+                pop(one_shard, "one"), 50
+            ),
+            "pop due (claim_due), 16 shards (1,024 slots), 500": await timed_pop(
+                pop(every, "all"), 50
+            ),
         }
-        # The process: one pass over the whole table (500 due rows are loaded and refreshed;
-        # the dummy sealed tokens do not open, so each ends as a permanent failure).
+        # The process: one pass over the whole table (it claims what can start at once, the
+        # per-provider limit, 16; the dummy sealed tokens do not open, so each ends as a
+        # permanent failure): what the process keeps does not grow with the table.
         services.signin.clients[PROVIDER] = FastClient()  # type: ignore[assignment]
         gc.collect()
         rss_before = rss_kib()
         tracemalloc.start()
+        counted = services.refresher.metrics.refreshes
+        before = sum(
+            m.value
+            for metric in counted.collect()
+            for m in metric.samples
+            if m.name.endswith("_total")
+        )
         await services.background.run_pass()
-        started = len(services.background._in_flight)
         await services.background.drain()
+        started = round(
+            sum(
+                m.value
+                for metric in counted.collect()
+                for m in metric.samples
+                if m.name.endswith("_total")
+            )
+            - before
+        )
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         gc.collect()
@@ -454,8 +541,8 @@ async def worker(url: str, rundir: Path, me: str, n: int, profile: bool, pool: i
     bg = services.background
     go = rundir / "go"
     try:
-        while not go.exists():  # nothing is due yet: heartbeat and balance
-            await bg.run_pass()
+        while not go.exists():  # heartbeat and balance only: nothing is claimed before "go"
+            await bg._balance(await bg._heartbeat(datetime.now(UTC)))
             (rundir / f"held-{me}").write_text(str(len(bg.held)))
             await asyncio.sleep(0.2)
         start = datetime.fromtimestamp(float(go.read_text()), UTC)
@@ -464,15 +551,23 @@ async def worker(url: str, rundir: Path, me: str, n: int, profile: bool, pool: i
         if profiler:
             profiler.enable()
         passes = 0
-        while True:
-            await bg.run_pass()
+        real_pass, real_top_up = bg.run_pass, bg.top_up
+
+        async def counted(real: Callable[[], Awaitable[float]]) -> float:
+            nonlocal passes
             passes += 1
-            started = len(bg._in_flight)
-            await bg.drain()
-            if started == 0:
-                if await refreshed_since(services, start) >= n:
-                    break
-                await asyncio.sleep(0.05)
+            return await real()
+
+        bg.run_pass = lambda: counted(real_pass)  # type: ignore[method-assign]
+        bg.top_up = lambda: counted(real_top_up)  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        loop = asyncio.create_task(bg.run(stop=stop))  # the refresher's own loop
+        while await refreshed_since(services, start) < n:
+            await asyncio.sleep(0.1)
+            if loop.done():
+                await loop  # it failed: say how
+        stop.set()
+        await loop
         if profiler:
             profiler.disable()
             out = StringIO()
@@ -600,7 +695,7 @@ def make_due(dsn: str) -> None:
             "UPDATE sessions SET refresh_due_at = now() - interval '1 second',"
             " access_expires_at = now() + interval '30 seconds', refreshed_at = NULL,"
             " refresh_attempt_at = NULL, refresh_failures = 0, intent_fence = NULL,"
-            " intent_at = NULL, state = 'active'"
+            " intent_at = NULL, lease_until = NULL, lease_holder = NULL, state = 'active'"
         )
         conn.execute("DELETE FROM refresher_members")
         conn.execute("VACUUM ANALYZE sessions")
@@ -742,7 +837,7 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "### The process during one `run_pass()` + `drain()` over the whole table",
+        "### The process during one `run_pass()` + `drain()` over the whole table (claims 16)",
         "",
         "| database | rows | sessions started | tracemalloc peak KiB | RSS before KiB "
         "| RSS after KiB |",
