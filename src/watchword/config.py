@@ -192,11 +192,10 @@ class DatabaseSettings(_Part):
     )
     connect_timeout: Duration = Field(default=timedelta(seconds=5))
     pool_size: Annotated[int, Field(ge=1, le=1000)] = Field(
-        default=20,
+        default=5,
         description=(
             "PostgreSQL connections each process keeps open (10 more are opened when "
-            "busy, and closed after use): the refresher runs up to per_provider_limit "
-            "refreshes at once beside the API's requests."
+            "busy, and closed after use)."
         ),
     )
 

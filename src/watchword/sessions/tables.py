@@ -86,7 +86,9 @@ sessions = Table(
     # Due order first: a refresher's "due sessions in my shards, oldest first, LIMIT n" reads
     # the index in due order and stops at n (a (shard, due) index made it fetch and sort the
     # whole due backlog of its shards: benchmarks/sessions, refresher section).
-    Index("ix_sessions_due_at", "refresh_due_at"),
+    # The slot second (migration 0010): a replica holding some of the shards skips the other
+    # shards' rows inside the index, without reading them from the table.
+    Index("ix_sessions_due_at", "refresh_due_at", "shard"),
     # Claims whose holder may have died: few rows (only refreshes in flight), found per pass.
     Index(
         "ix_sessions_intent_lease",
