@@ -173,19 +173,27 @@ class OidcClient:
 
     async def refresh(self, refresh_token: Secret) -> TokenSet:
         """Redeem ``refresh_token``. Raises :class:`UpstreamError` (the provider answered an
-        error), :class:`UpstreamUnreachable` (no answer) or :class:`ProviderUnavailable`
-        (discovery failed: nothing was sent)."""
+        error), :class:`UpstreamUnreachable` (no usable answer: ``sent`` says whether the
+        request may have arrived) or :class:`ProviderUnavailable` (discovery failed: nothing
+        was sent)."""
         metadata = await self.provider.metadata()
         with tracer.start_as_current_span("oidc.token") as span:
             span.set_attribute("oidc.provider", self.provider.name)
             span.set_attribute("oidc.grant_type", "refresh_token")
-            body = await self._post(
-                metadata.token_endpoint,
-                {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()},
-                audience=metadata.token_endpoint,
-                unreachable=True,
-            )
-        return self._token_set(body)
+            try:
+                body = await self._post(
+                    metadata.token_endpoint,
+                    {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()},
+                    audience=metadata.token_endpoint,
+                    unreachable=True,
+                )
+                return self._token_set(body)
+            except ProviderUnavailable as exc:
+                # The request reached the provider and its answer is unusable (not JSON, too
+                # large, no access token): it may have rotated the token all the same.
+                raise UpstreamUnreachable(
+                    f"unusable answer ({exc.detail})"[:200], sent=True
+                ) from None
 
     def _token_set(self, body: dict[str, Any]) -> TokenSet:
         access = body.get("access_token")

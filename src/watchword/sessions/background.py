@@ -154,7 +154,10 @@ class BackgroundRefresher:
             self._start(await self._refresher.claim_abandoned(self._mine, now, _BATCH))
             await self._claim_due(now, unknown_providers=True)
         self.last_pass_at = now
-        next_due = await self._next_due(self._mine) if self._mine is not None else None
+        # While the pool or a provider is full, the finishing refreshes wake the loop; not
+        # sleeping until a due time already past (a pass every 50 ms meanwhile).
+        waiting = self._backlog and len(self._in_flight) >= self._pool_size
+        next_due = None if self._mine is None or waiting else await self._next_due(self._mine)
         wait = self._poll.total_seconds()
         if next_due is not None:
             wait = min(wait, max(0.05, (next_due - self._clock.now()).total_seconds()))
@@ -180,6 +183,9 @@ class BackgroundRefresher:
             return
         room = min(_BATCH, max(0, self._pool_size - len(self._in_flight)))
         self._backlog = False
+        if room == 0:
+            self._backlog = True  # the pool is full: claimed again as slots free up
+            return
         known = sorted(self._refresher.clients, key=self._per_provider.__getitem__)
         for provider in known:
             free = min(room, self._per_provider_limit - self._per_provider[provider])

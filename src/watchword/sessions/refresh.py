@@ -57,6 +57,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import ColumnElement, bindparam, func, or_, select, true, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.clock import Clock, utc
@@ -99,6 +100,9 @@ log = get_logger("watchword.refresher")
 _WANT_RECORD: ContextVar[bool] = ContextVar("watchword_refresh_want_record", default=True)
 _GATHER_ANNOUNCEMENTS: ContextVar[bool] = ContextVar("watchword_refresh_gather", default=False)
 _ANNOUNCE_DELAY = timedelta(milliseconds=20)
+# Answers after which a rotating provider may have rotated the token anyway (unlike 429, 503,
+# 408: "not processed, come back").
+_MAYBE_PROCESSED = frozenset({500, 502, 504})
 # What ends a claim (an outcome, a release): no intent, no lease.
 _CLAIM_ENDED: dict[str, Any] = {
     "intent_fence": None,
@@ -545,7 +549,7 @@ class SessionRefresher:
         # The outcome (and a new ID token's key fetch) must not outlive the lease, or the
         # claim is taken over meanwhile: extended when short. The outcome's write is fenced
         # whatever the lease, so it lands only if nobody took over.
-        with contextlib.suppress(LockLost):
+        with contextlib.suppress(Exception):  # best effort: the outcome's write is fenced
             await self._ensure_lease(claim, _OUTCOME_MARGIN)
         if fresh is not None:
             return await self._finish_success(claim, client, fresh, attempted_at=now)
@@ -559,6 +563,12 @@ class SessionRefresher:
             reason = f"{failure.status} {failure.error or ''}".strip()
             if classify(failure.status, failure.error) is Failure.PERMANENT:
                 return await self._finish_permanent(claim, reason, attempted_at=now)
+            if failure.status in _MAYBE_PROCESSED and client.settings.rotating_refresh_tokens:
+                # A 500, or a gateway's 502/504: the provider may have rotated the token before
+                # failing. Presenting it again could revoke the family: a new sign-in instead.
+                return await self._finish_permanent(
+                    claim, f"refresh_interrupted: {reason}", attempted_at=now
+                )
             retry_at = (
                 now + timedelta(seconds=failure.retry_after_s) if failure.retry_after_s else None
             )
@@ -897,10 +907,17 @@ class _FencedWrites:
             batch, self._pending = self._pending[: self._MAX], self._pending[self._MAX :]
             try:
                 written = await self._apply(batch)
+            except (OperationalError, InterfaceError) as exc:
+                # The database is unreachable: every write of the batch fails at once (row by
+                # row would hold the later ones up for minutes).
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
             except Exception:
-                # One row's trouble, or a passing one (a dropped connection, a deadlock):
-                # each write again on its own, twice at most (a fenced write may be
-                # repeated), so one failure does not cost the whole batch its outcomes.
+                # One row's trouble, or a passing one (a deadlock): each write again on its
+                # own, twice at most (a fenced write may be repeated), so one failure does not
+                # cost the whole batch its outcomes.
                 for entry in batch:
                     await self._alone(entry)
                 continue

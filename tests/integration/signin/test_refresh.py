@@ -216,6 +216,32 @@ async def test_a_503_answer_keeps_the_session_and_is_retried_with_backoff(
     assert refresh_grants(provider) == 1 and reuse_errors(provider) == []
 
 
+async def test_an_unusable_answer_to_a_refresh_is_never_followed_by_a_second_presentation(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider, made, row, _ = await _signed_in_and_due(oidc_provider_factory, signin_app)
+    provider.fail_token_requests(200)  # a 200 without an access token: the token may be spent
+    result = await made.services.refresher.refresh(row["id"])
+    assert result.outcome is Outcome.INTERRUPTED, result
+    assert result.record is not None and result.record.state == "reauth_required"
+    assert (result.record.state_reason or "").startswith("refresh_interrupted")
+    provider.fail_token_requests(None)
+    again = await made.services.refresher.refresh(row["id"], force=True)
+    assert again.outcome is Outcome.NOT_DUE or again.outcome is Outcome.INACTIVE
+    assert failed_on_purpose(provider) == 1 and refresh_grants(provider) == 0
+
+
+async def test_a_500_or_gateway_error_is_maybe_spent_at_a_rotating_provider(
+    oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
+) -> None:
+    provider, made, row, _ = await _signed_in_and_due(oidc_provider_factory, signin_app)
+    provider.fail_token_requests(502)  # a gateway: the provider may have answered it already
+    result = await made.services.refresher.refresh(row["id"])
+    assert result.outcome is Outcome.INTERRUPTED, result
+    assert (await _session(made))["state"] == "reauth_required"
+    assert failed_on_purpose(provider) == 1
+
+
 async def test_an_intent_left_by_a_holder_that_died_is_never_replayed(
     oidc_provider_factory: OidcProviderFactory, signin_app: SigninFactory
 ) -> None:
