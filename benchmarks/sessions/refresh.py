@@ -478,6 +478,9 @@ async def scheduler(url: str, kind: str, size: int, dsn: str | None) -> dict[str
 class FastUpstream:
     issuer = "https://idp.bench.example"
 
+    async def metadata(self) -> None:  # discovery: cached, nothing to fetch here
+        return None
+
 
 class FastClient:
     """A provider that answers at once (rotating refresh tokens, no ID token)."""

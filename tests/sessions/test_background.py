@@ -18,6 +18,7 @@ from sqlalchemy import event, select, update
 
 from watchword.clock import FakeClock
 from watchword.config import OidcProviderSettings, load_settings
+from watchword.errors import ProviderUnavailable
 from watchword.federation.client import TokenSet
 from watchword.runtime import Runtime
 from watchword.secret import Secret
@@ -50,6 +51,9 @@ class FakeUpstream:
     def __init__(self, name: str) -> None:
         self.name = name
         self.issuer = f"https://{name}.example"
+
+    async def metadata(self) -> None:  # discovery: cached, nothing to fetch here
+        return None
 
 
 class FakeClient:
@@ -507,3 +511,19 @@ async def test_a_takeover_that_fails_to_record_keeps_the_dead_holders_intent(
     # Not released: the intent still says a token may have gone out; never presented again.
     row = await _row(alive, session_id)
     assert row["intent_fence"] == taken.fence and sum(fake.presented.values()) == 0
+
+
+async def test_discovery_failing_before_the_call_is_temporary_and_sends_nothing(
+    replicas: Any,
+) -> None:
+    [a], _, fake, session_id = await _due_session(replicas, "m", processes=1)
+
+    async def discovery_down() -> None:
+        raise ProviderUnavailable("provider 'good' discovery failed")
+
+    a.signin.clients["good"].provider.metadata = discovery_down  # type: ignore[method-assign,assignment]
+    result = await a.refresher.refresh(session_id)
+    assert result.outcome is Outcome.TEMPORARY and sum(fake.presented.values()) == 0
+    row = await _row(a, session_id)
+    assert row["state"] == "active" and row["intent_fence"] is None
+    assert row["refresh_failures"] == 1 and "discovery" in str(row["last_error"])

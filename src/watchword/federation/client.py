@@ -236,7 +236,10 @@ class OidcClient:
             )
         except httpx.HTTPError as exc:
             if unreachable:
-                not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                # No connection was made (refused, timed out, or none free in the pool).
+                not_sent = isinstance(
+                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                )
                 raise UpstreamUnreachable(type(exc).__name__, sent=not not_sent) from None
             raise ProviderUnavailable(
                 f"provider {self.provider.name!r} did not answer ({type(exc).__name__})"

@@ -524,6 +524,14 @@ class SessionRefresher:
             )
         except UnsealError:
             return await self._finish_permanent(claim, "token_unreadable")
+        # The provider's discovery first (cached; ProviderUnavailable: nothing is sent), so a
+        # slow discovery refresh is not taken for a call that may have reached the provider.
+        try:
+            async with asyncio.timeout(self._call_timeout.total_seconds()):
+                await client.provider.metadata()
+        except (ProviderUnavailable, TimeoutError) as exc:
+            reason = exc.detail if isinstance(exc, ProviderUnavailable) else "discovery timed out"
+            return await self._finish_temporary(claim, reason, None, attempted_at=self._clock.now())
         # A call's length, and the outcome's margin, still on the lease; else renew it
         # (LockLost, the lease lapsed or was taken over: nothing is sent).
         await self._ensure_lease(claim, self._call_timeout + _OUTCOME_MARGIN)
