@@ -869,6 +869,9 @@ class SessionRefresher:
 
     async def _announce_gathered(self) -> None:
         await asyncio.sleep(_ANNOUNCE_DELAY.total_seconds())
+        await self._send_gathered()
+
+    async def _send_gathered(self) -> None:
         ids, self._announce_pending = sorted(self._announce_pending), set()
         if ids:
             await self._sessions.changed(ids)
@@ -878,9 +881,7 @@ class SessionRefresher:
         task = self._announcer
         if task is not None and not task.done():
             await task  # at most the gathering delay, then its send
-        ids, self._announce_pending = sorted(self._announce_pending), set()
-        if ids:
-            await self._sessions.changed(ids)
+        await self._send_gathered()
 
     def gather_announcements(self) -> None:
         """Announce this task's (and its children's) refreshes in batches."""
