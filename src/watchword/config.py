@@ -198,6 +198,15 @@ class DatabaseSettings(_Part):
             "busy, and closed after use)."
         ),
     )
+    change_staleness: Duration = Field(
+        default=timedelta(seconds=1),
+        description=(
+            "How long a process trusts its cached policy generation and verified admin keys "
+            "when no change listener tells it of other processes' writes: always on SQLite, "
+            "on PostgreSQL only while its LISTEN connection is down (0: read every time). "
+            "Writes made in the process itself count at once."
+        ),
+    )
 
     @field_validator("url")
     @classmethod

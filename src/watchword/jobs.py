@@ -5,6 +5,9 @@ them alone, for deployments that keep background work off the serving replicas. 
 takes a stop event and returns soon after it is set. Jobs that must run on one replica at
 a time take a lease themselves (the janitor does), so running them everywhere is safe.
 
+- ``change_listener`` (PostgreSQL only): other processes' writes to the policy and admin keys,
+  heard by ``LISTEN`` and marked in this process's change watch, so the caches that serve
+  decisions read the database only after a change (:mod:`watchword.storage.changes`);
 - ``token_invalidation`` (with Redis only): revocations published by other replicas, applied
   to this process's verification cache at once;
 - ``token_janitor``: the token janitor every ``token_janitor_every``, under a lease.
@@ -20,6 +23,7 @@ from typing import Final
 
 from watchword.observability.logging import get_logger
 from watchword.services import SESSIONS_CHANGED, SESSIONS_ENDED, Services
+from watchword.storage.changes import listen_for_changes
 from watchword.tokens.invalidation import run_invalidation_listener
 
 __all__ = [
@@ -48,6 +52,9 @@ def background_jobs(services: Services, *, serving: bool = False) -> list[Job]:
 
     async def invalidations(stop: asyncio.Event) -> None:
         await run_invalidation_listener(services.runtime.redis, services.tokens.cache, stop=stop)
+
+    async def changes(stop: asyncio.Event) -> None:
+        await listen_for_changes(services.runtime.engine, stop=stop)
 
     async def janitor(stop: asyncio.Event) -> None:
         await services.janitor.run_forever(stop=stop)
@@ -82,6 +89,8 @@ def background_jobs(services: Services, *, serving: bool = False) -> list[Job]:
         jobs.append(Job("session_feed", session_feed))
     if services.runtime.redis is not None:  # revocations reach other replicas over pub/sub
         jobs.insert(0, Job("token_invalidation", invalidations))
+    if services.runtime.engine.dialect.name == "postgresql":  # others' policy changes
+        jobs.insert(0, Job("change_listener", changes))
     return jobs
 
 

@@ -63,6 +63,7 @@ from watchword.sessions.schedule import RefreshPolicy
 from watchword.sessions.sealing import NO_SEALING_KEY, Sealer
 from watchword.sessions.service import SessionAuthenticator, SessionMetrics, SessionService
 from watchword.sessions.signin import OrganizationsOf, SigninService
+from watchword.storage.changes import watch_for
 from watchword.storage.feed import ChangeFeed, change_feed
 from watchword.tokens.anchor import AnchorSeal
 from watchword.tokens.authn import ApiTokenAuthenticator
@@ -205,6 +206,7 @@ class Services:
             clock=clock,
             registry=runtime.registry,
         )
+        watch_for(engine).configure(clock=clock, staleness=settings.database.change_staleness)
         policy_engine = build_policy_engine(settings, runtime)
         rbac = RbacService(
             StoreContext(engine, clock, settings.issuer_url),
@@ -319,7 +321,7 @@ class Services:
         sessions.on_created(publish_created)
         authenticators: tuple[Authenticator, ...] = (
             SessionAuthenticator(sessions),  # cookies only
-            AdminKeyAuthenticator(engine),
+            AdminKeyAuthenticator(engine, max_age=settings.tokens.verify_cache_ttl),
             ApiTokenAuthenticator(tokens),  # last: it takes any other bearer credential
         )
         return cls(

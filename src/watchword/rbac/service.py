@@ -7,9 +7,12 @@ Invariants this module owns:
   reloaded when the generation read for a request differs. A policy that fails to build
   (rows edited behind watchword's back) is logged and the active one stays active.
 - ACL/subject cache entries are keyed by (issuer, subject, claims digest, scope) and hold
-  the generation they were computed at. Every lookup first reads the current generation
-  (one primary-key read per request), so any write through watchword, on any replica,
-  invalidates every entry at once. Entries also expire after ``settings.rbac.acl_cache_ttl``:
+  the generation they were computed at. Every lookup first asks for the current generation,
+  which is read from the database only when the change watch (:mod:`watchword.storage.changes`)
+  says it may have moved: a write through watchword in this process (at once), one on
+  another replica (its ``NOTIFY``, heard by the change listener), or, with no listener
+  (SQLite), ``database.change_staleness`` after the last read. A request that finds
+  everything cached reads nothing. Entries also expire after ``settings.rbac.acl_cache_ttl``:
   the bound on staleness for changes that bypass the generation (rows edited by hand).
 - The compiled subject in an entry is the one checks, filters and the ACL document use.
 """
@@ -44,6 +47,7 @@ from watchword.rbac.store.facts import issuer_trust, load_facts
 from watchword.rbac.store.generation import read_generation
 from watchword.rbac.store.roles import load_policy
 from watchword.rbac.subject import Resolution, resolve_subject
+from watchword.storage.changes import RBAC, Mark, watch_for
 
 __all__ = [
     "CACHE_SIZE",
@@ -170,7 +174,10 @@ class RbacService:
         self.clock = clock
         self.policy_engine = policy_engine or Engine(Policy(Registry(), {}, version=0))
         self._reader = _GenerationReader(ctx.engine)
+        self._watch = watch_for(ctx.engine)
         self._generation = -1
+        self._generation_mark: Mark | None = None  # when self._generation was read
+        self._generation_lock = asyncio.Lock()
         self._trust: dict[str, IssuerTrust] = {}  # by issuer URL, for self._generation
         self._cache: OrderedDict[CacheKey, Resolved] = OrderedDict()
         self._cache_size = cache_size
@@ -179,7 +186,20 @@ class RbacService:
     # Policy ------------------------------------------------------------------------------
 
     async def generation(self) -> int:
-        """Read the generation and make sure the engine holds the policy of it."""
+        """The current generation, with the engine holding its policy: the one known, while
+        the change watch says nothing may have changed since it was read; else read now."""
+        if self._watch.fresh(RBAC, self._generation_mark, max_age=self.ttl):
+            return self._generation
+        async with self._generation_lock:  # one read for every request that waits here
+            if self._watch.fresh(RBAC, self._generation_mark, max_age=self.ttl):
+                return self._generation
+            mark = self._watch.mark(RBAC)  # before the read: a change during it is not lost
+            current = await self._load_generation()
+            if current == self._generation:
+                self._generation_mark = mark
+            return current
+
+    async def _load_generation(self) -> int:
         current = await self._reader.read()
         if current == self._generation:
             return current

@@ -13,6 +13,7 @@ from watchword.api.deps import RuntimeDep, ServicesDep
 from watchword.api.problem import problem_response
 from watchword.errors import WatchwordError
 from watchword.storage import migrate
+from watchword.storage.changes import watch_for
 from watchword.storage.db import describe_error
 
 router = APIRouter(tags=["health"])
@@ -30,13 +31,26 @@ class ProviderState(BaseModel):
     since: str | None = None
 
 
-class ReadyDetails(BaseModel):
-    providers: dict[str, ProviderState] = Field(
-        description="Each sign-in provider's last known state (never fails readiness)."
+class ChangeListener(BaseModel):
+    listening: bool = Field(
+        description="Other processes' policy and admin-key changes are heard as they commit "
+        "(PostgreSQL LISTEN); false on SQLite and while the listener is down."
     )
-    refresher: dict[str, str] = Field(
+    staleness_s: float = Field(
+        description="Without a listener, how long a cached policy generation is trusted."
+    )
+
+
+class ReadyDetails(BaseModel):
+    changes: ChangeListener
+    providers: dict[str, ProviderState] | None = Field(
+        default=None,
+        description="Each sign-in provider's last known state (never fails readiness).",
+    )
+    refresher: dict[str, str] | None = Field(
+        default=None,
         description="The session refresher of this process: running or stopped, shards held, "
-        "refreshes in flight, last pass, last error."
+        "refreshes in flight, last pass, last error.",
     )
 
 
@@ -92,13 +106,18 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
             extra={"checks": checks},
         )
     body: dict[str, Any] = {"status": "ok", "checks": checks}
+    watch = watch_for(runtime.engine)
+    # Informational: without a listener, other processes' policy changes are seen within
+    # the staleness bound instead of at once.
+    details: dict[str, Any] = {
+        "changes": {"listening": watch.listening, "staleness_s": watch.staleness}
+    }
     providers = services.signin.provider_status()
     if providers:
         # Informational: a provider that is down stops its sign-in (503), not the process.
-        body["details"] = {
-            "providers": providers,
-            "refresher": services.background.status(),
-        }
+        details["providers"] = providers
+        details["refresher"] = services.background.status()
+    body["details"] = details
     return JSONResponse(body)
 
 

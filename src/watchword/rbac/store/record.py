@@ -1,8 +1,10 @@
 """What every RBAC repository shares: write transactions, versions, cursors, pages.
 
 - :func:`writing` opens a transaction, yields it, then bumps the generation in the same
-  transaction (last, so PostgreSQL holds the counter row's lock only until commit);
-  integrity errors become :class:`~watchword.errors.Conflict`.
+  transaction (last, so PostgreSQL holds the counter row's lock only until commit) and
+  announces the change (:mod:`watchword.storage.changes`: this process's caches at once,
+  the others by ``NOTIFY`` at commit); integrity errors become
+  :class:`~watchword.errors.Conflict`.
 - Updates are conditional on the version the caller read (``If-Match``); a missing record
   is :class:`~watchword.errors.NotFound`, a changed one
   :class:`~watchword.errors.VersionConflict`.
@@ -25,6 +27,7 @@ from watchword.clock import utc
 from watchword.errors import AlreadyExists, Conflict, NotFound
 from watchword.rbac.model import Stamp
 from watchword.rbac.store.generation import bump_generation
+from watchword.storage.changes import RBAC, changing
 from watchword.storage.optimistic import update_versioned
 from watchword.storage.paging import MAX_LIMIT, Page, decode_cursor, encode_cursor, page_rows
 
@@ -61,7 +64,7 @@ def stamp_of(row: Row[tuple[object, ...]]) -> Stamp:
 async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction that bumps the RBAC generation before it commits."""
     try:
-        async with engine.begin() as conn:
+        async with changing(engine, RBAC) as conn:
             yield conn
             await bump_generation(conn)
     except IntegrityError as exc:
