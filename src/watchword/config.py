@@ -686,6 +686,81 @@ class SessionSettings(_Part):
         return self
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+
+
+class EdgeHeaders(_Part):
+    """The names of the headers the edge sets for the app (each set or blanked on every
+    answer, so a client's own never survives a proxy configured as docs/edge.md shows)."""
+
+    subject: str = "X-Watchword-Subject"
+    issuer: str = "X-Watchword-Issuer"
+    email: str = "X-Watchword-Email"
+    groups: str = "X-Watchword-Groups"
+    organizations: str = "X-Watchword-Organizations"
+    assertion: str = "X-Watchword-Jwt-Assertion"
+    access_token: str = "X-Forwarded-Access-Token"  # noqa: S105 - a header name
+
+    @model_validator(mode="after")
+    def _check_names(self) -> EdgeHeaders:
+        names = [getattr(self, f) for f in type(self).model_fields]
+        for name in names:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name (A-Z, a-z, 0-9 and -)")
+        if len({n.lower() for n in names}) != len(names):
+            raise ValueError("each header name must be used once")
+        return self
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(getattr(self, f) for f in type(self).model_fields)
+
+
+class EdgeSettings(_Part):
+    routes_file: str | None = Field(
+        default=None,
+        description="The forward-auth route table, a YAML or JSON file {routes: [...]} "
+        "(docs/edge.md); checked for changes every reload_every and reloaded without a "
+        "restart (a bad edit is refused and the active table kept).",
+    )
+    routes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The route table inline (when routes_file is not set).",
+    )
+    reload_every: Duration = Field(
+        default=timedelta(seconds=1), description="How often routes_file is checked."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Addresses (CIDR) whose X-Forwarded-* and X-Original-* headers are "
+        "believed: for forward-auth's original request and for the client address. Loopback "
+        "by default; never 0.0.0.0/0 unless nothing but the proxy can reach watchword.",
+    )
+    headers: EdgeHeaders = Field(default_factory=EdgeHeaders)
+    assertion_lifetime: Duration = Field(
+        default=timedelta(minutes=1),
+        description="Lifetime of the signed identity assertion sent to apps that opt in.",
+    )
+    denial_log_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.1, description="Fraction of forward-auth denials logged (edge_denied)."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> EdgeSettings:
+        if self.routes_file and self.routes:
+            raise ValueError("give the route table once: routes_file or routes, not both")
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of watchword: process-wide ones here, the others in their part's table."""
 
@@ -722,6 +797,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     refresher: RefresherSettings = Field(default_factory=RefresherSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,8 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     │   ├── ProviderUnknown           provider_unknown          [federation]
     │   ├── SigninStateInvalid        signin_state_invalid      [federation]
     │   ├── ReturnToRefused           return_to_refused         [federation]
-    │   └── LogoutTokenInvalid        logout_token_invalid      [federation]
+    │   ├── LogoutTokenInvalid        logout_token_invalid      [federation]
+    │   └── NonCanonicalPath          non_canonical_path        [edge]
     ├── NotFound                      not_found
     ├── Conflict                      conflict
     │   ├── AlreadyExists             already_exists
@@ -45,7 +46,9 @@ class (``[rbac]`` is ``watchword.rbac``; ``[rbac: Alias]`` under another name)::
     ├── PermissionDenied              forbidden
     │   ├── NotAMember                not_a_member
     │   ├── CsrfOriginMismatch        csrf_origin_mismatch
-    │   └── UpstreamTokenNotExposed   upstream_token_not_exposed
+    │   ├── UpstreamTokenNotExposed   upstream_token_not_exposed
+    │   ├── UntrustedProxy            untrusted_proxy           [edge]
+    │   └── NoOriginalRequest         no_original_request       [edge]
     ├── Unavailable                   unavailable
     │   ├── DatabaseUnavailable       database_unavailable
     │   ├── SchemaOutdated            schema_outdated
@@ -86,6 +89,8 @@ __all__ = [
     "LockTimeout",
     "LogoutTokenInvalid",
     "MalformedClaim",
+    "NoOriginalRequest",
+    "NonCanonicalPath",
     "NotAMember",
     "NotFound",
     "PermissionDenied",
@@ -114,6 +119,7 @@ __all__ = [
     "UnknownResourceType",
     "UnknownRole",
     "UnsupportedPredicate",
+    "UntrustedProxy",
     "UpstreamTokenNotExposed",
     "VersionConflict",
     "WatchwordError",
@@ -241,6 +247,13 @@ class ReturnToRefused(InvalidInput):
 class LogoutTokenInvalid(InvalidInput):
     code = "logout_token_invalid"
     title = "Invalid logout token"
+
+
+class NonCanonicalPath(InvalidInput):
+    """A path an app could read otherwise than the edge did (``..``, ``//``, ``%2F``)."""
+
+    code = "non_canonical_path"
+    title = "Non-canonical path"
 
 
 class NotFound(WatchwordError):
@@ -373,6 +386,21 @@ class UpstreamTokenNotExposed(PermissionDenied):
 
     code = "upstream_token_not_exposed"
     title = "This provider's upstream token is not handed out"
+
+
+class UntrustedProxy(PermissionDenied):
+    """A forward-auth call carried a proxy's headers but came from outside
+    ``edge.trusted_proxies``."""
+
+    code = "untrusted_proxy"
+    title = "Untrusted proxy"
+
+
+class NoOriginalRequest(PermissionDenied):
+    """A forward-auth call that names no original request (or an unreadable one)."""
+
+    code = "no_original_request"
+    title = "No original request"
 
 
 class Unavailable(WatchwordError):

@@ -44,6 +44,8 @@ from watchword.authz.model import Policy, Registry
 from watchword.bootstrap import AdminKeyAuthenticator
 from watchword.clock import Clock
 from watchword.config import OidcProviderSettings, Settings
+from watchword.edge.assertion import AssertionSigner, signing_key_from_seed
+from watchword.edge.service import EdgeMetrics, EdgeService, RouteSource
 from watchword.errors import AlreadyExists, ConfigurationError, VersionConflict
 from watchword.federation.client import OidcClient
 from watchword.federation.provider import UpstreamProvider
@@ -174,6 +176,32 @@ def _build_signin(
     return sessions, signin, http
 
 
+def _build_edge(
+    runtime: Runtime, rbac: RbacService, policy_engine: Engine, refresher: SessionRefresher
+) -> EdgeService:
+    settings = runtime.settings
+    metrics = EdgeMetrics(runtime.registry)
+    signer = None
+    if usable_secret_key(settings.secret_key):
+        seed = derive_purpose_key(settings.secret_key, KeyPurpose.EDGE_ASSERTION)
+        signer = AssertionSigner(
+            signing_key_from_seed(seed),
+            issuer=settings.issuer_url,
+            clock=runtime.clock,
+            lifetime=settings.edge.assertion_lifetime,
+        )
+    return EdgeService(
+        routes=RouteSource(settings.edge, clock=runtime.clock, metrics=metrics),
+        rbac=rbac,
+        engine=policy_engine,
+        headers=settings.edge.headers,
+        signer=signer,
+        access_token_of=refresher.access_token,
+        metrics=metrics,
+        denial_log_rate=settings.edge.denial_log_rate,
+    )
+
+
 @dataclass(slots=True)
 class Services:
     """Every service of one process, wired. Close with :meth:`aclose` (the runtime's owner
@@ -193,6 +221,7 @@ class Services:
     authenticators: tuple[Authenticator, ...]
     http: httpx.AsyncClient
     feed: ChangeFeed
+    edge: EdgeService
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -319,6 +348,7 @@ class Services:
             await feed.publish(SESSIONS_CHANGED, ids)
 
         sessions.on_created(publish_created)
+        edge = _build_edge(runtime, rbac, policy_engine, refresher)
         authenticators: tuple[Authenticator, ...] = (
             SessionAuthenticator(sessions),  # cookies only
             AdminKeyAuthenticator(engine, max_age=settings.tokens.verify_cache_ttl),
@@ -339,6 +369,7 @@ class Services:
             authenticators=authenticators,
             http=http,
             feed=feed,
+            edge=edge,
         )
 
     @classmethod

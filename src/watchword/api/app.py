@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from watchword import __version__
 from watchword.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -21,6 +22,7 @@ from watchword.api.routes import (
     acl,
     admin,
     authz,
+    edge,
     groups,
     health,
     issuers,
@@ -35,6 +37,7 @@ from watchword.api.routes import (
     system_accounts,
     tokens,
 )
+from watchword.api.routes.edge import PeerMiddleware
 from watchword.api.text import printable_parameters
 from watchword.config import Settings, load_settings
 from watchword.errors import TooManySignins
@@ -116,6 +119,14 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)  # inside the request context: 413s carry its id
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
+    # The client address and scheme from X-Forwarded-For/-Proto, believed from
+    # edge.trusted_proxies only (uvicorn's own rewrite is off: `watchword serve`); outermost,
+    # the connection's own address is kept for the edge's trust check.
+    app.add_middleware(
+        ProxyHeadersMiddleware,
+        trusted_hosts=list(runtime.settings.edge.trusted_proxies),
+    )
+    app.add_middleware(PeerMiddleware)
     for module in (
         health,
         admin,
@@ -133,6 +144,7 @@ def create_app(
         oauth,
         sessions,
         signin,
+        edge,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -14,6 +14,7 @@ from rich.table import Table
 from watchword import __version__
 from watchword.cli import authz as authz_commands
 from watchword.cli import db as db_commands
+from watchword.cli import edge as edge_commands
 from watchword.cli import keys as keys_commands
 from watchword.cli import migrate_legacy
 from watchword.cli import policy as policy_commands
@@ -57,6 +58,7 @@ for _module in (
     token_commands,
     sessions_commands,
     keys_commands,
+    edge_commands,
 ):
     app.add_typer(_module.app, name=_module.NAME)
 for _typer, _group in rbac_commands.GROUPS:
@@ -105,6 +107,7 @@ def serve(
     import uvicorn
 
     from watchword.api.app import create_app
+    from watchword.edge.service import load_table
     from watchword.observability.logging import configure_logging
 
     settings = settings_from(ctx)
@@ -116,6 +119,7 @@ def serve(
     async def preflight() -> None:
         runtime = Runtime.create(settings)
         try:
+            load_table(settings.edge)  # a bad route table stops the start, naming the field
             status = await runtime.prepare_schema()
             await runtime.check_redis()
         finally:
@@ -136,6 +140,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the app believes X-Forwarded-* from edge.trusted_proxies itself
     )
 
 

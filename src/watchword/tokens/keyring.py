@@ -25,6 +25,7 @@ class KeyPurpose(StrEnum):
     ROTATION_CACHE = "watchword/tokens/rotation-cache/v1"
     VERIFY_CACHE = "watchword/tokens/verify-cache/v1"
     ROTATION_ANCHOR = "watchword/tokens/rotation-anchor/v1"
+    EDGE_ASSERTION = "watchword/edge/assertion/v1"
 
 
 def usable_secret_key(secret_key: str | None) -> bool:

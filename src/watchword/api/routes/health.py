@@ -41,8 +41,17 @@ class ChangeListener(BaseModel):
     )
 
 
+class EdgeRoutes(BaseModel):
+    routes: int = Field(description="Routes in the active forward-auth table.")
+    loaded_at: str = Field(description="When the active table was loaded.")
+    last_error: str | None = Field(
+        default=None, description="Why the last edit of edge.routes_file was refused."
+    )
+
+
 class ReadyDetails(BaseModel):
     changes: ChangeListener
+    edge: EdgeRoutes
     providers: dict[str, ProviderState] | None = Field(
         default=None,
         description="Each sign-in provider's last known state (never fails readiness).",
@@ -110,7 +119,8 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
     # Informational: without a listener, other processes' policy changes are seen within
     # the staleness bound instead of at once.
     details: dict[str, Any] = {
-        "changes": {"listening": watch.listening, "staleness_s": watch.staleness}
+        "changes": {"listening": watch.listening, "staleness_s": watch.staleness},
+        "edge": services.edge.routes.status(),
     }
     providers = services.signin.provider_status()
     if providers:

@@ -1,0 +1,262 @@
+"""Forward-auth for reverse proxies: ``/auth/verify``, ``/auth/start``, Envoy, the JWKS.
+
+- ``/auth/verify`` (any method): nginx ``auth_request``, Caddy ``forward_auth``, Traefik
+  ``forwardAuth``. 200 with the identity headers; 401 without a valid credential (a
+  browser under the Caddy/Traefik convention gets 302 to sign-in instead: those proxies
+  relay it, nginx cannot, so under nginx's convention it is 401 and nginx's ``error_page``
+  sends the browser to ``/auth/start``); 403 when the route table or the policy says no.
+- ``/auth/start``: where nginx sends a 401: a browser to sign-in with the original URL as
+  ``return_to``, an API client a problem+json 401.
+- ``/auth/envoy/{path}``: Envoy's ``ext_authz`` HTTP service (``path_prefix: /auth/envoy``).
+- ``/.well-known/watchword/jwks.json``: the keys that verify the identity assertions.
+
+The proxy's headers (``X-Original-*``, ``X-Forwarded-*``) are believed only from
+``edge.trusted_proxies``, checked against the connection's own address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from watchword.api.deps import ServicesDep, authentication_attempt, session_cookie_name
+from watchword.api.openapi import problem_response_doc
+from watchword.api.problem import error_headers, problem_response
+from watchword.api.routes.signin import wants_html
+from watchword.edge.original import OriginalRequest, original_request
+from watchword.edge.service import Verdict
+from watchword.errors import (
+    AuthenticationError,
+    NoOriginalRequest,
+    PermissionDenied,
+    UntrustedProxy,
+    WatchwordError,
+)
+from watchword.principal import Credential, CredentialSource, Principal
+from watchword.secret import Secret
+from watchword.services import Services
+
+__all__ = ["PEER_KEY", "PeerMiddleware", "router"]
+
+router = APIRouter(tags=["edge"])
+
+PEER_KEY = "watchword.peer"
+"""The scope key holding the connection's own address, before X-Forwarded-For rewrites it."""
+
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class PeerMiddleware:
+    """Records the connection's address in the scope before the proxy-headers middleware
+    replaces it with the client's (the edge trusts headers by the former)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in {"http", "websocket"}:
+            client = scope.get("client")
+            scope[PEER_KEY] = client[0] if client else None
+        await self.app(scope, receive, send)
+
+
+def _trusted(request: Request, services: Services) -> bool:
+    peer = request.scope.get(PEER_KEY)
+    if peer is None:
+        client = request.client
+        peer = client.host if client is not None else None
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(net, strict=False)
+        for net in services.runtime.settings.edge.trusted_proxies
+    )
+
+
+async def _principal(
+    request: Request, services: Services
+) -> tuple[Principal | None, WatchwordError | None]:
+    """The caller, or ``None`` with the reason: the same credentials as the API (a bearer
+    token or admin key wins over the session cookie)."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        credential = Credential(CredentialSource.BEARER, Secret(value.strip()))
+    else:
+        cookie = request.cookies.get(session_cookie_name(services))
+        if not cookie:
+            return None, None
+        credential = Credential(CredentialSource.COOKIE, Secret(cookie))
+    attempt = await authentication_attempt(request)
+    try:
+        return await services.authenticate(credential), None
+    except AuthenticationError as exc:
+        await attempt.failed()
+        return None, exc
+
+
+def _signin_location(original: OriginalRequest) -> str:
+    return "/auth/login?return_to=" + quote(original.url, safe="")
+
+
+def _answer(request: Request, verdict: Verdict, original: OriginalRequest) -> Response:
+    headers = {**verdict.headers, **_NO_STORE}
+    if verdict.route is not None:
+        headers["X-Watchword-Route"] = verdict.route
+    if verdict.status == 200:
+        return Response(status_code=200, headers=headers)
+    if verdict.status == 401:
+        if original.convention != "nginx" and wants_html(request):
+            headers["Location"] = _signin_location(original)
+            return Response(status_code=302, headers=headers)
+        exc: WatchwordError = AuthenticationError(verdict.detail)
+        headers.update(error_headers(exc))
+    else:
+        exc = PermissionDenied(verdict.detail)
+    return problem_response(
+        request,
+        status=verdict.status,
+        code=exc.code if verdict.outcome != "non_canonical_path" else "non_canonical_path",
+        title=exc.title,
+        detail=verdict.detail,
+        headers=headers,
+    )
+
+
+async def _verify(request: Request, services: Services, *, envoy_uri: str | None) -> Response:
+    try:
+        original = original_request(
+            {k.lower(): v for k, v in request.headers.items()},
+            method=request.method,
+            trusted=_trusted(request, services),
+            envoy_uri=envoy_uri,
+        )
+    except (UntrustedProxy, NoOriginalRequest) as exc:
+        return problem_response(
+            request,
+            status=403,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            headers={**services.edge.blank_headers(), **_NO_STORE},
+        )
+    principal, failure = await _principal(request, services)
+    verdict = await services.edge.verify(original, principal, credential_error=failure)
+    return _answer(request, verdict, original)
+
+
+_VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Allowed: the identity headers (each set, empty when unknown)."},
+    302: {"description": "A browser without a credential (Caddy, Traefik, Envoy): sign in."},
+    401: problem_response_doc(401, "No valid credential."),
+    403: problem_response_doc(
+        403,
+        "Denied by the policy, no route, a non-canonical path, or a proxy outside "
+        "edge.trusted_proxies.",
+    ),
+    429: problem_response_doc(429),
+}
+
+
+async def verify(request: Request, services: ServicesDep) -> Response:
+    return await _verify(request, services, envoy_uri=None)
+
+
+async def verify_envoy(request: Request, services: ServicesDep, path: str) -> Response:
+    query = request.url.query
+    uri = "/" + path + (f"?{query}" if query else "")
+    return await _verify(request, services, envoy_uri=uri)
+
+
+async def start(request: Request, services: ServicesDep) -> Response:
+    try:
+        original = original_request(
+            {k.lower(): v for k, v in request.headers.items()},
+            method=request.method,
+            trusted=_trusted(request, services),
+        )
+    except (UntrustedProxy, NoOriginalRequest) as exc:
+        return problem_response(
+            request, status=403, code=exc.code, title=exc.title, detail=exc.detail
+        )
+    if wants_html(request):
+        return Response(
+            status_code=302, headers={"Location": _signin_location(original), **_NO_STORE}
+        )
+    needed = AuthenticationError(
+        "this request needs a credential (Authorization: Bearer …, or sign in at /auth/login)"
+    )
+    return problem_response(
+        request,
+        status=401,
+        code=needed.code,
+        title=needed.title,
+        detail=needed.detail,
+        headers={**error_headers(needed), **_NO_STORE},
+    )
+
+
+_START_RESPONSES: dict[int | str, dict[str, Any]] = {
+    302: {"description": "A browser: to /auth/login with the original URL as return_to."},
+    401: problem_response_doc(401, "An API client: no valid credential."),
+    403: problem_response_doc(403, "A proxy outside edge.trusted_proxies."),
+}
+
+# Each method is its own operation (one operation id each), since proxies call with the
+# original request's method (nginx, Envoy) or GET (Caddy, Traefik).
+for _method in ANY_METHOD:
+    _m = _method.lower()
+    router.add_api_route(
+        "/auth/verify",
+        verify,
+        methods=[_method],
+        operation_id=f"edge_verify_{_m}",
+        summary="Forward-auth: may this request through the proxy pass? (nginx, Caddy, Traefik)",
+        response_class=Response,
+        responses=_VERIFY_RESPONSES,
+    )
+    router.add_api_route(
+        "/auth/envoy/{path:path}",
+        verify_envoy,
+        methods=[_method],
+        operation_id=f"edge_verify_envoy_{_m}",
+        summary="Forward-auth for Envoy's ext_authz HTTP service (path_prefix /auth/envoy)",
+        response_class=Response,
+        responses=_VERIFY_RESPONSES,
+    )
+    router.add_api_route(
+        "/auth/start",
+        start,
+        methods=[_method],
+        operation_id=f"edge_start_{_m}",
+        summary="Where nginx sends a 401: a browser to sign-in, an API client a 401",
+        response_class=Response,
+        responses=_START_RESPONSES,
+    )
+
+
+@router.get(
+    "/.well-known/watchword/jwks.json",
+    summary="The public keys of the identity assertions sent to apps",
+    responses={404: problem_response_doc(404, "No signing key: WATCHWORD_SECRET_KEY is unset.")},
+)
+async def jwks(request: Request, services: ServicesDep) -> Response:
+    signer = services.edge.signer
+    if signer is None:
+        return problem_response(
+            request,
+            status=404,
+            code="not_found",
+            title="Not found",
+            detail="no assertion signing key: WATCHWORD_SECRET_KEY is not set",
+        )
+    return JSONResponse(signer.jwks(), headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,298 @@
+"""Forward-auth decisions over HTTP, in process: route table, credentials, policy, headers.
+
+The real proxies in front of it are tested in ``test_proxies_watchword.py``; here each
+proxy's convention is spoken by the test itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import event
+
+from watchword.api.app import create_app
+from watchword.clock import FakeClock
+from watchword.config import EdgeSettings, load_settings
+from watchword.rbac.model import GroupMember
+from watchword.rbac.store.groups import create_group
+from watchword.rbac.store.organizations import create_organization
+from watchword.runtime import Runtime
+from watchword.services import Services
+from watchword.storage.db import create_engine_for_url
+from watchword.storage.migrate import upgrade_engine
+from watchword.tokens.format import TokenKind
+from watchword.tokens.model import Owner
+from watchword.tokens.scope import Permission
+from watchword.tokens.service import NewToken
+
+AUDIENCE = "https://app.example"
+OWNED = (
+    "x-watchword-subject",
+    "x-watchword-issuer",
+    "x-watchword-email",
+    "x-watchword-groups",
+    "x-watchword-organizations",
+    "x-watchword-jwt-assertion",
+    "x-forwarded-access-token",
+)
+ROUTES = [
+    {"name": "public", "path": "/public/**", "allow": "anonymous"},
+    {
+        "name": "me",
+        "path": "/me",
+        "allow": "authenticated",
+        "assertion": {"audience": AUDIENCE},
+    },
+    {
+        "name": "projects",
+        "path": "/orgs/{org}/projects/{project}/**",
+        "resource": "watchword:projects",
+        "actions": {"GET": "read", "HEAD": "read"},
+        "action": "update",
+        "object": {"id": "{project}", "organization": "{org}", "project": "{project}"},
+    },
+]
+
+
+@dataclass
+class World:
+    services: Services
+    app: FastAPI
+    client: httpx.AsyncClient
+    clock: FakeClock
+    acme: str
+    globex: str
+    bob: dict[str, str]  # an org-reader of acme
+
+
+async def _world(tmp_path: Path, edge: EdgeSettings) -> tuple[Services, FakeClock]:
+    engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'edge.sqlite3'}")
+    await upgrade_engine(engine)
+    settings = load_settings(environ={"WATCHWORD_SECRET_KEY": secrets.token_urlsafe(32)})
+    settings = settings.model_copy(update={"edge": edge})
+    clock = FakeClock()
+    return Services.build(Runtime(settings=settings, engine=engine, clock=clock)), clock
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    services, clock = await _world(tmp_path, EdgeSettings(routes=ROUTES))
+    iss = services.runtime.settings.issuer_url
+    acme = await create_organization(services.store, name="acme")
+    globex = await create_organization(services.store, name="globex")
+    await create_group(
+        services.store,
+        organization_id=acme.id,
+        name="readers",
+        members=[GroupMember(iss, "bob")],
+        role_ids=["org-reader"],
+    )
+    issued = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.PERSONAL,
+            name="t",
+            owner=Owner(iss, "bob"),
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_WRITE,
+        )
+    )
+    bob = {"Authorization": f"Bearer {issued.token.reveal()}"}
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as client:
+        yield World(services, app, client, clock, acme.id, globex.id, bob)
+    await services.aclose()
+    await services.runtime.close()
+
+
+def nginx(uri: str, method: str = "GET", **headers: str) -> dict[str, str]:
+    return {"X-Original-URI": uri, "X-Original-Method": method, "Host": "app.test", **headers}
+
+
+def caddy(uri: str, method: str = "GET", **headers: str) -> dict[str, str]:
+    return {
+        "X-Forwarded-Uri": uri,
+        "X-Forwarded-Method": method,
+        "X-Forwarded-Host": "app.test",
+        "X-Forwarded-Proto": "https",
+        **headers,
+    }
+
+
+def owned(response: httpx.Response) -> dict[str, str | None]:
+    return {name: response.headers.get(name) for name in OWNED}
+
+
+async def test_a_member_passes_on_read_and_is_denied_the_write_and_other_organizations(
+    world: World,
+) -> None:
+    c, bob = world.client, world.bob
+    uri = f"/orgs/{world.acme}/projects/web/pages?x=1"
+    ok = await c.get("/auth/verify", headers={**nginx(uri), **bob})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-watchword-subject"] == "bob"
+    assert ok.headers["x-watchword-issuer"] == world.services.runtime.settings.issuer_url
+    assert ok.headers["x-watchword-organizations"] == world.acme
+    assert ok.headers["x-watchword-route"] == "projects"
+    assert ok.headers["cache-control"] == "no-store"
+    assert set(OWNED) <= set(ok.headers)  # every owned header, set or empty
+
+    write = await c.get("/auth/verify", headers={**nginx(uri, "POST"), **bob})
+    assert write.status_code == 403 and write.json()["code"] == "forbidden"
+    assert all(v == "" for v in owned(write).values())  # blanked, never absent
+    foreign = await c.get(
+        "/auth/verify", headers={**nginx(f"/orgs/{world.globex}/projects/web/"), **bob}
+    )
+    assert foreign.status_code == 403
+
+
+async def test_no_credential_is_401_for_nginx_and_a_sign_in_redirect_for_a_caddy_browser(
+    world: World,
+) -> None:
+    c = world.client
+    api = await c.get("/auth/verify", headers=nginx("/me", Accept="text/html"))
+    assert api.status_code == 401  # nginx turns anything else into a 500
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.headers["www-authenticate"].startswith("Bearer")
+    browser = await c.get("/auth/verify", headers=caddy("/me?tab=1", Accept="text/html"))
+    assert browser.status_code == 302
+    target = urlsplit(browser.headers["location"])
+    assert target.path == "/auth/login"
+    assert parse_qs(target.query)["return_to"] == ["https://app.test/me?tab=1"]
+    client = await c.get("/auth/verify", headers=caddy("/me", Accept="application/json"))
+    assert client.status_code == 401
+    # nginx's error_page target: the browser to sign-in, the API client a 401.
+    start = await c.get("/auth/start", headers=nginx("/me?a=b&c=d", Accept="text/html"))
+    assert start.status_code == 302
+    assert parse_qs(urlsplit(start.headers["location"]).query)["return_to"] == [
+        "http://app.test/me?a=b&c=d"
+    ]
+    assert (await c.get("/auth/start", headers=nginx("/me"))).status_code == 401
+
+
+async def test_anonymous_routes_pass_with_blank_headers_and_unknown_paths_are_denied(
+    world: World,
+) -> None:
+    c = world.client
+    public = await c.get("/auth/verify", headers=nginx("/public/a.css"))
+    assert public.status_code == 200 and all(v == "" for v in owned(public).values())
+    nowhere = await c.get("/auth/verify", headers={**nginx("/admin"), **world.bob})
+    assert nowhere.status_code == 403 and "no route" in nowhere.json()["detail"]
+    for sneaky in (
+        f"/public/../orgs/{world.acme}/projects/web/",
+        "/public/%2e%2e/admin",
+        "/public//admin",
+        "/public/a%2Fb",
+        "/public/%ff",
+    ):
+        refused = await c.get("/auth/verify", headers=nginx(sneaky))
+        assert refused.status_code == 403, sneaky
+        assert refused.json()["code"] == "non_canonical_path", sneaky
+
+
+async def test_a_revoked_token_is_401_and_an_admin_key_passes_without_a_subject(
+    world: World,
+) -> None:
+    c, services = world.client, world.services
+    iss = services.runtime.settings.issuer_url
+    issued = await services.tokens.create(
+        NewToken(
+            kind=TokenKind.PERSONAL,
+            name="gone",
+            owner=Owner(iss, "bob"),
+            scopes=frozenset({"*:*"}),
+            permission=Permission.READ_ONLY,
+        )
+    )
+    headers = {"Authorization": f"Bearer {issued.token.reveal()}"}
+    assert (await c.get("/auth/verify", headers={**nginx("/me"), **headers})).status_code == 200
+    await services.tokens.revoke(issued.record.id)
+    revoked = await c.get("/auth/verify", headers={**nginx("/me"), **headers})
+    assert revoked.status_code == 401 and revoked.json()["code"] == "unauthenticated"
+
+
+async def test_proxy_headers_from_an_untrusted_address_are_refused(world: World) -> None:
+    transport = httpx.ASGITransport(
+        app=world.app, raise_app_exceptions=False, client=("192.0.2.7", 40000)
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as outsider:
+        forged = await outsider.get("/auth/verify", headers={**nginx("/public/x"), **world.bob})
+        assert forged.status_code == 403 and forged.json()["code"] == "untrusted_proxy"
+        # Nor does X-Forwarded-For from there make it look like loopback.
+        spoofed = await outsider.get(
+            "/auth/verify", headers={**nginx("/public/x"), "X-Forwarded-For": "127.0.0.1"}
+        )
+        assert spoofed.status_code == 403 and spoofed.json()["code"] == "untrusted_proxy"
+
+
+async def test_the_assertion_verifies_against_the_published_keys_for_its_audience(
+    world: World,
+) -> None:
+    c = world.client
+    answer = await c.get("/auth/verify", headers={**nginx("/me"), **world.bob})
+    assert answer.status_code == 200
+    token = answer.headers["x-watchword-jwt-assertion"]
+    keys = KeySet.import_key_set((await c.get("/.well-known/watchword/jwks.json")).json())
+    decoded = jwt.decode(token, keys)
+    claims = decoded.claims
+    assert decoded.header["alg"] == "ES256"
+    assert claims["aud"] == AUDIENCE and claims["sub"] == "bob"
+    assert claims["iss"] == world.services.runtime.settings.issuer_url
+    assert claims["organizations"] == [world.acme]
+    assert claims["exp"] - claims["iat"] == 60
+    # Not for another route: the projects route asked for none.
+    other = await c.get(
+        "/auth/verify", headers={**nginx(f"/orgs/{world.acme}/projects/web/"), **world.bob}
+    )
+    assert other.headers["x-watchword-jwt-assertion"] == ""
+
+
+async def test_a_decision_on_a_warm_cache_reads_no_database(world: World) -> None:
+    c, bob = world.client, world.bob
+    uri = nginx(f"/orgs/{world.acme}/projects/web/")
+    assert (await c.get("/auth/verify", headers={**uri, **bob})).status_code == 200
+    seen: list[str] = []
+    engine = world.services.runtime.engine.sync_engine
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            assert (await c.get("/auth/verify", headers={**uri, **bob})).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen == []
+
+
+async def test_the_route_file_reloads_and_a_bad_edit_keeps_the_active_table(
+    tmp_path: Path,
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - {name: a, path: /a, allow: anonymous}\n")
+    services, clock = await _world(tmp_path, EdgeSettings(routes_file=str(routes)))
+    try:
+        source = services.edge.routes
+        assert [r.name for r in source.current().routes] == ["a"]
+        routes.write_text("routes:\n  - {name: b, path: /b, allow: anonymous}\n")
+        assert [r.name for r in source.current().routes] == ["a"]  # checked every second
+        clock.advance(timedelta(seconds=1))
+        assert [r.name for r in source.current().routes] == ["b"]
+        routes.write_text("routes:\n  - {name: c, path: /c/**/d, allow: anonymous}\n")
+        clock.advance(timedelta(seconds=1))
+        assert [r.name for r in source.current().routes] == ["b"]
+        assert source.last_error is not None and "/routes/0/path" in source.last_error
+    finally:
+        await services.aclose()
+        await services.runtime.close()
