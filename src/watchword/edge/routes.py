@@ -96,15 +96,19 @@ class Route:
         return params if len(segments) == len(pattern) else None
 
     def match_host(self, host: str) -> bool:
+        """A host without a port in the table matches the name on any port; with one, only
+        that port. ``*.`` stands for exactly one label."""
         if not self.hosts:
             return True
+        bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
         for allowed in self.hosts:
+            candidate = host if ":" in allowed else bare
             if allowed.startswith("*."):
                 suffix = allowed[1:]
-                head = host[: -len(suffix)]
-                if host.endswith(suffix) and head and "." not in head:
+                head = candidate[: -len(suffix)]
+                if candidate.endswith(suffix) and head and "." not in head:
                     return True
-            elif host == allowed:
+            elif candidate == allowed:
                 return True
         return False
 
