@@ -32,7 +32,13 @@ from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
 
 # oidc_provider, oidc_provider_factory; browser_page, shot; live_watchword, free_port
-pytest_plugins = ["tests.oidc.plugin", "tests.support.browser", "tests.support.live"]
+pytest_plugins = [
+    "tests.oidc.plugin",
+    "tests.support.browser",
+    "tests.support.live",
+    "tests.support.proxies",
+    "tests.support.echo_app",
+]
 
 # `--hypothesis-profile=mutation` (scripts/mutation): a fixed seed, so a score is reproducible;
 # no example database, so one run's counter-examples do not leak into the next; no shrinking,

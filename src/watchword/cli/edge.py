@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ import typer
 from rich.table import Table
 
 from watchword.cli.output import console, emit, fail, run_with_services, settings_from
+from watchword.edge import proxyconf
 from watchword.edge.original import OriginalRequest
 from watchword.edge.service import load_table
 from watchword.errors import InvalidInput, WatchwordError
@@ -149,3 +152,68 @@ def explain(
     emit(data, as_json=as_json, human=human)
     if data["status"] != 200:
         raise typer.Exit(1)
+
+
+class Proxy(StrEnum):
+    NGINX = "nginx"
+    CADDY = "caddy"
+    TRAEFIK = "traefik"
+    ENVOY = "envoy"
+    INGRESS_NGINX = "ingress-nginx"
+
+
+@app.command("config")
+def config(
+    ctx: typer.Context,
+    proxy: Annotated[Proxy, typer.Argument(help="The reverse proxy.")],
+    app_url: Annotated[
+        str | None,
+        typer.Option(
+            "--app", help="The app behind the proxy, http://host:port (nginx, Caddy, Traefik)."
+        ),
+    ] = None,
+    watchword: Annotated[
+        str | None,
+        typer.Option(
+            help="How the proxy reaches watchword, http://host:port (default: this "
+            "configuration's host and port)."
+        ),
+    ] = None,
+    listen: Annotated[str, typer.Option(help="nginx: listen (port or host:port).")] = "80",
+    server_name: Annotated[str, typer.Option(help="nginx: server_name.")] = "_",
+    address: Annotated[str, typer.Option(help="Caddy: the site address.")] = ":80",
+    rule: Annotated[
+        str, typer.Option(help="Traefik: the router rule, e.g. Host(`app.example.com`).")
+    ] = "PathPrefix(`/`)",
+    cluster: Annotated[str, typer.Option(help="Envoy: the cluster that is watchword.")] = (
+        "watchword"
+    ),
+) -> None:
+    """Print a configuration for PROXY that asks watchword about every request and sets (or
+    drops) every identity header, whatever the client sent (docs/edge.md explains each)."""
+    settings = settings_from(ctx)
+    headers = settings.edge.headers.names()
+    ww = watchword or f"http://{settings.host}:{settings.port}"
+    try:
+        if proxy in {Proxy.NGINX, Proxy.CADDY, Proxy.TRAEFIK} and app_url is None:
+            raise ValueError(f"{proxy.value} needs --app http://host:port (the app behind it)")
+        if proxy is Proxy.NGINX:
+            assert app_url is not None  # noqa: S101 - checked above
+            text = proxyconf.nginx_server(
+                listen=listen, server_name=server_name, watchword=ww, app=app_url, headers=headers
+            )
+        elif proxy is Proxy.CADDY:
+            assert app_url is not None  # noqa: S101
+            text = proxyconf.caddyfile_site(
+                address=address, watchword=ww, app=app_url, headers=headers
+            )
+        elif proxy is Proxy.TRAEFIK:
+            assert app_url is not None  # noqa: S101
+            text = proxyconf.traefik_dynamic(watchword=ww, app=app_url, rule=rule, headers=headers)
+        elif proxy is Proxy.ENVOY:
+            text = proxyconf.envoy_http_filter(watchword_cluster=cluster, headers=headers)
+        else:
+            text = proxyconf.ingress_nginx_annotations(watchword=ww, headers=headers)
+    except ValueError as exc:
+        fail(InvalidInput(str(exc)))
+    sys.stdout.write(text)

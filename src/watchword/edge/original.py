@@ -76,6 +76,11 @@ def original_request(
     if host is None:
         raise NoOriginalRequest("the proxy sent no host (X-Forwarded-Host or Host)")
     host = host.split(",")[0].strip().lower()
+    nginx_uri, forwarded_uri = headers.get("x-original-uri"), headers.get("x-forwarded-uri")
+    if nginx_uri is not None and forwarded_uri is not None and nginx_uri != forwarded_uri:
+        # Both conventions, naming different requests: one of them came from the client
+        # through a proxy that passes it on. Never guess which.
+        raise NoOriginalRequest("X-Original-URI and X-Forwarded-Uri name different requests")
     if envoy_uri is not None:
         uri, convention, given_method = envoy_uri, "envoy", None
     elif "x-original-uri" in headers:

@@ -1,0 +1,626 @@
+"""Reverse-proxy configurations that put watchword's forward auth in front of an app.
+
+Users paste what these functions return; the tests run it verbatim in real nginx and Caddy.
+Pure string rendering, no I/O. Every input is validated (``ValueError`` with a message that
+names the argument), since the output becomes configuration: nothing a caller passes can
+add a directive.
+
+Every configuration guarantees, for the identity headers it is given (``DEFAULT_HEADERS``
+unless told)::
+
+    1. a header of one of those names sent by the client never reaches the app, nor watchword
+       (nor, behind nginx and Caddy, one whose name has a '_', which CGI-style app servers
+       would read as a '-');
+    2. the values watchword's answer gives reach the app; an empty or missing value means
+       the header is absent (nginx, Caddy), so "unknown" looks the same behind every proxy;
+    3. a 401 or 403 from watchword reaches the client as 401 or 403 (nginx: a 401 goes
+       through watchword's /auth/start, so a browser is redirected to sign in and an API
+       client gets a problem+json 401); any other non-2xx answer (Caddy, Traefik: the 302
+       to the sign-in page) reaches the client as it is;
+    4. /auth/ (the sign-in pages) and the JWKS are proxied to watchword without auth, on
+       the app's own origin, and never reach the app;
+    5. the auth call carries the client's Cookie and Authorization, never the request body,
+       and the original request only as the proxy saw it: the client's own X-Original-*
+       and X-Forwarded-Uri/-Method are replaced or removed, and the auth call's own path
+       and query are fixed.
+
+Rules::
+
+    watchword, app   http(s)://host:port, nothing after the port (a trailing / is dropped)
+    header names     letters, digits and inner '-' (the subset of HTTP tokens that nginx's
+                     $upstream_http_* variables can name); distinct ignoring case; none of
+                     the headers the configurations themselves set (Host, Cookie, ...)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "DEFAULT_HEADERS",
+    "caddyfile_site",
+    "envoy_http_filter",
+    "ingress_nginx_annotations",
+    "nginx_server",
+    "traefik_dynamic",
+]
+
+DEFAULT_HEADERS: Final[tuple[str, ...]] = (
+    "X-Watchword-Subject",
+    "X-Watchword-Issuer",
+    "X-Watchword-Email",
+    "X-Watchword-Groups",
+    "X-Watchword-Organizations",
+    "X-Watchword-Jwt-Assertion",
+    "X-Forwarded-Access-Token",
+)
+
+# Rules -------------------------------------------------------------------------------------
+
+# Where the proxies send what (watchword's side of the contract).
+VERIFY_PATH: Final = "/auth/verify"
+START_PATH: Final = "/auth/start"
+SIGNIN_PREFIX: Final = "/auth/"
+JWKS_PATH: Final = "/.well-known/watchword/jwks.json"
+ENVOY_PREFIX: Final = "/auth/envoy"
+
+# Headers through which the proxy describes the original request to watchword: only the
+# proxy may set them, so each configuration sets or removes every one of them.
+REQUEST_DESCRIPTION: Final = (
+    "X-Original-URI",
+    "X-Original-Method",
+    "X-Original-URL",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Method",
+)
+
+# Names an identity header may not take: the configurations set, pass or remove these for
+# their own purposes (an identity header "Cookie" would delete the session cookie).
+RESERVED_HEADERS: Final = frozenset(
+    name.lower()
+    for name in (
+        "Host",
+        "Cookie",
+        "Authorization",
+        "Proxy-Authorization",
+        "Accept",
+        "Content-Length",
+        "Content-Type",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Upgrade",
+        "TE",
+        "Trailer",
+        "Expect",
+        "Forwarded",
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+        "X-Real-IP",
+        "Location",
+        "Set-Cookie",
+        "WWW-Authenticate",
+        *REQUEST_DESCRIPTION,
+    )
+)
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_URL = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]/]*\]|[^:/\[\]]*):(?P<port>[0-9]{1,5})/?")
+_LISTEN = re.compile(r"(?:(?P<host>\[[^\]/]*\]|[^:/\[\]]+):)?(?P<port>[0-9]{1,5})")
+_CADDY_ADDRESS = re.compile(
+    r"(?:(?P<scheme>https?)://)?(?P<host>(?:\*\.)?[^:/\[\]]*|\[[^\]/]*\])(?::(?P<port>[0-9]{1,5}))?"
+)
+_SERVER_NAME = re.compile(r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|_")
+_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+_CLUSTER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?")
+MAX_RULE: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Upstream:
+    scheme: str
+    host: str  # brackets kept around an IPv6 address
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _port(text: str, what: str, value: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{what} {value!r}: port {port} is not between 1 and 65535")
+    return port
+
+
+def _host(host: str, what: str, value: str) -> str:
+    """``host`` if it is a DNS name, an IPv4 address or a bracketed IPv6 address."""
+    if host.startswith("["):
+        # No zone ("%eth0"): Python accepts any text there, nginx and Caddy do not.
+        inner = host[1:-1]
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            inner = ""
+        if not _IPV6_CHARS.fullmatch(inner):
+            raise ValueError(f"{what} {value!r}: {host} is not an IPv6 address")
+        return host
+    if not _DNS_NAME.fullmatch(host):
+        raise ValueError(f"{what} {value!r}: {host!r} is not a host name or IPv4 address")
+    return host
+
+
+def _upstream(value: str, what: str) -> _Upstream:
+    """``value`` as ``http(s)://host:port``, or ``ValueError`` naming ``what``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string like http://127.0.0.1:9000")
+    match = _URL.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            f"{what} {value!r} is not http(s)://host:port (a port, and no path, query, "
+            "user or fragment)"
+        )
+    host = _host(match["host"], what, value)
+    return _Upstream(match["scheme"], host, _port(match["port"], what, value))
+
+
+def _headers(headers: Sequence[str]) -> tuple[str, ...]:
+    """The identity header names, checked."""
+    if isinstance(headers, str):
+        raise ValueError("headers must be a sequence of header names, not one string")
+    names = tuple(headers)
+    if not names:
+        raise ValueError("headers is empty: give at least one identity header name")
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"header name {name!r}: letters, digits and inner '-' only (nginx can "
+                "capture no other)"
+            )
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(
+                f"header name {name!r} is one the proxy configuration itself sets or "
+                "passes; choose another"
+            )
+        if name.lower() in seen:
+            raise ValueError(f"header name {name!r} is given twice (names ignore case)")
+        seen.add(name.lower())
+    return names
+
+
+def _snake(name: str) -> str:
+    """``name`` as nginx spells it in variables: lower case, ``_`` for ``-``."""
+    return name.lower().replace("-", "_")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar (JSON's string syntax is YAML's too)."""
+    return json.dumps(text)
+
+
+# nginx -------------------------------------------------------------------------------------
+
+
+def nginx_server(
+    *,
+    listen: str,
+    server_name: str,
+    watchword: str,
+    app: str,
+    headers: Sequence[str] = DEFAULT_HEADERS,
+) -> str:
+    """One ``server { ... }`` block for the ``http { }`` block of nginx (1.22 or later,
+    built with ``ngx_http_auth_request_module``, as Debian's is).
+
+    ``listen`` is ``port`` or ``host:port`` (add TLS to the block yourself);
+    ``server_name`` one or more names separated by spaces. Each location sets its own
+    ``proxy_set_header`` lines, so none set at the ``http``/``server`` level apply there.
+
+    How it keeps the guarantees of this module: ``auth_request`` asks watchword's
+    /auth/verify (a GET without the body, the original request in ``X-Original-URI``,
+    ``-Method``, ``X-Forwarded-Host``, ``-Proto`` and the same in ``X-Forwarded-Uri``,
+    ``-Method``); ``auth_request_set`` captures each identity header of a 2xx answer and
+    ``proxy_set_header`` passes it to the app, which replaces whatever the client sent
+    under that name, and drops the header when the value is empty. ``error_page 401``
+    sends a 401 to watchword's /auth/start (a GET, no body, the same description of the
+    original request), whose answer (302 for a browser, problem+json 401 for an API
+    client) the client gets; a 403 is nginx's own 403 page; any other answer from
+    /auth/verify is turned into a 500 by nginx, which is why watchword answers 401 rather
+    than 302 under this convention. The client's ``X-Forwarded-For`` is not passed on:
+    this block is the edge; behind another proxy, use ``$proxy_add_x_forwarded_for`` with
+    ``set_real_ip_from``.
+    """
+    listen = _nginx_listen(listen)
+    server_name = _nginx_server_name(server_name)
+    ww = _upstream(watchword, "watchword")
+    upstream_app = _upstream(app, "app")
+    names = _headers(headers)
+
+    forwarded = [
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+    ]
+    described = [
+        "proxy_set_header X-Original-URI $request_uri;",
+        "proxy_set_header X-Original-Method $request_method;",
+        "proxy_set_header X-Original-URL $scheme://$http_host$request_uri;",
+        "proxy_set_header X-Forwarded-Uri $request_uri;",
+        "proxy_set_header X-Forwarded-Method $request_method;",
+    ]
+    undescribed = [f'proxy_set_header {name} "";' for name in REQUEST_DESCRIPTION]
+    no_identity = [f'proxy_set_header {name} "";' for name in names]
+    no_body = ["proxy_pass_request_body off;", 'proxy_set_header Content-Length "";']
+    tls = ["proxy_ssl_server_name on;"] if ww.scheme == "https" else []
+    captures = [
+        f"auth_request_set $watchword_{_snake(n)} $upstream_http_{_snake(n)};" for n in names
+    ]
+    identity = [f"proxy_set_header {n} $watchword_{_snake(n)};" for n in names]
+
+    def location(head: str, comment: str, lines: list[str]) -> list[str]:
+        body = [f"        {line}" for line in lines]
+        return ["", f"    # {comment}", f"    location {head} {{", *body, "    }"]
+
+    out = [
+        "# watchword forward auth: generated by watchword.edge.proxyconf.nginx_server.",
+        "server {",
+        f"    listen {listen};",
+        f"    server_name {server_name};",
+    ]
+    out += location(
+        SIGNIN_PREFIX,
+        "Sign-in pages on the app's own origin: unprotected, never forwarded to the app.",
+        [f"proxy_pass {ww.url};", *tls, *forwarded, *undescribed, *no_identity],
+    )
+    out += location(
+        f"= {JWKS_PATH}",
+        "watchword's public keys, for apps that verify X-Watchword-Jwt-Assertion.",
+        [f"proxy_pass {ww.url};", *tls, *forwarded, *undescribed, *no_identity],
+    )
+    out += location(
+        "= /_watchword/verify",
+        "The auth subrequest: headers (Cookie, Authorization) but never the body.",
+        [
+            "internal;",
+            f"proxy_pass {ww.url}{VERIFY_PATH};",
+            *tls,
+            *no_body,
+            *forwarded,
+            *described,
+            *no_identity,
+        ],
+    )
+    out += location(
+        "@watchword_signin",
+        "A 401 from /auth/verify: watchword's /auth/start answers (302 or problem+json 401).",
+        [
+            f"rewrite ^ {START_PATH}? break;",
+            f"proxy_pass {ww.url};",
+            *tls,
+            "proxy_method GET;",
+            *no_body,
+            *forwarded,
+            *described,
+            *no_identity,
+        ],
+    )
+    out += location(
+        "/",
+        "The app: only with watchword's yes, with watchword's identity headers only.",
+        [
+            "auth_request /_watchword/verify;",
+            *captures,
+            "error_page 401 = @watchword_signin;",
+            f"proxy_pass {upstream_app.url};",
+            *forwarded,
+            "# Replaces any header of these names the client sent; an empty value drops it.",
+            *identity,
+        ],
+    )
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _nginx_listen(listen: str) -> str:
+    match = _LISTEN.fullmatch(listen) if isinstance(listen, str) else None
+    if match is None:
+        raise ValueError(f"listen {listen!r} is not port, host:port or [ipv6]:port")
+    if match["host"] is not None:
+        _host(match["host"], "listen", listen)
+    _port(match["port"], "listen", listen)
+    return listen
+
+
+def _nginx_server_name(server_name: str) -> str:
+    if not isinstance(server_name, str):
+        raise ValueError("server_name must be a string")
+    names = server_name.split(" ")
+    if not server_name or not all(_SERVER_NAME.fullmatch(name) for name in names):
+        raise ValueError(
+            f"server_name {server_name!r}: host names (or *.suffix, or _) separated by "
+            "single spaces"
+        )
+    return server_name
+
+
+# Caddy -------------------------------------------------------------------------------------
+
+
+def caddyfile_site(
+    *,
+    address: str,
+    watchword: str,
+    app: str,
+    headers: Sequence[str] = DEFAULT_HEADERS,
+) -> str:
+    """One Caddyfile site block for Caddy 2.6 or later: ``address`` is the site address
+    (``app.example.com``, ``https://app.example.com``, ``http://127.0.0.1:8080``,
+    ``:8080``).
+
+    How it keeps the guarantees of this module: everything runs in one ``route``, so in
+    the order written. First the client's headers of the identity names and of the
+    request description are deleted, and those with a ``_`` in their name (nginx drops
+    these by default; CGI-style app servers read ``X_Watchword_Subject`` as
+    ``X-Watchword-Subject``): ``copy_headers`` alone does not do it (from Caddy 2.9
+    to 2.11.1 a client's header survives when watchword's answer lacks the header or gives
+    it empty: GHSA-7r4p-vjf4-gxv4). Then /auth/ and the JWKS go to watchword. Then
+    ``forward_auth`` asks /auth/verify (a GET without the body and without the client's
+    query, the original request in ``X-Forwarded-Method``, ``-Uri``, ``-Host``, ``-Proto``,
+    which Caddy sets itself); a non-2xx answer, such as the 302 to the sign-in page, goes
+    to the client as it is. On a 2xx answer ``copy_headers`` copies the identity headers,
+    and each one whose value is empty, or is the literal ``{http.reverse_proxy.header.…}``
+    that Caddy 2.6 to 2.8 set for a header the answer lacks, is deleted before the request
+    goes to the app.
+    """
+    address = _caddy_address(address)
+    ww = _upstream(watchword, "watchword")
+    upstream_app = _upstream(app, "app")
+    names = _headers(headers)
+    out = [
+        "# watchword forward auth: generated by watchword.edge.proxyconf.caddyfile_site.",
+        f"{address} {{",
+        "\troute {",
+        "\t\t# The identity headers and the description of the original request are the",
+        "\t\t# proxy's and watchword's alone: drop any the client sent, before anything else.",
+    ]
+    out += [f"\t\trequest_header -{name}" for name in (*names, *REQUEST_DESCRIPTION)]
+    out += [
+        "\t\t# As nginx does, drop every header whose name has a '_': app servers that read",
+        "\t\t# headers CGI-style take X_Watchword_Subject for X-Watchword-Subject.",
+        "\t\trequest_header -*_*",
+        "",
+        "\t\t# Sign-in pages on the app's own origin: unprotected, never forwarded to the app.",
+        f"\t\treverse_proxy {SIGNIN_PREFIX}* {ww.url}",
+        f"\t\treverse_proxy {JWKS_PATH} {ww.url}",
+        "",
+        "\t\t# Ask watchword; a non-2xx answer (302 to sign in, 401, 403) goes to the client.",
+        f"\t\tforward_auth {ww.url} {{",
+        f"\t\t\turi {VERIFY_PATH}?",
+        f"\t\t\tcopy_headers {' '.join(names)}",
+        "\t\t}",
+        "",
+        "\t\t# An empty value, or the placeholder Caddy 2.6 to 2.8 leave for a header the",
+        "\t\t# answer lacks, is no identity: the app gets no header then.",
+    ]
+    for index, name in enumerate(names):
+        out += [
+            f"\t\t@watchword_unset_{index} header_regexp {name} "
+            r"^$|^\{http\.reverse_proxy\.header\.",
+            f"\t\trequest_header @watchword_unset_{index} -{name}",
+        ]
+    out += ["", f"\t\treverse_proxy {upstream_app.url}", "\t}", "}"]
+    return "\n".join(out) + "\n"
+
+
+def _caddy_address(address: str) -> str:
+    match = _CADDY_ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if match is None or not (match["host"] or match["port"]):
+        raise ValueError(
+            f"address {address!r} is not a Caddy site address like app.example.com, "
+            "https://app.example.com:8443 or :8080 (no path)"
+        )
+    host = match["host"]
+    if host:
+        bare = host[2:] if host.startswith("*.") else host
+        _host(bare, "address", address)
+    if match["port"] is not None:
+        _port(match["port"], "address", address)
+    return address
+
+
+# Traefik -----------------------------------------------------------------------------------
+
+
+def traefik_dynamic(
+    *,
+    watchword: str,
+    app: str,
+    rule: str,
+    headers: Sequence[str] = DEFAULT_HEADERS,
+) -> str:
+    """A Traefik (v2 or v3) dynamic configuration for the file provider, in YAML: routers
+    ``watchword-signin`` and ``watchword-app`` for ``rule`` (such as
+    ``Host(`app.example.com`)``), services ``watchword`` and ``watchword-app``, middlewares
+    ``watchword-strip`` and ``watchword-auth``.
+
+    How it keeps the guarantees of this module: the sign-in router (``rule`` and /auth/ or
+    the JWKS path) wins over the app router by Traefik's default priority, its rule being
+    longer. The app router's chain first removes the client's identity and
+    request-description headers (``customRequestHeaders`` set to ``""``), then
+    ``forwardAuth`` asks /auth/verify with ``trustForwardHeader: false`` (Traefik sets
+    ``X-Forwarded-*`` itself) and copies ``authResponseHeaders`` from a 2xx answer; any
+    other answer goes to the client as it is. Not run by the tests (no Traefik here).
+    """
+    ww = _upstream(watchword, "watchword")
+    upstream_app = _upstream(app, "app")
+    names = _headers(headers)
+    if not isinstance(rule, str) or not rule.strip() or len(rule) > MAX_RULE:
+        raise ValueError(f"rule must be a non-empty Traefik rule of at most {MAX_RULE} chars")
+    if any(not ch.isprintable() for ch in rule):
+        raise ValueError(f"rule {rule!r} has a control character")
+    signin_rule = f"({rule}) && (PathPrefix(`{SIGNIN_PREFIX}`) || Path(`{JWKS_PATH}`))"
+    out = [
+        "# watchword forward auth: generated by watchword.edge.proxyconf.traefik_dynamic.",
+        "http:",
+        "  routers:",
+        "    watchword-signin:",
+        f"      rule: {_quoted(signin_rule)}",
+        "      service: watchword",
+        "    watchword-app:",
+        f"      rule: {_quoted(rule)}",
+        "      middlewares:",
+        "        - watchword-strip",
+        "        - watchword-auth",
+        "      service: watchword-app",
+        "  middlewares:",
+        "    watchword-strip:",
+        "      headers:",
+        "        customRequestHeaders:",
+    ]
+    out += [f'          {name}: ""' for name in (*names, *REQUEST_DESCRIPTION)]
+    out += [
+        "    watchword-auth:",
+        "      forwardAuth:",
+        f"        address: {_quoted(ww.url + VERIFY_PATH)}",
+        "        trustForwardHeader: false",
+        "        authResponseHeaders:",
+    ]
+    out += [f"          - {name}" for name in names]
+    out += [
+        "  services:",
+        "    watchword:",
+        "      loadBalancer:",
+        "        passHostHeader: true",
+        "        servers:",
+        f"          - url: {_quoted(ww.url)}",
+        "    watchword-app:",
+        "      loadBalancer:",
+        "        passHostHeader: true",
+        "        servers:",
+        f"          - url: {_quoted(upstream_app.url)}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+# Envoy -------------------------------------------------------------------------------------
+
+
+def envoy_http_filter(
+    *,
+    watchword_cluster: str,
+    headers: Sequence[str] = DEFAULT_HEADERS,
+) -> str:
+    """Two entries of an Envoy (1.27 or later) ``http_connection_manager``'s
+    ``http_filters`` list, in YAML, to put before ``envoy.filters.http.router``:
+    ``header_mutation``, which removes the client's identity headers, then ``ext_authz``
+    asking watchword (the cluster ``watchword_cluster``, which you define) at
+    ``/auth/envoy`` + the original path.
+
+    How it keeps the guarantees of this module: ext_authz's ``allowed_upstream_headers``
+    sets a header only when the answer carries it, so the client's copy is removed first.
+    The auth call carries the original method, host and path, and of the client's headers
+    only Cookie, Authorization and Accept (``allowed_headers``), never the body. A non-2xx
+    answer reaches the client with its status and headers (``Location`` included). Not run
+    by the tests (no Envoy here).
+    """
+    if not isinstance(watchword_cluster, str) or not _CLUSTER.fullmatch(watchword_cluster):
+        raise ValueError(
+            f"watchword_cluster {watchword_cluster!r} is not a cluster name (letters, "
+            "digits, '_', '.', '-')"
+        )
+    names = _headers(headers)
+    out = [
+        "# watchword forward auth: generated by watchword.edge.proxyconf.envoy_http_filter.",
+        "- name: envoy.filters.http.header_mutation",
+        "  typed_config:",
+        '    "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3'
+        ".HeaderMutation",
+        "    mutations:",
+        "      request_mutations:",
+    ]
+    out += [f"        - remove: {name.lower()}" for name in names]
+    out += [
+        "- name: envoy.filters.http.ext_authz",
+        "  typed_config:",
+        '    "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
+        "    failure_mode_allow: false",
+        "    http_service:",
+        "      server_uri:",
+        f"        uri: {_quoted('http://' + watchword_cluster)}",
+        f"        cluster: {_quoted(watchword_cluster)}",
+        "        timeout: 5s",
+        f"      path_prefix: {ENVOY_PREFIX}",
+        "      authorization_request:",
+        "        allowed_headers:",
+        "          patterns:",
+        "            - exact: cookie",
+        "            - exact: authorization",
+        "            - exact: accept",
+        "      authorization_response:",
+        "        allowed_upstream_headers:",
+        "          patterns:",
+    ]
+    for name in names:
+        out += [f"            - exact: {name.lower()}", "              ignore_case: true"]
+    return "\n".join(out) + "\n"
+
+
+# ingress-nginx -----------------------------------------------------------------------------
+
+
+def ingress_nginx_annotations(
+    *,
+    watchword: str,
+    headers: Sequence[str] = DEFAULT_HEADERS,
+) -> str:
+    """The ``metadata.annotations`` of a Kubernetes Ingress served by ingress-nginx, in
+    YAML (the mapping's entries, to indent under ``annotations:``). ``watchword`` is how
+    ingress-nginx reaches watchword (``http://watchword.ns.svc.cluster.local:9000``).
+
+    Route /auth/ and the JWKS path of the same host to watchword with a second Ingress
+    without these annotations: the sign-in pages must be on the app's own origin.
+
+    How it keeps the guarantees of this module: ``auth-response-headers`` becomes, per
+    header, ``auth_request_set`` and ``proxy_set_header``, as in :func:`nginx_server`, so
+    the client's copies never pass. ``auth-method: GET`` makes ingress-nginx send
+    ``X-Original-URI``; the ``auth-snippet`` sets ``X-Forwarded-Host``, ``-Proto``,
+    ``-Uri``, ``-Method`` (ingress-nginx would pass the client's own ``X-Forwarded-Host``),
+    so the annotation ``auth-snippet`` must be allowed (``allow-snippet-annotations``):
+    where it is not, ingress-nginx refuses the Ingress rather than run without it. On a
+    401, ingress-nginx redirects every client (API clients too) to
+    ``/auth/start?rd=<the original URL>`` on the app's host: watchword's /auth/start reads
+    ``rd`` there.
+    """
+    ww = _upstream(watchword, "watchword")
+    names = _headers(headers)
+    prefix = "nginx.ingress.kubernetes.io/"
+    snippet = [
+        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header X-Forwarded-Proto $pass_access_scheme;",
+        "proxy_set_header X-Forwarded-Uri $request_uri;",
+        "proxy_set_header X-Forwarded-Method $request_method;",
+    ] + [f'proxy_set_header {name} "";' for name in names]
+    out = [
+        "# watchword forward auth: generated by watchword.edge.proxyconf."
+        "ingress_nginx_annotations.",
+        f"{prefix}auth-url: {_quoted(ww.url + VERIFY_PATH)}",
+        f"{prefix}auth-method: {_quoted('GET')}",
+        f"{prefix}auth-signin: {_quoted('$pass_access_scheme://$http_host' + START_PATH)}",
+        f"{prefix}auth-response-headers: {_quoted(','.join(names))}",
+        f"{prefix}auth-snippet: |",
+    ]
+    out += [f"  {line}" for line in snippet]
+    return "\n".join(out) + "\n"
