@@ -19,21 +19,17 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import event
+from tests.support.seed import add_members, personal_token
 
 from watchword.api.app import create_app
 from watchword.clock import FakeClock
 from watchword.config import EdgeSettings, load_settings
-from watchword.rbac.model import GroupMember
-from watchword.rbac.store.groups import create_group
 from watchword.rbac.store.organizations import create_organization
 from watchword.runtime import Runtime
 from watchword.services import Services
 from watchword.storage.db import create_engine_for_url
 from watchword.storage.migrate import upgrade_engine
-from watchword.tokens.format import TokenKind
-from watchword.tokens.model import Owner
 from watchword.tokens.scope import Permission
-from watchword.tokens.service import NewToken
 
 AUDIENCE = "https://app.example"
 OWNED = (
@@ -90,22 +86,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     iss = services.runtime.settings.issuer_url
     acme = await create_organization(services.store, name="acme")
     globex = await create_organization(services.store, name="globex")
-    await create_group(
-        services.store,
-        organization_id=acme.id,
-        name="readers",
-        members=[GroupMember(iss, "bob")],
-        role_ids=["org-reader"],
-    )
-    issued = await services.tokens.create(
-        NewToken(
-            kind=TokenKind.PERSONAL,
-            name="t",
-            owner=Owner(iss, "bob"),
-            scopes=frozenset({"*:*"}),
-            permission=Permission.READ_WRITE,
-        )
-    )
+    await add_members(services.store, acme.id, iss, ["bob"])
+    issued = await personal_token(services, iss, "bob")
     bob = {"Authorization": f"Bearer {issued.token.reveal()}"}
     app = create_app(services=services)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -205,14 +187,8 @@ async def test_a_revoked_token_is_401_and_an_admin_key_passes_without_a_subject(
 ) -> None:
     c, services = world.client, world.services
     iss = services.runtime.settings.issuer_url
-    issued = await services.tokens.create(
-        NewToken(
-            kind=TokenKind.PERSONAL,
-            name="gone",
-            owner=Owner(iss, "bob"),
-            scopes=frozenset({"*:*"}),
-            permission=Permission.READ_ONLY,
-        )
+    issued = await personal_token(
+        services, iss, "bob", name="gone", permission=Permission.READ_ONLY
     )
     headers = {"Authorization": f"Bearer {issued.token.reveal()}"}
     assert (await c.get("/auth/verify", headers={**nginx("/me"), **headers})).status_code == 200
@@ -296,3 +272,25 @@ async def test_the_route_file_reloads_and_a_bad_edit_keeps_the_active_table(
     finally:
         await services.aclose()
         await services.runtime.close()
+
+
+async def test_start_takes_ingress_nginx_rd_and_refuses_a_foreign_one(world: World) -> None:
+    c = world.client
+    own = world.services.runtime.settings.issuer_url
+    sent = await c.get(
+        "/auth/start", params={"rd": f"{own}/orgs/x?y=1"}, headers={"Accept": "text/html"}
+    )
+    assert sent.status_code == 302
+    assert parse_qs(urlsplit(sent.headers["location"]).query)["return_to"] == [f"{own}/orgs/x?y=1"]
+    evil = await c.get(
+        "/auth/start", params={"rd": "https://evil.example/"}, headers={"Accept": "text/html"}
+    )
+    assert evil.status_code == 400 and evil.json()["code"] == "return_to_refused"
+
+
+async def test_two_conventions_naming_different_requests_are_refused(world: World) -> None:
+    both = {**nginx("/public/x"), "X-Forwarded-Uri": f"/orgs/{world.acme}/projects/web/"}
+    refused = await world.client.get("/auth/verify", headers={**both, **world.bob})
+    assert refused.status_code == 403 and refused.json()["code"] == "no_original_request"
+    same = {**nginx("/public/x"), "X-Forwarded-Uri": "/public/x"}
+    assert (await world.client.get("/auth/verify", headers=same)).status_code == 200

@@ -129,8 +129,9 @@ def create_app(
     app.add_middleware(PeerMiddleware)
     for module in (
         health,
-        admin,
+        edge,  # the decision hot path: matched early (routes are tried in order)
         authz,
+        admin,
         resource_types,
         roles,
         organizations,
@@ -144,7 +145,6 @@ def create_app(
         oauth,
         sessions,
         signin,
-        edge,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -24,6 +24,7 @@ from watchword.services import Services
 
 __all__ = [
     "AdminDep",
+    "BearerDep",
     "authentication_attempt",
     "check_same_origin",
     "session_cookie_name",
@@ -33,6 +34,7 @@ __all__ = [
     "current_principal",
     "get_runtime",
     "get_services",
+    "principal_of",
     "require_admin",
 ]
 
@@ -96,11 +98,32 @@ def check_same_origin(request: Request, services: Services) -> None:
         )
 
 
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 async def current_principal(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, services: ServicesDep, credentials: BearerDep
 ) -> Principal:
+    return await principal_of(request, services, credentials)
+
+
+def bearer_credentials(request: Request) -> HTTPAuthorizationCredentials | None:
+    """``Authorization: Bearer <credential>`` as :class:`HTTPBearer` reads it, without
+    going through dependency injection."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
+
+
+async def principal_of(
+    request: Request,
+    services: Services,
+    credentials: HTTPAuthorizationCredentials | None = None,
+) -> Principal:
+    """The authenticated caller of ``request`` (what :func:`current_principal` injects)."""
+    if credentials is None:
+        credentials = bearer_credentials(request)
     if credentials is not None:
         credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
     else:

@@ -25,6 +25,7 @@ FastAPI's ``HTTPValidationError`` schema is replaced by ``Problem`` everywhere.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -106,11 +107,32 @@ def document_errors(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def unique_operation_ids(document: dict[str, Any]) -> dict[str, Any]:
+    """Suffix ``_<method>`` to an operation id shared by several methods of one route (in
+    place; idempotent)."""
+    seen: dict[str, int] = {}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "operationId" in operation:
+                seen[operation["operationId"]] = seen.get(operation["operationId"], 0) + 1
+    for operations in document.get("paths", {}).values():
+        for method, operation in operations.items():
+            op_id = operation.get("operationId") if isinstance(operation, dict) else None
+            if op_id is not None and seen[op_id] > 1 and not op_id.endswith(f"_{method}"):
+                operation["operationId"] = f"{op_id}_{method}"
+    return document
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the app's document with :func:`document_errors` applied."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return document_errors(generate())
+        with warnings.catch_warnings():
+            # A route answering several methods (forward-auth's) has one operation id;
+            # made unique per method below.
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            document = generate()
+        return document_errors(unique_operation_ids(document))
 
     app.openapi = openapi  # type: ignore[method-assign]

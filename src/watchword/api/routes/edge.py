@@ -167,31 +167,38 @@ _VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def verify(request: Request, services: ServicesDep) -> Response:
-    return await _verify(request, services, envoy_uri=None)
+async def verify(request: Request) -> Response:
+    # The decision hot path: nothing injected (each FastAPI dependency costs per request).
+    return await _verify(request, request.app.state.services, envoy_uri=None)
 
 
-async def verify_envoy(request: Request, services: ServicesDep, path: str) -> Response:
+async def verify_envoy(request: Request, path: str) -> Response:
+    services: Services = request.app.state.services
     query = request.url.query
     uri = "/" + path + (f"?{query}" if query else "")
     return await _verify(request, services, envoy_uri=uri)
 
 
 async def start(request: Request, services: ServicesDep) -> Response:
-    try:
-        original = original_request(
-            {k.lower(): v for k, v in request.headers.items()},
-            method=request.method,
-            trusted=_trusted(request, services),
-        )
-    except (UntrustedProxy, NoOriginalRequest) as exc:
-        return problem_response(
-            request, status=403, code=exc.code, title=exc.title, detail=exc.detail
-        )
+    rd = request.query_params.get("rd")
+    if rd is not None:
+        # ingress-nginx's auth-signin: the browser comes here itself, the original URL in
+        # rd. Checked now as /auth/login would (no open redirect through this hop).
+        target = services.signin.return_to.check(rd)
+    else:
+        try:
+            target = original_request(
+                {k.lower(): v for k, v in request.headers.items()},
+                method=request.method,
+                trusted=_trusted(request, services),
+            ).url
+        except (UntrustedProxy, NoOriginalRequest) as exc:
+            return problem_response(
+                request, status=403, code=exc.code, title=exc.title, detail=exc.detail
+            )
     if wants_html(request):
-        return Response(
-            status_code=302, headers={"Location": _signin_location(original), **_NO_STORE}
-        )
+        location = "/auth/login?return_to=" + quote(target, safe="")
+        return Response(status_code=302, headers={"Location": location, **_NO_STORE})
     needed = AuthenticationError(
         "this request needs a credential (Authorization: Bearer …, or sign in at /auth/login)"
     )
@@ -207,40 +214,45 @@ async def start(request: Request, services: ServicesDep) -> Response:
 
 _START_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "A browser: to /auth/login with the original URL as return_to."},
+    400: problem_response_doc(400, "return_to_refused: rd leads outside the allowed origins."),
     401: problem_response_doc(401, "An API client: no valid credential."),
     403: problem_response_doc(403, "A proxy outside edge.trusted_proxies."),
 }
 
-# Each method is its own operation (one operation id each), since proxies call with the
-# original request's method (nginx, Envoy) or GET (Caddy, Traefik).
-for _method in ANY_METHOD:
-    _m = _method.lower()
-    router.add_api_route(
+# One route per path for every method (proxies call with the original request's method, nginx
+# and Envoy, or GET, Caddy and Traefik); the OpenAPI document lists each method
+# (api/openapi.py makes their operation ids unique).
+for _path, _endpoint, _operation, _summary, _responses in (
+    (
         "/auth/verify",
         verify,
-        methods=[_method],
-        operation_id=f"edge_verify_{_m}",
-        summary="Forward-auth: may this request through the proxy pass? (nginx, Caddy, Traefik)",
-        response_class=Response,
-        responses=_VERIFY_RESPONSES,
-    )
-    router.add_api_route(
+        "edge_verify",
+        "Forward-auth: may this request through the proxy pass? (nginx, Caddy, Traefik)",
+        _VERIFY_RESPONSES,
+    ),
+    (
         "/auth/envoy/{path:path}",
         verify_envoy,
-        methods=[_method],
-        operation_id=f"edge_verify_envoy_{_m}",
-        summary="Forward-auth for Envoy's ext_authz HTTP service (path_prefix /auth/envoy)",
-        response_class=Response,
-        responses=_VERIFY_RESPONSES,
-    )
-    router.add_api_route(
+        "edge_verify_envoy",
+        "Forward-auth for Envoy's ext_authz HTTP service (path_prefix /auth/envoy)",
+        _VERIFY_RESPONSES,
+    ),
+    (
         "/auth/start",
         start,
-        methods=[_method],
-        operation_id=f"edge_start_{_m}",
-        summary="Where nginx sends a 401: a browser to sign-in, an API client a 401",
+        "edge_start",
+        "Where nginx sends a 401: a browser to sign-in, an API client a 401",
+        _START_RESPONSES,
+    ),
+):
+    router.add_api_route(
+        _path,
+        _endpoint,
+        methods=ANY_METHOD,
+        operation_id=_operation,
+        summary=_summary,
         response_class=Response,
-        responses=_START_RESPONSES,
+        responses=_responses,
     )
 
 
