@@ -208,3 +208,16 @@ async def test_admin_keys_are_verified_once_and_revocation_reaches_every_process
     await revoke_admin_key(one.runtime.engine, key2.id, clock)
     with pytest.raises(AuthenticationError):
         await authenticator.authenticate(credential)
+
+
+async def test_an_inline_subject_is_compiled_once_and_again_after_a_policy_change(
+    two: Any,
+) -> None:
+    _, _, one, _ = two
+    document = {"issuer": "https://i", "id": "a", "organizations": {"o": ["org-reader"]}}
+    first = await one.rbac.compile_subject_document(document)
+    assert await one.rbac.compile_subject_document(dict(reversed(document.items()))) is first
+    await organizations.create_organization(one.store, name=f"o-{secrets.token_hex(3)}")
+    again = await one.rbac.compile_subject_document(document)
+    assert again is not first and again.policy is one.policy_engine.policy
+    assert again.subject == first.subject

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from watchword.authz.compile import CompiledSubject
 from watchword.authz.engine import Engine
 from watchword.authz.model import Policy, Registry, Subject, TokenScope
+from watchword.authz.parse import parse_subject
 from watchword.clock import Clock
 from watchword.errors import InvalidInput
 from watchword.observability.logging import get_logger
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 CACHE_SIZE = 65_536
+_DOCUMENT_CACHE_SIZE = 4096
+_DOCUMENT_KEY_LIMIT = 4096  # characters of canonical JSON; larger documents are not kept
 log = get_logger("watchword.rbac")
 _tracer = trace.get_tracer("watchword.rbac")
 
@@ -181,6 +185,7 @@ class RbacService:
         self._trust: dict[str, IssuerTrust] = {}  # by issuer URL, for self._generation
         self._cache: OrderedDict[CacheKey, Resolved] = OrderedDict()
         self._cache_size = cache_size
+        self._documents: OrderedDict[str, CompiledSubject] = OrderedDict()
         self._metrics = _Metrics(registry) if registry is not None else None
 
     # Policy ------------------------------------------------------------------------------
@@ -226,6 +231,28 @@ class RbacService:
     @property
     def policy(self) -> Policy:
         return self.policy_engine.policy
+
+    async def compile_subject_document(
+        self, document: object, *, pointer: str = "/subject"
+    ) -> CompiledSubject:
+        """An inline subject document, parsed and compiled against the current policy,
+        memoized by the document's canonical JSON (a bounded LRU of small documents; a
+        policy change recompiles an entry on its next use). Callers that ask about the
+        same subjects again (a service checking its users' requests) skip parse and compile."""
+        await self.generation()
+        key = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+        hit = self._documents.get(key)
+        if hit is not None:
+            fresh = self.policy_engine.refresh(hit)
+            self._documents[key] = fresh
+            self._documents.move_to_end(key)
+            return fresh
+        compiled = self.policy_engine.compile(parse_subject(document, pointer))
+        if len(key) <= _DOCUMENT_KEY_LIMIT:
+            self._documents[key] = compiled
+            while len(self._documents) > _DOCUMENT_CACHE_SIZE:
+                self._documents.popitem(last=False)
+        return compiled
 
     async def compile_document(self, subject: Subject) -> CompiledSubject:
         """Compile a subject given as a document against the stored policy of now (the
