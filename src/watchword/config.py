@@ -46,7 +46,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -773,6 +773,15 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="HTTP port.")
+    server_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="The event loop of `watchword serve`: auto is uvloop where installed "
+        "(benchmarks/edge measures both).",
+    )
+    server_http: Literal["auto", "h11", "httptools"] = Field(
+        default="auto",
+        description="The HTTP/1.1 parser of `watchword serve`: auto is httptools where installed.",
+    )
     issuer_url: str = Field(
         default="http://127.0.0.1:8000",
         description="watchword's own issuer URL; every issuer value it writes or compares for "

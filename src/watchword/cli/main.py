@@ -141,6 +141,8 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the app believes X-Forwarded-* from edge.trusted_proxies itself
+        loop=settings.server_loop,
+        http=settings.server_http,
     )
 
 
