@@ -294,3 +294,38 @@ async def test_two_conventions_naming_different_requests_are_refused(world: Worl
     assert refused.status_code == 403 and refused.json()["code"] == "no_original_request"
     same = {**nginx("/public/x"), "X-Forwarded-Uri": "/public/x"}
     assert (await world.client.get("/auth/verify", headers=same)).status_code == 200
+
+
+async def test_a_route_naming_what_the_policy_lacks_denies_without_a_server_error(
+    tmp_path: Path,
+) -> None:
+    routes = [{"name": "ghost", "path": "/g", "resource": "nowhere:things", "action": "read"}]
+    services, _ = await _world(tmp_path, EdgeSettings(routes=routes))
+    try:
+        iss = services.runtime.settings.issuer_url
+        token = (await personal_token(services, iss, "bob")).token.reveal()
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as c:
+            answer = await c.get(
+                "/auth/verify", headers={**nginx("/g"), "Authorization": f"Bearer {token}"}
+            )
+        assert answer.status_code == 403
+        assert "nowhere:things" in answer.json()["detail"]
+    finally:
+        await services.aclose()
+        await services.runtime.close()
+
+
+async def test_envoy_sends_the_original_path_after_its_prefix(world: World) -> None:
+    c, bob = world.client, world.bob
+    path = f"/auth/envoy/orgs/{world.acme}/projects/web/x"
+    allowed = await c.get(path, params={"q": "1"}, headers={"Host": "app.test", **bob})
+    assert allowed.status_code == 200 and allowed.headers["x-watchword-route"] == "projects"
+    assert allowed.headers["x-watchword-subject"] == "bob"
+    written = await c.post(path, headers={"Host": "app.test", **bob})
+    assert written.status_code == 403
+    browser = await c.get(path, headers={"Host": "app.test", "Accept": "text/html"})
+    assert browser.status_code == 302  # Envoy relays a denied answer as it is
+    assert parse_qs(urlsplit(browser.headers["location"]).query)["return_to"] == [
+        f"http://app.test/orgs/{world.acme}/projects/web/x"
+    ]

@@ -298,8 +298,21 @@ class EdgeService:
             org_id=match.object.get("organization"),
             project_id=match.object.get("project"),
         )
-        explanation = self._engine.explain(compiled, match.action, obj) if explain else None
-        if not self._engine.check(compiled, match.action, obj).allowed:
+        try:
+            explanation = self._engine.explain(compiled, match.action, obj) if explain else None
+            allowed = self._engine.check(compiled, match.action, obj).allowed
+        except InvalidInput as exc:
+            # The route names a resource type or action the current policy does not have
+            # (the policy changed after the table was written): deny, loudly, never a 5xx.
+            log.error("edge_route_invalid", route=name, code=exc.code, detail=exc.detail)
+            return Verdict(
+                403,
+                "route_invalid",
+                f"route {name!r} asks the policy something it does not know: {exc.detail}",
+                self.blank_headers(),
+                name,
+            )
+        if not allowed:
             return Verdict(
                 403,
                 "denied",
