@@ -92,3 +92,10 @@ def test_explain_names_the_route_and_the_engines_reasons(env: Path) -> None:
     assert unrouted.exit_code == 1 and "no_route" in unrouted.output
     bad = runner.invoke(app, ["edge", "explain", "--url", url, "--subject", "bob"])
     assert bad.exit_code == 2 and "ISSUER|ID" in bad.output
+
+
+def test_serve_refuses_to_start_on_a_bad_route_table(env: Path) -> None:
+    env.write_text(ROUTES.replace("resource: watchword:projects", "resource: 7"))
+    started = runner.invoke(app, ["serve", "--port", "1"])
+    assert started.exit_code == 2
+    assert "/routes/1/resource" in started.output
