@@ -340,3 +340,10 @@ async def test_documented_check_example_runs_as_written(
         "/v1/authz/check", json=bad, headers={"Authorization": f"Bearer {key.reveal()}"}
     )
     assert r.status_code == 400 and r.json()["pointer"].startswith("/subject")
+
+
+async def test_check_authenticates_before_it_reads_the_question(
+    client: httpx.AsyncClient,
+) -> None:
+    nobody = await client.post("/v1/authz/check", json={"batch": "not a list"})
+    assert nobody.status_code == 401  # not 422: a stranger's body is never validated

@@ -58,7 +58,12 @@ def test_hosts_methods_and_wildcards_narrow_a_route() -> None:
     assert t.match(host="example.com", path="/api/x", method="GET") is None
     assert t.match(host="exact.test:8443", path="/api/x", method="GET") is not None
     assert t.match(host="exact.test:9000", path="/api/x", method="GET") is None
-    assert t.match(host="a.example.com", path="/api/x", method="POST") is None
+    post = t.match(host="a.example.com", path="/api/x", method="POST")
+    assert post is not None and not post.method_allowed  # denied, never a later route's
+    head = t.match(host="a.example.com", path="/api/x", method="HEAD")
+    assert head is not None and head.method_allowed  # a HEAD is a GET without the body
+    assert t.match(host="A.Example.com.", path="/api/x", method="GET") is not None
+    assert t.match(host="exact.test.:8443", path="/api/x", method="GET") is not None
     assert t.match(host="a.example.com", path="/api/x/y", method="GET") is None  # * is one
 
 
@@ -149,3 +154,25 @@ def test_a_canonical_path_is_a_fixed_point_or_refused(segments: list[str]) -> No
         return
     # What was accepted names its segments exactly, with nothing that could split them.
     assert once.split("/")[1:] == segments
+
+
+def test_a_method_the_route_does_not_list_never_falls_through_to_a_later_route() -> None:
+    t = table(
+        {"name": "admin", "path": "/admin/**", "methods": ["GET"], "allow": "authenticated"},
+        {"name": "rest", "path": "/**", "allow": "anonymous"},
+    )
+    m = t.match(host="x", path="/admin/secret", method="OPTIONS")
+    assert m is not None and m.route.name == "admin" and not m.method_allowed
+
+
+def test_trailing_slashes_and_placeholders() -> None:
+    t = table(
+        {"name": "admin", "path": "/admin", "allow": "authenticated"},
+        PROJECTS,
+        {"name": "rest", "path": "/**", "allow": "anonymous"},
+    )
+    assert t.match(host="x", path="/admin/", method="GET").route.name == "admin"
+    empty = t.match(host="x", path="/orgs/acme/projects/", method="GET")
+    assert empty is not None and empty.route.name == "rest"  # {project} is never ""
+    head = t.match(host="x", path="/orgs/acme/projects/web", method="HEAD")
+    assert head is not None and head.action == "read"  # GET's action, not the default

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from tests.support.seed import add_members, personal_token
 
 from watchword.api.app import create_app
+from watchword.api.deps import session_cookie_name
 from watchword.clock import FakeClock
 from watchword.config import EdgeSettings, load_settings
 from watchword.rbac.store.organizations import create_organization
@@ -71,10 +72,10 @@ class World:
     bob: dict[str, str]  # an org-reader of acme
 
 
-async def _world(tmp_path: Path, edge: EdgeSettings) -> tuple[Services, FakeClock]:
+async def _world(tmp_path: Path, edge: EdgeSettings, **environ: str) -> tuple[Services, FakeClock]:
     engine = create_engine_for_url(f"sqlite+aiosqlite:///{tmp_path / 'edge.sqlite3'}")
     await upgrade_engine(engine)
-    settings = load_settings(environ={"WATCHWORD_SECRET_KEY": secrets.token_urlsafe(32)})
+    settings = load_settings(environ={"WATCHWORD_SECRET_KEY": secrets.token_urlsafe(32), **environ})
     settings = settings.model_copy(update={"edge": edge})
     clock = FakeClock()
     return Services.build(Runtime(settings=settings, engine=engine, clock=clock)), clock
@@ -329,3 +330,66 @@ async def test_envoy_sends_the_original_path_after_its_prefix(world: World) -> N
     assert parse_qs(urlsplit(browser.headers["location"]).query)["return_to"] == [
         f"http://app.test/orgs/{world.acme}/projects/web/x"
     ]
+
+
+async def test_envoy_paths_are_decided_as_sent_never_decoded_twice(world: World) -> None:
+    c, bob = world.client, world.bob
+    for sneaky in ("/auth/envoy/public/x%3F/%2E%2E/%2E%2E/me", "/auth/envoy/public/a%2Fb"):
+        answer = await c.get(sneaky, headers={"Host": "app.test", **bob})
+        assert answer.status_code == 403, sneaky
+        assert answer.json()["code"] == "non_canonical_path", sneaky
+
+
+async def test_a_cross_site_write_with_the_session_cookie_is_refused(world: World) -> None:
+    c = world.client
+    cookie = {"Cookie": f"{session_cookie_name(world.services)}=ses_whatever"}
+    uri = f"/orgs/{world.acme}/projects/web/x"
+    forged = await c.get(
+        "/auth/verify",
+        headers={**caddy(uri, "POST"), **cookie, "Origin": "https://evil.example"},
+    )
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf_origin_mismatch"
+    blind = await c.get("/auth/verify", headers={**caddy(uri, "POST"), **cookie})
+    assert blind.status_code == 403  # neither Origin nor Referer: refused too
+    same = await c.get(
+        "/auth/verify",
+        headers={**caddy(uri, "POST"), **cookie, "Origin": "https://app.test"},
+    )
+    assert same.status_code == 401  # on to authentication (this cookie is no session)
+    fetched = await c.get(
+        "/auth/verify",
+        headers={**caddy(uri, "DELETE"), **cookie, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert fetched.status_code == 401
+    read = await c.get("/auth/verify", headers={**caddy(uri), **cookie})
+    assert read.status_code == 401  # a read is never a CSRF question
+    bearer = await c.get(
+        "/auth/verify",
+        headers={**caddy(uri, "POST"), **world.bob, "Origin": "https://evil.example"},
+    )
+    assert bearer.status_code == 403 and bearer.json()["code"] == "forbidden"  # the policy's
+
+
+async def test_past_the_failed_authentication_limit_only_anonymous_routes_pass(
+    tmp_path: Path,
+) -> None:
+    services, _ = await _world(
+        tmp_path, EdgeSettings(routes=ROUTES), WATCHWORD_AUTH__FAILED_LIMIT="2/minute"
+    )
+    try:
+        app = create_app(services=services)
+        transport = httpx.ASGITransport(app=app)
+        bad = {"Authorization": "Bearer wwp_not-a-real-token"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as c:
+            for _ in range(3):
+                assert (
+                    await c.get("/auth/verify", headers={**nginx("/me"), **bad})
+                ).status_code == 401
+            limited = await c.get("/auth/verify", headers={**nginx("/me"), **bad})
+            assert limited.status_code == 401  # never a 429: nginx would make it a 500
+            assert int(limited.headers["retry-after"]) >= 1
+            public = await c.get("/auth/verify", headers={**nginx("/public/a.css"), **bad})
+            assert public.status_code == 200
+    finally:
+        await services.aclose()
+        await services.runtime.close()

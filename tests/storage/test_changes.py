@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -221,3 +222,40 @@ async def test_an_inline_subject_is_compiled_once_and_again_after_a_policy_chang
     again = await one.rbac.compile_subject_document(document)
     assert again is not first and again.policy is one.policy_engine.policy
     assert again.subject == first.subject
+
+
+@pytest.mark.postgres
+async def test_the_listener_counts_itself_down_when_its_heartbeat_stops_coming_back(
+    pg_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine_for_url(pg_empty_url)
+    watch = watch_for(engine)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    beat = timedelta(milliseconds=200)
+    task = asyncio.create_task(listen_for_changes(engine, stop=stop, ready=ready, heartbeat=beat))
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=30)
+        assert _listening(watch)
+
+        # Now nothing is delivered any more (a half-open connection, a pooler that drops
+        # LISTEN): no error reaches the listener, only the missing echo tells.
+        async def silence(self: object, **options: Any) -> AsyncIterator[object]:
+            await asyncio.sleep(options.get("timeout") or 0)
+            nothing: tuple[object, ...] = ()
+            for item in nothing:
+                yield item
+
+        monkeypatch.setattr(psycopg.AsyncConnection, "notifies", silence)
+        for _ in range(600):
+            if not _listening(watch):
+                break
+            await asyncio.sleep(0.05)
+        assert not _listening(watch)
+    finally:
+        stop.set()
+        await task
+        await engine.dispose()
+
+
+def _listening(watch: ChangeWatch) -> bool:
+    return watch.listening  # a call: the value changes under the test's feet

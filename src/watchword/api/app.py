@@ -1,7 +1,9 @@
 """The app factory. No module-level app: ``create_app()`` builds one per call.
 
-``uvicorn --factory watchword.api.app:create_app`` works too (settings from the
-environment).
+``uvicorn --factory --no-proxy-headers watchword.api.app:create_app`` works too (settings
+from the environment). ``--no-proxy-headers``: the app believes ``X-Forwarded-*`` from
+``edge.trusted_proxies`` itself, and forward-auth checks the connection's own address,
+which uvicorn's rewrite would replace.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from watchword.edge.routes import normal_host
 from watchword.errors import NoOriginalRequest, UntrustedProxy
 
 __all__ = ["NoOriginalRequest", "OriginalRequest", "UntrustedProxy", "original_request"]
@@ -75,7 +76,7 @@ def original_request(
     host = _clean(headers.get("x-forwarded-host"), "host") or _clean(headers.get("host"), "host")
     if host is None:
         raise NoOriginalRequest("the proxy sent no host (X-Forwarded-Host or Host)")
-    host = host.split(",")[0].strip().lower()
+    host = normal_host(host.split(",")[0])
     nginx_uri, forwarded_uri = headers.get("x-original-uri"), headers.get("x-forwarded-uri")
     if nginx_uri is not None and forwarded_uri is not None and nginx_uri != forwarded_uri:
         # Both conventions, naming different requests: one of them came from the client

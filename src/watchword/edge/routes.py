@@ -34,6 +34,7 @@ from watchword.errors import InvalidInput, NonCanonicalPath
 
 __all__ = [
     "METHODS",
+    "normal_host",
     "Allow",
     "Match",
     "NonCanonicalPath",
@@ -77,11 +78,22 @@ class Route:
     _segments: tuple[str, ...] = ()
 
     def action_for(self, method: str) -> str | None:
-        return self.actions.get(method, self.action)
+        if method in self.actions:
+            return self.actions[method]
+        if method == "HEAD" and "GET" in self.actions:
+            return self.actions["GET"]  # a HEAD is a GET without the body
+        return self.action
+
+    def allows_method(self, method: str) -> bool:
+        if not self.methods or method in self.methods:
+            return True
+        return method == "HEAD" and "GET" in self.methods
 
     def match_path(self, segments: Sequence[str]) -> dict[str, str] | None:
         params: dict[str, str] = {}
         pattern = self._segments
+        if len(segments) == len(pattern) + 1 and segments[-1] == "":
+            segments = segments[:-1]  # /admin/ is /admin
         for i, part in enumerate(pattern):
             if part == "**":
                 return params  # the rest, however long
@@ -90,6 +102,8 @@ class Route:
             seg = segments[i]
             placeholder = _PLACEHOLDER.match(part)
             if placeholder is not None:
+                if not seg:
+                    return None  # a placeholder names something: never empty
                 params[placeholder.group(1)] = seg
             elif part not in {"*", seg}:
                 return None
@@ -97,7 +111,8 @@ class Route:
 
     def match_host(self, host: str) -> bool:
         """A host without a port in the table matches the name on any port; with one, only
-        that port. ``*.`` stands for exactly one label."""
+        that port. ``*.`` stands for exactly one label. ``host`` is normal
+        (:func:`normal_host`)."""
         if not self.hosts:
             return True
         bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
@@ -145,6 +160,7 @@ class Match:
     params: Mapping[str, str]
     action: str | None
     object: Mapping[str, str]
+    method_allowed: bool = True  # False: the route names the path, not this method: deny
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,20 +172,35 @@ class RouteTable:
         return any(r.audience is not None for r in self.routes)
 
     def match(self, *, host: str, path: str, method: str) -> Match | None:
-        """The first route for the request, or ``None`` (then it is denied). ``path`` must be
+        """The first route whose host and path match, or ``None`` (then it is denied).
+        A route that matches but does not list the method says so (``method_allowed``:
+        denied), rather than letting a later, weaker route decide. ``path`` must be
         canonical (:func:`canonical_path`)."""
         segments = path.split("/")[1:] if path != "/" else []
-        host = host.lower()
+        host = normal_host(host)
         for route in self.routes:
-            if route.methods and method not in route.methods:
-                continue
             if not route.match_host(host):
                 continue
             params = route.match_path(segments)
             if params is None:
                 continue
-            return Match(route, params, route.action_for(method), route.object_fields(params))
+            return Match(
+                route,
+                params,
+                route.action_for(method),
+                route.object_fields(params),
+                method_allowed=route.allows_method(method),
+            )
         return None
+
+
+def normal_host(host: str) -> str:
+    """``host`` as routes see it: lower case, without the root's trailing dot
+    (``Admin.Test.:443`` is ``admin.test:443``), as proxies pick their server by it."""
+    host = host.strip().lower()
+    name, sep, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    name = name.rstrip(".")
+    return f"{name}{sep}{port}"
 
 
 def canonical_path(raw: str) -> str:
@@ -189,8 +220,11 @@ def canonical_path(raw: str) -> str:
             decoded = unquote(seg, errors="strict") if "%" in seg else seg
         except UnicodeDecodeError:
             raise NonCanonicalPath("the request path is not percent-encoded UTF-8") from None
-        if decoded in {".", ".."}:
+        if decoded.split(";", 1)[0] in {".", ".."}:
+            # ..;/ is .. to Tomcat, Jetty and Spring (path parameters)
             raise NonCanonicalPath("the request path has a . or .. segment")
+        if "%" in decoded:
+            raise NonCanonicalPath("the request path is percent-encoded twice")
         if any(ch in decoded for ch in "/\\") or any(
             ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded
         ):
@@ -318,7 +352,8 @@ def _actions(
     if action is None:
         if not actions:
             raise _fail("a policy route needs action, or actions by method", f"{pointer}/action")
-        uncovered = sorted((methods or METHODS) - actions.keys())
+        covered = actions.keys() | ({"HEAD"} if "GET" in actions else set())
+        uncovered = sorted((methods or METHODS) - covered)
         if uncovered:
             raise _fail(
                 f"no action for {', '.join(uncovered)}: add them to actions, give a default "

@@ -30,7 +30,13 @@ from watchword.config import EdgeHeaders, EdgeSettings
 from watchword.edge.assertion import AssertionSigner, Identity
 from watchword.edge.original import OriginalRequest
 from watchword.edge.routes import Allow, Match, RouteTable, canonical_path, parse_routes
-from watchword.errors import ConfigurationError, InvalidInput, NonCanonicalPath, WatchwordError
+from watchword.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInput,
+    NonCanonicalPath,
+    WatchwordError,
+)
 from watchword.observability.logging import get_logger
 from watchword.principal import Principal, PrincipalKind
 from watchword.rbac.service import RbacService
@@ -61,7 +67,7 @@ class Verdict:
     status: int  # 200, 401 or 403
     outcome: str  # allowed | unauthenticated | denied | no_route | non_canonical_path
     detail: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # tokens in there
     route: str | None = None
     explanation: Any = None  # the engine's explanation, when asked for
 
@@ -131,6 +137,7 @@ class RouteSource:
         self._checked = clock.monotonic()
         self.last_error: str | None = None
         self.loaded_at = clock.now()
+        self.can_sign = True  # EdgeService says whether it has a signer
 
     def _file_stamp(self) -> tuple[int, int] | None:
         if self._settings.routes_file is None:
@@ -157,6 +164,11 @@ class RouteSource:
     def reload(self) -> bool:
         try:
             table = load_table(self._settings)
+            if table.wants_assertions and not self.can_sign:
+                raise ConfigurationError(
+                    "routes ask for signed assertions: set WATCHWORD_SECRET_KEY (the signing "
+                    "key is derived from it)"
+                )
         except ConfigurationError as exc:
             self.last_error = exc.detail
             log.error("edge_routes_rejected", detail=exc.detail)
@@ -199,6 +211,7 @@ class EdgeService:
         self._engine = engine
         self._names = headers
         self.signer = signer
+        routes.can_sign = signer is not None
         self._access_token_of = access_token_of
         self._metrics = metrics
         self._denial_log_rate = denial_log_rate
@@ -268,15 +281,50 @@ class EdgeService:
                 blank,
             )
         name = match.route.name
+        if not match.method_allowed:
+            return Verdict(
+                403,
+                "method_not_allowed",
+                f"route {name!r} does not allow {original.method}",
+                blank,
+                name,
+            )
         if principal is None:
             if match.route.allow is Allow.ANONYMOUS:
                 return Verdict(200, "allowed", "anonymous route", blank, name)
             detail = credential_error.detail if credential_error else "no credential"
             return Verdict(401, "unauthenticated", detail, blank, name)
         if match.route.allow is not Allow.POLICY or principal.superuser:
-            headers = await self._identity_headers(principal, match)
-            return Verdict(200, "allowed", f"{match.route.allow.value} route", headers, name)
+            return await self._allowed(principal, match, f"{match.route.allow.value} route")
         return await self._policy(principal, match, explain=explain)
+
+    async def _allowed(
+        self,
+        principal: Principal,
+        match: Match,
+        detail: str,
+        *,
+        resolved: Any = None,
+        explanation: Any = None,
+    ) -> Verdict:
+        """200 with the identity headers, unless what a header needs cannot be had: the
+        session ended (401) or its provider cannot refresh the token now (403; nginx
+        accepts no other status from auth_request)."""
+        name = match.route.name
+        try:
+            headers = await self._identity_headers(principal, match, resolved=resolved)
+        except AuthenticationError as exc:
+            return Verdict(401, "unauthenticated", exc.detail, self.blank_headers(), name)
+        except WatchwordError as exc:
+            log.warning("edge_upstream_token_unavailable", route=name, code=exc.code)
+            return Verdict(
+                403,
+                "upstream_token_unavailable",
+                f"the upstream access token cannot be had now: {exc.detail}",
+                self.blank_headers(),
+                name,
+            )
+        return Verdict(200, "allowed", detail, headers, name, explanation)
 
     async def _policy(self, principal: Principal, match: Match, *, explain: bool) -> Verdict:
         name = match.route.name
@@ -321,8 +369,9 @@ class EdgeService:
                 name,
                 explanation,
             )
-        headers = await self._identity_headers(principal, match, resolved=resolved)
-        return Verdict(200, "allowed", "the policy allows it", headers, name, explanation)
+        return await self._allowed(
+            principal, match, "the policy allows it", resolved=resolved, explanation=explanation
+        )
 
     async def _identity_headers(
         self, principal: Principal, match: Match, *, resolved: Any = None

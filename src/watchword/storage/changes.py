@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ RBAC: Final = "rbac"
 ADMIN_KEYS: Final = "admin_keys"
 TOPICS: Final = (RBAC, ADMIN_KEYS)
 _RECONNECT = timedelta(seconds=1)
+HEARTBEAT: Final = timedelta(seconds=5)
+_PING = "ping:"  # a payload no topic has
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,11 @@ async def changing(engine: AsyncEngine, topic: str) -> AsyncIterator[AsyncConnec
 
 
 async def listen_for_changes(
-    engine: AsyncEngine, *, stop: asyncio.Event, ready: asyncio.Event | None = None
+    engine: AsyncEngine,
+    *,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+    heartbeat: timedelta = HEARTBEAT,
 ) -> None:
     """The ``change_listener`` job: LISTEN on PostgreSQL until ``stop``, marking topics
     changed as notifications arrive; returns at once on other databases."""
@@ -179,10 +186,27 @@ async def listen_for_changes(
             watch.listener_up()
             if ready is not None:
                 ready.set()
+            # A connection can die without an error reaching notifies() (a half-open TCP
+            # connection, an idle timeout on the way): the listener NOTIFYs itself every
+            # HEARTBEAT and counts itself down when its own echo does not come back.
+            ping = f"{_PING}{id(conn)}"
+            sent_at = seen_at = time.monotonic()
             while not stop.is_set():
                 async for notify in conn.notifies(timeout=0.5):
-                    watch.changed(notify.payload)
-        except (psycopg.Error, OSError) as exc:
+                    if notify.payload == ping:
+                        seen_at = time.monotonic()
+                    else:
+                        watch.changed(notify.payload)
+                now = time.monotonic()
+                if seen_at < sent_at and now - sent_at > heartbeat.total_seconds():
+                    raise OSError("the change listener's heartbeat did not come back")
+                if now - sent_at >= heartbeat.total_seconds() and seen_at >= sent_at:
+                    sent_at = now
+                    await asyncio.wait_for(
+                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ping)),
+                        timeout=heartbeat.total_seconds(),
+                    )
+        except (psycopg.Error, OSError, TimeoutError) as exc:
             log.warning("change_listener_lost", error_type=type(exc).__name__)
             watch.listener_down()
             with contextlib.suppress(TimeoutError):

@@ -31,11 +31,14 @@ from watchword.edge.original import OriginalRequest, original_request
 from watchword.edge.service import Verdict
 from watchword.errors import (
     AuthenticationError,
+    CsrfOriginMismatch,
     NoOriginalRequest,
     PermissionDenied,
+    TooManyFailedAttempts,
     UntrustedProxy,
     WatchwordError,
 )
+from watchword.federation.returnto import origin_of
 from watchword.principal import Credential, CredentialSource, Principal
 from watchword.secret import Secret
 from watchword.services import Services
@@ -47,6 +50,7 @@ router = APIRouter(tags=["edge"])
 PEER_KEY = "watchword.peer"
 """The scope key holding the connection's own address, before X-Forwarded-For rewrites it."""
 
+ENVOY_PREFIX = "/auth/envoy"
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -82,21 +86,26 @@ def _trusted(request: Request, services: Services) -> bool:
     )
 
 
-async def _principal(
-    request: Request, services: Services
-) -> tuple[Principal | None, WatchwordError | None]:
-    """The caller, or ``None`` with the reason: the same credentials as the API (a bearer
-    token or admin key wins over the session cookie)."""
+def _credential(request: Request, services: Services) -> Credential | None:
+    """The same credentials as the API: a bearer token or admin key wins over the cookie."""
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        credential = Credential(CredentialSource.BEARER, Secret(value.strip()))
-    else:
-        cookie = request.cookies.get(session_cookie_name(services))
-        if not cookie:
-            return None, None
-        credential = Credential(CredentialSource.COOKIE, Secret(cookie))
-    attempt = await authentication_attempt(request)
+        return Credential(CredentialSource.BEARER, Secret(value.strip()))
+    cookie = request.cookies.get(session_cookie_name(services))
+    return Credential(CredentialSource.COOKIE, Secret(cookie)) if cookie else None
+
+
+async def _principal(
+    request: Request, services: Services, credential: Credential
+) -> tuple[Principal | None, WatchwordError | None]:
+    """The caller, or ``None`` with the reason. Past the failed-authentication limit the
+    credential is not even checked: the request counts as anonymous (an anonymous route
+    still passes; nginx would turn a 429 into a 500)."""
+    try:
+        attempt = await authentication_attempt(request)
+    except TooManyFailedAttempts as exc:
+        return None, exc
     try:
         return await services.authenticate(credential), None
     except AuthenticationError as exc:
@@ -104,11 +113,33 @@ async def _principal(
         return None, exc
 
 
+def _cross_site(request: Request, services: Services, original: OriginalRequest) -> bool:
+    """A state-changing request carried by the session cookie that did not come from the
+    app's own origin (or ``oidc.return_to_origins``): the CSRF defence the app may lack."""
+    if original.method in {"GET", "HEAD", "OPTIONS"}:
+        return False
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        referer = request.headers.get("referer")
+        origin = origin_of(referer) if referer else None
+    if origin is None:
+        return True
+    allowed = {origin_of(original.url), *services.signin.return_to.origins}
+    return origin_of(origin) not in allowed
+
+
 def _signin_location(original: OriginalRequest) -> str:
     return "/auth/login?return_to=" + quote(original.url, safe="")
 
 
-def _answer(request: Request, verdict: Verdict, original: OriginalRequest) -> Response:
+def _answer(
+    request: Request,
+    verdict: Verdict,
+    original: OriginalRequest,
+    failure: WatchwordError | None = None,
+) -> Response:
     headers = {**verdict.headers, **_NO_STORE}
     if verdict.route is not None:
         headers["X-Watchword-Route"] = verdict.route
@@ -119,7 +150,7 @@ def _answer(request: Request, verdict: Verdict, original: OriginalRequest) -> Re
             headers["Location"] = _signin_location(original)
             return Response(status_code=302, headers=headers)
         exc: WatchwordError = AuthenticationError(verdict.detail)
-        headers.update(error_headers(exc))
+        headers.update(error_headers(failure or exc))
     else:
         exc = PermissionDenied(verdict.detail)
     return problem_response(
@@ -149,9 +180,28 @@ async def _verify(request: Request, services: Services, *, envoy_uri: str | None
             detail=exc.detail,
             headers={**services.edge.blank_headers(), **_NO_STORE},
         )
-    principal, failure = await _principal(request, services)
+    credential = _credential(request, services)
+    principal: Principal | None = None
+    failure: WatchwordError | None = None
+    if credential is not None:
+        if credential.source is CredentialSource.COOKIE and _cross_site(
+            request, services, original
+        ):
+            refused = CsrfOriginMismatch(
+                "a state-changing request with the session cookie must come from the app's "
+                "own origin (Origin or Referer)"
+            )
+            return problem_response(
+                request,
+                status=403,
+                code=refused.code,
+                title=refused.title,
+                detail=refused.detail,
+                headers={**services.edge.blank_headers(), **_NO_STORE},
+            )
+        principal, failure = await _principal(request, services, credential)
     verdict = await services.edge.verify(original, principal, credential_error=failure)
-    return _answer(request, verdict, original)
+    return _answer(request, verdict, original, failure)
 
 
 _VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -174,8 +224,12 @@ async def verify(request: Request) -> Response:
 
 async def verify_envoy(request: Request, path: str) -> Response:
     services: Services = request.app.state.services
+    # The path as Envoy sent it, still percent-encoded (``path`` is decoded once already:
+    # deciding on it would decode twice, and an encoded ? or / would change the request).
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    uri = raw.decode("latin-1").removeprefix(ENVOY_PREFIX) or "/"
     query = request.url.query
-    uri = "/" + path + (f"?{query}" if query else "")
+    uri += f"?{query}" if query else ""
     return await _verify(request, services, envoy_uri=uri)
 
 
