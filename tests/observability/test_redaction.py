@@ -5,9 +5,11 @@ import json
 import httpx
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watchword.observability.logging import LogFormat, configure_logging
-from watchword.observability.redaction import redact_text, redact_value
+from watchword.observability.redaction import _PATTERNS, redact_text, redact_value
 from watchword.secret import Secret
 
 
@@ -60,3 +62,36 @@ async def test_logs_carry_request_id_and_never_secrets(
     assert request_lines and all(x["request_id"] == "req-42" for x in request_lines)
     text = json.dumps(lines)
     assert "Q" * 40 not in text and "Z" * 30 not in text
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "wwp_",
+                "ww_",
+                "A1b2C3d4E5f6G7h8I9j0K",
+                "Bearer ",
+                "basic ",
+                "://u:",
+                "@h",
+                "=",
+                "password",
+                "key",
+                " ",
+                "&",
+                "x",
+                "/",
+            ]
+        )
+        | st.text(max_size=6),
+        max_size=12,
+    ).map("".join)
+)
+def test_the_quick_pre_check_changes_no_answer(text: str) -> None:
+    def without_pre_check(value: str) -> str:
+        for pattern, replacement in _PATTERNS:
+            value = pattern.sub(replacement, value)
+        return value
+
+    assert redact_text(text) == without_pre_check(text)
