@@ -11,11 +11,14 @@ request, as the echo app does, so a test sees exactly what reached each side.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -26,9 +29,13 @@ from hypothesis import strategies as st
 from tests.support.echo_app import EchoApp, Seen, seen_request
 from tests.support.live import free_port
 from tests.support.proxies import LiveCaddy, LiveNginx, LiveProxy
+from typer.testing import CliRunner
 
+from watchword.api.routes.signin import BINDING_COOKIE
+from watchword.cli.main import app as cli
+from watchword.config import SessionSettings
 from watchword.edge import proxyconf
-from watchword.edge.proxyconf import DEFAULT_HEADERS
+from watchword.edge.proxyconf import DEFAULT_COOKIES, DEFAULT_HEADERS
 
 IDENTITY = {name.lower() for name in DEFAULT_HEADERS}
 ALICE = {
@@ -130,21 +137,34 @@ def watchword() -> Iterator[StandIn]:
 
 
 def start_nginx(
-    live_nginx: LiveNginx, ww: StandIn, app: EchoApp, headers: tuple[str, ...] = DEFAULT_HEADERS
+    live_nginx: LiveNginx,
+    ww: StandIn,
+    app: EchoApp,
+    headers: tuple[str, ...] = DEFAULT_HEADERS,
+    cookies: tuple[str, ...] = DEFAULT_COOKIES,
 ) -> LiveProxy:
     return live_nginx(
         lambda listen: proxyconf.nginx_server(
-            listen=listen, server_name="app.test", watchword=ww.url, app=app.url, headers=headers
+            listen=listen,
+            server_name="app.test",
+            watchword=ww.url,
+            app=app.url,
+            headers=headers,
+            cookies=cookies,
         )
     )
 
 
 def start_caddy(
-    live_caddy: LiveCaddy, ww: StandIn, app: EchoApp, headers: tuple[str, ...] = DEFAULT_HEADERS
+    live_caddy: LiveCaddy,
+    ww: StandIn,
+    app: EchoApp,
+    headers: tuple[str, ...] = DEFAULT_HEADERS,
+    cookies: tuple[str, ...] = DEFAULT_COOKIES,
 ) -> LiveProxy:
     return live_caddy(
         lambda address: proxyconf.caddyfile_site(
-            address=address, watchword=ww.url, app=app.url, headers=headers
+            address=address, watchword=ww.url, app=app.url, headers=headers, cookies=cookies
         )
     )
 
@@ -455,6 +475,306 @@ def test_the_client_cannot_change_what_watchword_is_told_of_the_original_request
     assert only(echo_app.requests).method == "DELETE"
 
 
+# 8: watchword's cookies are watchword's: the app gets every other cookie, unchanged ---------
+
+SESSION = "watchword_session=ses_1"
+COOKIES = {
+    # name: (the client's Cookie header or None for none, what the app gets or None)
+    "alone": (SESSION, None),
+    "absent": (None, None),
+    "first": (f"{SESSION}; a=1; b=2", "a=1; b=2"),
+    "middle": (f"a=1; {SESSION}; b=2", "a=1; b=2"),
+    "last": (f"a=1; b=2; {SESSION}", "a=1; b=2"),
+    "none-of-watchwords": ("a=1; b=2", "a=1; b=2"),
+    "repeated": (
+        "watchword_session=s1; a=1; watchword_session=s2; b=2; watchword_session=s3",
+        "a=1; b=2",
+    ),
+    "repeated-adjacent": ("a=1; watchword_session=s1; watchword_session=s2", "a=1"),
+    "repeated-alone": ("watchword_session=s1; watchword_session=s2", None),
+    "every-form": (
+        "__Host-watchword_session=s1; a=1; watchword_signin=b1; __Host-watchword_signin=b2; "
+        "b=2; watchword_session=s2",
+        "a=1; b=2",
+    ),
+    "only-watchwords": ("__Host-watchword_signin=b1; watchword_session=s1", None),
+    "binding-cookie": ("a=1; watchword_signin=b1", "a=1"),
+    "lookalikes": (
+        "xwatchword_session=1; watchword_session_other=2; watchword_sessionx=3; "
+        "Watchword_Session=4; a=watchword_session=5; _watchword_session=6; Host-watchword_signin=7",
+        "xwatchword_session=1; watchword_session_other=2; watchword_sessionx=3; "
+        "Watchword_Session=4; a=watchword_session=5; _watchword_session=6; Host-watchword_signin=7",
+    ),
+    "lookalikes-around-one": (
+        f"watchword_session_other=2; {SESSION}; xwatchword_session=1",
+        "watchword_session_other=2; xwatchword_session=1",
+    ),
+    "no-spaces": ("a=1;watchword_session=s1;b=2", "a=1;b=2"),
+    # Starlette, as other cookie parsers, trims the name: " watchword_session " is the session.
+    "spaces-around-the-name": ("a=1;  watchword_session = s1 ;b=2", "a=1;b=2"),
+    "empty-value": ("watchword_session=; a=1", "a=1"),
+    "empty-value-last": ("a=1; watchword_session=", "a=1"),
+    "quoted-value": ('a="x y"; watchword_session="s1"; b=2', 'a="x y"; b=2'),
+}
+
+
+def app_cookie(seen: Seen) -> str | None:
+    return seen.headers.get("cookie")
+
+
+@pytest.mark.parametrize(("sent", "kept"), COOKIES.values(), ids=COOKIES.keys())
+def test_the_app_never_gets_watchwords_cookies_and_gets_every_other(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, sent: str | None, kept: str | None
+) -> None:
+    headers = {} if sent is None else {"Cookie": sent}
+
+    response = httpx.get(f"{proxy.url}/page", headers=headers)
+
+    assert response.status_code == 200
+    assert app_cookie(only(echo_app.requests)) == kept
+    # watchword itself is asked with the client's Cookie header as it is.
+    assert only(watchword.to("/auth/verify")).headers.get("cookie") == sent
+
+
+def test_the_signin_pages_get_watchwords_cookies(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    sent = "a=1; watchword_signin=b1; __Host-watchword_session=s1"
+
+    login = httpx.get(f"{proxy.url}/auth/callback?code=c", headers={"Cookie": sent})
+    keys = httpx.get(f"{proxy.url}/.well-known/watchword/jwks.json", headers={"Cookie": sent})
+
+    assert (login.status_code, keys.status_code) == (200, 200)
+    assert only(watchword.to("/auth/callback")).headers["cookie"] == sent
+    assert only(watchword.to("/.well-known/watchword/jwks.json")).headers["cookie"] == sent
+    assert echo_app.requests == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_with_watchwords_cookies_the_request_is_still_asked_about_and_refused(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, status: int
+) -> None:
+    # Whatever the cookie lines do, they do not take the request past the auth call.
+    watchword.verify = Answer(status)
+
+    response = httpx.get(
+        f"{proxy.url}/page", headers={**API, "Cookie": f"a=1; {SESSION}; watchword_signin=b"}
+    )
+
+    assert response.status_code == status
+    assert only(watchword.to("/auth/verify")).headers["cookie"] == (
+        f"a=1; {SESSION}; watchword_signin=b"
+    )
+    assert echo_app.requests == []
+
+
+def test_a_post_body_and_other_headers_pass_with_the_cookie_lines(
+    proxy: LiveProxy, echo_app: EchoApp
+) -> None:
+    response = httpx.post(
+        f"{proxy.url}/form?x=1",
+        headers={"Cookie": f"{SESSION}; a=1", "Authorization": "Bearer t1"},
+        content="k=v",
+    )
+
+    assert response.status_code == 200
+    seen = only(echo_app.requests)
+    assert (seen.method, seen.path, seen.body) == ("POST", "/form?x=1", "k=v")
+    assert seen.headers["authorization"] == "Bearer t1"
+    assert seen.headers["cookie"] == "a=1"
+
+
+SEVERAL = {
+    # name: (the Cookie headers, what the app gets from nginx, from Caddy)
+    "each-keeps-one": (
+        [f"a=1; {SESSION}", "watchword_signin=b1; b=2"],
+        "a=1; b=2",
+        "a=1, b=2",  # two Cookie headers: echo_app joins a repeated header with ", "
+    ),
+    # Caddy deletes the Cookie header when one of them is left empty: all of them.
+    "one-left-empty": ([SESSION, "a=1"], "a=1", None),
+}
+
+
+@pytest.mark.parametrize(("sent", "nginx", "caddy"), SEVERAL.values(), ids=SEVERAL.keys())
+def test_several_cookie_headers_lose_watchwords_cookies(
+    proxy: LiveProxy,
+    echo_app: EchoApp,
+    sent: list[str],
+    nginx: str | None,
+    caddy: str | None,
+) -> None:
+    # Against RFC 6265 (one Cookie header), but a client may send several: none of them
+    # may carry watchword's cookies on. nginx joins them with "; ", Caddy edits each.
+    httpx.get(f"{proxy.url}/page", headers=[("Cookie", value) for value in sent])
+
+    cookie = app_cookie(only(echo_app.requests))
+    assert "watchword_" not in (cookie or "")
+    assert cookie == (nginx if proxy.kind == "nginx" else caddy)
+
+
+def _runs(count: int) -> str:
+    """A Cookie header with ``count`` runs of watchword's cookies, each after another."""
+    return "; ".join(f"watchword_session=s{i}; c{i}=v{i}" for i in range(count))
+
+
+def test_every_run_of_watchwords_cookies_nginx_can_remove_is_removed(
+    proxy: LiveProxy, echo_app: EchoApp
+) -> None:
+    # The start of the header, then NGINX_COOKIE_RUNS more, the last of two adjacent ones.
+    runs = proxyconf.NGINX_COOKIE_RUNS
+    sent = _runs(runs) + "; watchword_signin=b; watchword_session=s"
+
+    httpx.get(f"{proxy.url}/page", headers={"Cookie": sent})
+
+    assert app_cookie(only(echo_app.requests)) == "; ".join(f"c{i}=v{i}" for i in range(runs))
+
+
+def test_past_what_nginx_can_remove_the_app_gets_no_cookie_and_caddy_removes_them_all(
+    proxy: LiveProxy, echo_app: EchoApp
+) -> None:
+    runs = 2 + proxyconf.NGINX_COOKIE_RUNS  # one more than nginx's lines remove
+
+    httpx.get(f"{proxy.url}/page", headers={"Cookie": _runs(runs)})
+
+    cookie = app_cookie(only(echo_app.requests))
+    if proxy.kind == "nginx":
+        assert cookie is None
+    else:
+        assert cookie == "; ".join(f"c{i}=v{i}" for i in range(runs))
+
+
+# Every character an HTTP token may have that is syntax somewhere: regex, nginx, Caddyfile.
+ODD_NAME = "a!#$%&'*+-.^_`|~z"
+
+
+@pytest.mark.parametrize("kind", ["nginx", "caddy"])
+def test_cookie_names_of_any_token_characters_are_removed_exactly(
+    kind: str,
+    live_nginx: LiveNginx,
+    live_caddy: LiveCaddy,
+    watchword: StandIn,
+    echo_app: EchoApp,
+) -> None:
+    cookies = (ODD_NAME, "sid", "__Host-only")  # "only" itself is not named
+    if kind == "nginx":
+        proxy = start_nginx(live_nginx, watchword, echo_app, cookies=cookies)
+    else:
+        proxy = start_caddy(live_caddy, watchword, echo_app, cookies=cookies)
+    # Each look-alike differs where a character would be read as syntax if not escaped.
+    lookalikes = "a!#$%&'*+-xa^_`|~z=1; a!#$%&'*+-.^_`|z=2; az=3; sidx=4; only=5"
+
+    httpx.get(
+        f"{proxy.url}/page",
+        headers={
+            "Cookie": f"{ODD_NAME}=x; {lookalikes}; sid=y; __Host-only=z; watchword_session=s"
+        },
+    )
+
+    assert app_cookie(only(echo_app.requests)) == f"{lookalikes}; watchword_session=s"
+
+
+# Envoy's Lua, run by LuaJIT (Envoy's Lua) with a stand-in for Envoy's headers object.
+LUA_HARNESS = """
+local store = {}
+for i = 2, #arg do
+  store.cookie = store.cookie or {}
+  table.insert(store.cookie, arg[i])
+end
+local headers = {}
+function headers:getNumValues(key) return #(store[key] or {}) end
+function headers:getAtIndex(key, index) return (store[key] or {})[index + 1] end
+function headers:remove(key) store[key] = nil end
+function headers:add(key, value)
+  store[key] = store[key] or {}
+  table.insert(store[key], value)
+end
+local handle = {}
+function handle:headers() return headers end
+dofile(arg[1])
+envoy_on_request(handle)
+for _, value in ipairs(store.cookie or {}) do print(value) end
+"""
+LUAJIT = shutil.which("luajit")
+
+
+def run_envoy_lua(tmp_path: Path, cookies: Sequence[str], sent: Sequence[str]) -> list[str]:
+    """The Cookie headers Envoy's Lua filter leaves of the Cookie headers ``sent``."""
+    assert LUAJIT is not None
+    filters = yaml.safe_load(
+        proxyconf.envoy_http_filter(watchword_cluster="watchword", cookies=cookies)
+    )
+    (tmp_path / "filter.lua").write_text(
+        filters[2]["typed_config"]["default_source_code"]["inline_string"]
+    )
+    (tmp_path / "harness.lua").write_text(LUA_HARNESS)
+    done = subprocess.run(
+        [LUAJIT, str(tmp_path / "harness.lua"), str(tmp_path / "filter.lua"), *sent],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(LUAJIT is None, reason="luajit is not installed (apt-get install luajit)")
+@pytest.mark.parametrize(("sent", "kept"), COOKIES.values(), ids=COOKIES.keys())
+def test_envoys_lua_removes_watchwords_cookies_as_nginx_and_caddy_do(
+    tmp_path: Path, sent: str | None, kept: str | None
+) -> None:
+    left = run_envoy_lua(tmp_path, DEFAULT_COOKIES, [] if sent is None else [sent])
+
+    if kept is None:
+        assert left == []
+    elif kept == sent:
+        assert left == [sent]  # untouched
+    else:  # rebuilt: the pairs, trimmed, joined by "; "
+        assert left == ["; ".join(pair.strip() for pair in kept.split(";"))]
+
+
+@pytest.mark.skipif(LUAJIT is None, reason="luajit is not installed (apt-get install luajit)")
+def test_envoys_lua_handles_several_cookie_headers_and_odd_names(tmp_path: Path) -> None:
+    sent = [f"a=1; {SESSION}", "watchword_signin=b; b=2"]
+    assert run_envoy_lua(tmp_path, DEFAULT_COOKIES, sent) == ["a=1; b=2"]
+    assert run_envoy_lua(tmp_path, DEFAULT_COOKIES, [SESSION, "a=1"]) == ["a=1"]
+    assert run_envoy_lua(tmp_path, DEFAULT_COOKIES, [SESSION, "watchword_signin=b"]) == []
+    odd = f"{ODD_NAME}=x; a!#$%&'*+-xa^_`|~z=1; sid=2"
+    assert run_envoy_lua(tmp_path, (ODD_NAME, "sid"), [odd]) == ["a!#$%&'*+-xa^_`|~z=1"]
+
+
+def test_the_cli_passes_watchwords_cookie_names_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("WATCHWORD_HOST", "WATCHWORD_PORT", "WATCHWORD_SESSIONS__COOKIE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    args = ["--watchword", "http://127.0.0.1:8000"]
+
+    default = runner.invoke(cli, ["edge", "config", "ingress-nginx", *args])
+    monkeypatch.setenv("WATCHWORD_SESSIONS__COOKIE_NAME", "app_sid")
+    custom = runner.invoke(cli, ["edge", "config", "ingress-nginx", *args])
+
+    assert default.exit_code == 0, default.output
+    # The defaults are the settings' names: the session cookie's and the binding cookie's.
+    assert default.output == proxyconf.ingress_nginx_annotations(watchword="http://127.0.0.1:8000")
+    assert custom.exit_code == 0, custom.output
+    assert custom.output == proxyconf.ingress_nginx_annotations(
+        watchword="http://127.0.0.1:8000",
+        cookies=("app_sid", "__Host-app_sid", "watchword_signin", "__Host-watchword_signin"),
+    )
+
+
+def test_the_default_cookies_are_the_ones_watchword_sets() -> None:
+    session = SessionSettings().cookie_name
+    assert set(DEFAULT_COOKIES) == {
+        session,
+        f"__Host-{session}",
+        BINDING_COOKIE,
+        f"__Host-{BINDING_COOKIE}",
+    }
+
+
 # 7: a fact about nginx, for later ----------------------------------------------------------
 
 
@@ -582,6 +902,96 @@ def test_header_names_that_could_break_the_configuration_are_refused(
         proxyconf.envoy_http_filter(watchword_cluster="watchword", headers=headers)
 
 
+def _nginx_with(cookies: Sequence[str]) -> str:
+    return proxyconf.nginx_server(
+        listen="80",
+        server_name="a.test",
+        watchword="http://127.0.0.1:9000",
+        app="http://127.0.0.1:8000",
+        cookies=cookies,
+    )
+
+
+def _caddy_with(cookies: Sequence[str]) -> str:
+    return proxyconf.caddyfile_site(
+        address="a.test",
+        watchword="http://127.0.0.1:9000",
+        app="http://127.0.0.1:8000",
+        cookies=cookies,
+    )
+
+
+def _envoy_with(cookies: Sequence[str]) -> str:
+    return proxyconf.envoy_http_filter(watchword_cluster="watchword", cookies=cookies)
+
+
+def _ingress_with(cookies: Sequence[str]) -> str:
+    return proxyconf.ingress_nginx_annotations(watchword="http://127.0.0.1:9000", cookies=cookies)
+
+
+# Every renderer that removes watchword's cookies (Traefik's cannot).
+COOKIE_RENDERERS: dict[str, Callable[[Sequence[str]], str]] = {
+    "nginx": _nginx_with,
+    "caddy": _caddy_with,
+    "envoy": _envoy_with,
+    "ingress-nginx": _ingress_with,
+}
+
+
+def render_cookie_stripping(cookies: Sequence[str]) -> list[str]:
+    """What every renderer that removes watchword's cookies makes of ``cookies``."""
+    return [render(cookies) for render in COOKIE_RENDERERS.values()]
+
+
+@pytest.mark.parametrize(
+    ("cookies", "why"),
+    [
+        ((), "empty"),
+        ("watchword_session", "not one string"),
+        (("sid", "sid"), "twice"),
+        (("",), "HTTP token"),
+        (("a b",), "HTTP token"),
+        (("a;b",), "HTTP token"),
+        (("a=b",), "HTTP token"),
+        (("a,b",), "HTTP token"),
+        (('a"b',), "HTTP token"),
+        (("a{b}",), "HTTP token"),
+        (("a(b)",), "HTTP token"),
+        (("a\\b",), "HTTP token"),
+        (("a/b",), "HTTP token"),
+        (("a\nb",), "HTTP token"),
+        (("a\tb",), "HTTP token"),
+        (("sid\x00",), "HTTP token"),
+        (("sessión",), "HTTP token"),
+        ((1,), "HTTP token"),
+    ],
+)
+@pytest.mark.parametrize("renderer", COOKIE_RENDERERS.keys())
+def test_cookie_names_that_are_not_tokens_are_refused(
+    renderer: str, cookies: Sequence[str], why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        COOKIE_RENDERERS[renderer](cookies)
+
+
+@pytest.mark.parametrize(
+    "cookies",
+    [("sid",), ("sid", "SID"), (ODD_NAME,), ("__Host-sid",), ("a.b", "__Host-a.b"), ("x" * 200,)],
+)
+def test_cookie_names_that_are_tokens_are_accepted(cookies: Sequence[str]) -> None:
+    for output in render_cookie_stripping(cookies):
+        assert "Cookie" in output or "cookie" in output
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
+def test_no_accepted_cookie_name_can_carry_configuration_syntax(names: list[str]) -> None:
+    try:
+        render_cookie_stripping(names)
+    except ValueError:
+        return
+    assert not set("".join(names)) & set(' \t\r\n;{}"\\(),/=@[]?:<>')
+
+
 @pytest.mark.parametrize(
     ("argument", "value"),
     [
@@ -642,7 +1052,7 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
     stripped = traefik["middlewares"]["watchword-strip"]["headers"]["customRequestHeaders"]
     assert {"X-User": "", "X-Team": "", "X-Original-URI": ""}.items() <= stripped.items()
 
-    mutation, ext_authz = yaml.safe_load(
+    mutation, ext_authz, lua = yaml.safe_load(
         proxyconf.envoy_http_filter(watchword_cluster="watchword", headers=names)
     )
     assert mutation["typed_config"]["mutations"]["request_mutations"] == [
@@ -657,6 +1067,9 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
     upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
     assert [pattern["exact"] for pattern in upstream] == ["x-user", "x-team"]
     assert ext_authz["typed_config"]["failure_mode_allow"] is False
+    assert lua["name"] == "envoy.filters.http.lua"
+    code = lua["typed_config"]["default_source_code"]["inline_string"]
+    assert code.splitlines() == proxyconf.envoy_cookie_lua(DEFAULT_COOKIES)
 
     annotations = yaml.safe_load(
         proxyconf.ingress_nginx_annotations(watchword="http://ww.ns.svc:9000", headers=names)
@@ -666,3 +1079,15 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
     assert annotations[prefix + "auth-response-headers"] == "X-User,X-Team"
     assert annotations[prefix + "auth-signin"] == "$pass_access_scheme://$http_host/auth/start"
     assert "proxy_set_header X-Forwarded-Host $http_host;" in annotations[prefix + "auth-snippet"]
+    # The cookie lines are nginx_server's, which the tests run in nginx (server level).
+    nginx = proxyconf.nginx_server(
+        listen="80", server_name="a.test", watchword="http://ww:9000", app="http://app:8000"
+    )
+    server_snippet = annotations[prefix + "server-snippet"].splitlines()
+    assert "\n".join(f"    {line}" for line in server_snippet) in nginx
+    assert server_snippet[0] == "set $watchword_cookie $http_cookie;"
+    assert (
+        annotations[prefix + "configuration-snippet"]
+        == "proxy_set_header Cookie $watchword_cookie;\n"
+    )
+    assert "        proxy_set_header Cookie $watchword_cookie;\n" in nginx

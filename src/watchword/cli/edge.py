@@ -154,6 +154,21 @@ def explain(
         raise typer.Exit(1)
 
 
+def _watchword_cookies(session_cookie: str) -> tuple[str, ...]:
+    """The names of watchword's cookies, which the app behind the proxy must never get:
+    the session cookie (``sessions.cookie_name``) and the sign-in binding cookie, each as
+    named in development and with the ``__Host-`` prefix it has everywhere else (both, so
+    one configuration fits whichever environment watchword runs in)."""
+    # Imported here: only this command needs the sign-in routes (and their templates).
+    from watchword.api.routes.signin import BINDING_COOKIE
+
+    return tuple(
+        prefix + name
+        for name in dict.fromkeys((session_cookie, BINDING_COOKIE))
+        for prefix in ("", proxyconf.HOST_PREFIX)
+    )
+
+
 class Proxy(StrEnum):
     NGINX = "nginx"
     CADDY = "caddy"
@@ -193,6 +208,7 @@ def config(
     drops) every identity header, whatever the client sent (docs/edge.md explains each)."""
     settings = settings_from(ctx)
     headers = settings.edge.headers.names()
+    cookies = _watchword_cookies(settings.sessions.cookie_name)
     ww = watchword or f"http://{settings.host}:{settings.port}"
     try:
         if proxy in {Proxy.NGINX, Proxy.CADDY, Proxy.TRAEFIK} and app_url is None:
@@ -200,20 +216,30 @@ def config(
         if proxy is Proxy.NGINX:
             assert app_url is not None  # noqa: S101 - checked above
             text = proxyconf.nginx_server(
-                listen=listen, server_name=server_name, watchword=ww, app=app_url, headers=headers
+                listen=listen,
+                server_name=server_name,
+                watchword=ww,
+                app=app_url,
+                headers=headers,
+                cookies=cookies,
             )
         elif proxy is Proxy.CADDY:
             assert app_url is not None  # noqa: S101
             text = proxyconf.caddyfile_site(
-                address=address, watchword=ww, app=app_url, headers=headers
+                address=address, watchword=ww, app=app_url, headers=headers, cookies=cookies
             )
         elif proxy is Proxy.TRAEFIK:
+            # Traefik's stock middlewares cannot remove single cookies (docs/edge.md).
             assert app_url is not None  # noqa: S101
             text = proxyconf.traefik_dynamic(watchword=ww, app=app_url, rule=rule, headers=headers)
         elif proxy is Proxy.ENVOY:
-            text = proxyconf.envoy_http_filter(watchword_cluster=cluster, headers=headers)
+            text = proxyconf.envoy_http_filter(
+                watchword_cluster=cluster, headers=headers, cookies=cookies
+            )
         else:
-            text = proxyconf.ingress_nginx_annotations(watchword=ww, headers=headers)
+            text = proxyconf.ingress_nginx_annotations(
+                watchword=ww, headers=headers, cookies=cookies
+            )
     except ValueError as exc:
         fail(InvalidInput(str(exc)))
     sys.stdout.write(text)

@@ -22,7 +22,12 @@ unless told)::
     5. the auth call carries the client's Cookie and Authorization, never the request body,
        and the original request only as the proxy saw it: the client's own X-Original-*
        and X-Forwarded-Uri/-Method are replaced or removed, and the auth call's own path
-       and query are fixed.
+       and query are fixed;
+    6. the app never receives watchword's cookies (``DEFAULT_COOKIES`` unless told: the
+       session cookie and the sign-in binding cookie, each with and without ``__Host-``),
+       and receives every other cookie unchanged; watchword's own locations (/auth/, the
+       auth call) get the client's Cookie header as it is. Traefik cannot do this with its
+       stock middlewares (see :func:`traefik_dynamic`).
 
 Rules::
 
@@ -30,6 +35,7 @@ Rules::
     header names     letters, digits and inner '-' (the subset of HTTP tokens that nginx's
                      $upstream_http_* variables can name); distinct ignoring case; none of
                      the headers the configurations themselves set (Host, Cookie, ...)
+    cookie names     HTTP tokens (RFC 6265: letters, digits and !#$%&'*+-.^_`|~), distinct
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "DEFAULT_COOKIES",
     "DEFAULT_HEADERS",
     "caddyfile_site",
+    "envoy_cookie_lua",
     "envoy_http_filter",
     "ingress_nginx_annotations",
     "nginx_server",
@@ -59,6 +67,20 @@ DEFAULT_HEADERS: Final[tuple[str, ...]] = (
     "X-Watchword-Jwt-Assertion",
     "X-Forwarded-Access-Token",
 )
+
+# watchword's cookies, which the app never gets: the session cookie (the setting
+# sessions.cookie_name) and the sign-in binding cookie, each as it is named in development
+# and with the __Host- prefix it has everywhere else.
+DEFAULT_COOKIES: Final[tuple[str, ...]] = (
+    "watchword_session",
+    "__Host-watchword_session",
+    "watchword_signin",
+    "__Host-watchword_signin",
+)
+HOST_PREFIX: Final = "__Host-"
+# nginx has no replace-all: one `if` removes watchword's cookies at the start of the Cookie
+# header, then each of NGINX_COOKIE_RUNS more the next run of them after another cookie.
+NGINX_COOKIE_RUNS: Final = 4
 
 # Rules -------------------------------------------------------------------------------------
 
@@ -111,6 +133,9 @@ RESERVED_HEADERS: Final = frozenset(
 )
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")  # RFC 6265 cookie-name = token
+# Of those characters, the ones a regular expression (PCRE, Go's RE2) reads as syntax.
+_REGEX_SYNTAX = re.compile(r"[.^$|*+]")
 _DNS_NAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -200,6 +225,71 @@ def _headers(headers: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def _cookies(cookies: Sequence[str]) -> tuple[str, ...]:
+    """The names of the cookies the app must not get, checked."""
+    if isinstance(cookies, str):
+        raise ValueError("cookies must be a sequence of cookie names, not one string")
+    names = tuple(cookies)
+    if not names:
+        raise ValueError("cookies is empty: give at least one cookie name (watchword's)")
+    for name in names:
+        if not isinstance(name, str) or not _COOKIE_NAME.fullmatch(name):
+            raise ValueError(
+                f"cookie name {name!r}: an HTTP token (letters, digits and !#$%&'*+-.^_`|~) only"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"cookies {list(names)!r}: a cookie name is given twice")
+    return names
+
+
+def _cookie_alternatives(names: Sequence[str]) -> str:
+    """A regular expression (PCRE and RE2 alike) matching exactly one of ``names``, as
+    cookie names are compared: case-sensitively. A name given with and without ``__Host-``
+    is written once: ``(?:__Host-)?(?:watchword_session|watchword_signin)``."""
+
+    def escaped(group: Sequence[str]) -> str:
+        return "|".join(_REGEX_SYNTAX.sub(lambda m: "\\" + m[0], name) for name in group)
+
+    given = set(names)
+    paired = [name for name in names if HOST_PREFIX + name in given]
+    rest = [
+        name
+        for name in names
+        if name not in paired and name.removeprefix(HOST_PREFIX) not in paired
+    ]
+    parts = [f"(?:{HOST_PREFIX})?(?:{escaped(paired)})"] if paired else []
+    parts += [escaped([name]) for name in rest]
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _nginx_cookie_lines(names: Sequence[str]) -> list[str]:
+    """``set`` and ``if`` lines (server level) that make ``$watchword_cookie`` the client's
+    Cookie header without the cookies ``names``; empty when nothing is left."""
+    alt = _cookie_alternatives(names)
+    leading = rf"^(?:\s*{alt}\s*=[^;]*(?:;|$))+\s*(.*)$"
+    later = rf"^(.*?)(?:;\s*{alt}\s*=[^;]*)+(.*)$"
+    left = rf"(?:^|;)\s*{alt}\s*="
+    out = [
+        "set $watchword_cookie $http_cookie;",
+        f'if ($watchword_cookie ~ "{leading}") {{',
+        "    set $watchword_cookie $1;",
+        "}",
+    ]
+    for _ in range(NGINX_COOKIE_RUNS):
+        out += [
+            f'if ($watchword_cookie ~ "{later}") {{',
+            "    set $watchword_cookie $1$2;",
+            "}",
+        ]
+    out += [
+        "# Still one left (no browser sends so many): the app gets no Cookie header at all.",
+        f'if ($watchword_cookie ~ "{left}") {{',
+        '    set $watchword_cookie "";',
+        "}",
+    ]
+    return out
+
+
 def _snake(name: str) -> str:
     """``name`` as nginx spells it in variables: lower case, ``_`` for ``-``."""
     return name.lower().replace("-", "_")
@@ -220,6 +310,7 @@ def nginx_server(
     watchword: str,
     app: str,
     headers: Sequence[str] = DEFAULT_HEADERS,
+    cookies: Sequence[str] = DEFAULT_COOKIES,
 ) -> str:
     """One ``server { ... }`` block for the ``http { }`` block of nginx (1.22 or later,
     built with ``ngx_http_auth_request_module``, as Debian's is).
@@ -241,12 +332,23 @@ def nginx_server(
     than 302 under this convention. The client's ``X-Forwarded-For`` is not passed on:
     this block is the edge; behind another proxy, use ``$proxy_add_x_forwarded_for`` with
     ``set_real_ip_from``.
+
+    The app gets the client's Cookie header without the cookies ``cookies``: at the server
+    level (so no ``if`` changes a location's configuration), ``set`` and ``if`` with a
+    regular expression make ``$watchword_cookie`` of ``$http_cookie`` (nginx joins
+    several Cookie headers with ``; ``), and the app's location sends it as the Cookie
+    header (none when it is empty). A ``map`` would need the ``http`` block. nginx cannot
+    replace every match, so one ``if`` removes those cookies at the start of the header
+    and each of ``NGINX_COOKIE_RUNS`` more the next run of them after another cookie; a
+    header with still more runs (no browser sends one) reaches the app as no Cookie
+    header at all. Other cookies pass unchanged, separators included.
     """
     listen = _nginx_listen(listen)
     server_name = _nginx_server_name(server_name)
     ww = _upstream(watchword, "watchword")
     upstream_app = _upstream(app, "app")
     names = _headers(headers)
+    cookie_names = _cookies(cookies)
 
     forwarded = [
         "proxy_set_header Host $http_host;",
@@ -279,7 +381,11 @@ def nginx_server(
         "server {",
         f"    listen {listen};",
         f"    server_name {server_name};",
+        "",
+        "    # watchword's cookies are for watchword: $watchword_cookie, the Cookie header the",
+        "    # app gets, is the client's without them (watchword's locations get it as it is).",
     ]
+    out += [f"    {line}" for line in _nginx_cookie_lines(cookie_names)]
     out += location(
         SIGNIN_PREFIX,
         "Sign-in pages on the app's own origin: unprotected, never forwarded to the app.",
@@ -328,6 +434,7 @@ def nginx_server(
             *forwarded,
             "# Replaces any header of these names the client sent; an empty value drops it.",
             *identity,
+            "proxy_set_header Cookie $watchword_cookie;",
         ],
     )
     out.append("}")
@@ -365,6 +472,7 @@ def caddyfile_site(
     watchword: str,
     app: str,
     headers: Sequence[str] = DEFAULT_HEADERS,
+    cookies: Sequence[str] = DEFAULT_COOKIES,
 ) -> str:
     """One Caddyfile site block for Caddy 2.6 or later: ``address`` is the site address
     (``app.example.com``, ``https://app.example.com``, ``http://127.0.0.1:8080``,
@@ -384,11 +492,23 @@ def caddyfile_site(
     and each one whose value is empty, or is the literal ``{http.reverse_proxy.header.…}``
     that Caddy 2.6 to 2.8 set for a header the answer lacks, is deleted before the request
     goes to the app.
+
+    Last, the cookies ``cookies`` are removed from the Cookie header the app gets (after
+    ``forward_auth`` and the sign-in pages, which need them): ``request_header Cookie
+    <regexp> $1`` replaces every match, each one of those cookies with the ``;`` before it
+    or, at the start of the header, the ``;`` after it. The replacement ``$1`` names no
+    group of the expression, so it stands for nothing (Go's regexp expands it to ""): a
+    Caddyfile cannot give an empty replacement, Caddy 2.6 would take ``""`` as
+    ``request_header Cookie <value>`` and set the header to the expression. A Cookie
+    header left empty is deleted (a client sending several Cookie headers, against RFC
+    6265, loses the others too when one of them is left empty).
     """
     address = _caddy_address(address)
     ww = _upstream(watchword, "watchword")
     upstream_app = _upstream(app, "app")
     names = _headers(headers)
+    alt = _cookie_alternatives(_cookies(cookies))
+    strip = rf"^(?:\s*{alt}\s*=[^;]*(?:;|$))+\s*|;\s*{alt}\s*=[^;]*"
     out = [
         "# watchword forward auth: generated by watchword.edge.proxyconf.caddyfile_site.",
         f"{address} {{",
@@ -421,7 +541,18 @@ def caddyfile_site(
             r"^$|^\{http\.reverse_proxy\.header\.",
             f"\t\trequest_header @watchword_unset_{index} -{name}",
         ]
-    out += ["", f"\t\treverse_proxy {upstream_app.url}", "\t}", "}"]
+    out += [
+        "",
+        "\t\t# watchword's cookies are for watchword: the app gets the others, unchanged.",
+        "\t\t# ($1 names no group: it stands for nothing, which a Caddyfile cannot write.)",
+        f"\t\trequest_header Cookie {strip} $1",
+        "\t\t@watchword_no_cookie header_regexp Cookie ^$",
+        "\t\trequest_header @watchword_no_cookie -Cookie",
+        "",
+        f"\t\treverse_proxy {upstream_app.url}",
+        "\t}",
+        "}",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -463,6 +594,13 @@ def traefik_dynamic(
     ``forwardAuth`` asks /auth/verify with ``trustForwardHeader: false`` (Traefik sets
     ``X-Forwarded-*`` itself) and copies ``authResponseHeaders`` from a 2xx answer; any
     other answer goes to the client as it is. Not run by the tests (no Traefik here).
+
+    What it cannot do: remove watchword's cookies from the Cookie header the app gets
+    (guarantee 6), so it takes no ``cookies``. Traefik's stock middlewares set or delete
+    whole headers (``headers``), and none edits a header's value; a plugin could, but is
+    not stock. An app without cookies of its own can have the whole header deleted by a
+    ``headers`` middleware setting ``Cookie: ""`` after ``watchword-auth`` in the chain
+    (before it, watchword would not get the session cookie).
     """
     ww = _upstream(watchword, "watchword")
     upstream_app = _upstream(app, "app")
@@ -522,19 +660,29 @@ def envoy_http_filter(
     *,
     watchword_cluster: str,
     headers: Sequence[str] = DEFAULT_HEADERS,
+    cookies: Sequence[str] = DEFAULT_COOKIES,
 ) -> str:
-    """Two entries of an Envoy (1.27 or later) ``http_connection_manager``'s
+    """Three entries of an Envoy (1.27 or later) ``http_connection_manager``'s
     ``http_filters`` list, in YAML, to put before ``envoy.filters.http.router``:
     ``header_mutation``, which removes the client's identity headers, then ``ext_authz``
     asking watchword (the cluster ``watchword_cluster``, which you define) at
-    ``/auth/envoy`` + the original path.
+    ``/auth/envoy`` + the original path, then ``lua``, which removes the cookies
+    ``cookies`` from the Cookie header that goes on to the app.
 
     How it keeps the guarantees of this module: ext_authz's ``allowed_upstream_headers``
     sets a header only when the answer carries it, so the client's copy is removed first.
     The auth call carries the original method, host and path, and of the client's headers
     only Cookie, Authorization and Accept (``allowed_headers``), never the body. A non-2xx
-    answer reaches the client with its status and headers (``Location`` included). Not run
-    by the tests (no Envoy here).
+    answer reaches the client with its status and headers (``Location`` included).
+
+    The cookies: no stock filter but Lua can edit a header's value (``header_mutation``
+    sets, appends or removes whole headers). The Lua filter runs after ``ext_authz``, so
+    watchword is asked with the client's Cookie header as it is; it splits every Cookie
+    header at ``;`` and, when one of the pairs is named by ``cookies`` (the name compared
+    as it is, surrounding white space aside), sends the other pairs as one Cookie header,
+    joined by ``; `` (none when none is left); otherwise it changes nothing. Not run by
+    the tests (no Envoy here); the Lua is run by them with a stand-in for Envoy's headers
+    object when ``luajit`` is installed.
     """
     if not isinstance(watchword_cluster, str) or not _CLUSTER.fullmatch(watchword_cluster):
         raise ValueError(
@@ -542,6 +690,7 @@ def envoy_http_filter(
             "digits, '_', '.', '-')"
         )
     names = _headers(headers)
+    cookie_names = _cookies(cookies)
     out = [
         "# watchword forward auth: generated by watchword.edge.proxyconf.envoy_http_filter.",
         "- name: envoy.filters.http.header_mutation",
@@ -575,7 +724,50 @@ def envoy_http_filter(
     ]
     for name in names:
         out += [f"            - exact: {name.lower()}", "              ignore_case: true"]
+    out += [
+        "- name: envoy.filters.http.lua",
+        "  typed_config:",
+        '    "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
+        "    default_source_code:",
+        "      inline_string: |",
+    ]
+    out += [f"        {line}" if line else "" for line in envoy_cookie_lua(cookie_names)]
     return "\n".join(out) + "\n"
+
+
+def envoy_cookie_lua(cookies: Sequence[str] = DEFAULT_COOKIES) -> list[str]:
+    """The Lua of :func:`envoy_http_filter`'s cookie filter, as lines: ``envoy_on_request``
+    removes the cookies ``cookies`` from the request's Cookie headers."""
+    # Cookie names are tokens: no '"' or '\\' that could end or escape a Lua string.
+    return [
+        "-- watchword's cookies are for watchword: the app gets the others, unchanged.",
+        "local watchword_cookies = {",
+        *(f'  ["{name}"] = true,' for name in _cookies(cookies)),
+        "}",
+        "",
+        "function envoy_on_request(request_handle)",
+        "  local headers = request_handle:headers()",
+        "  local kept, removed = {}, false",
+        '  for index = 0, headers:getNumValues("cookie") - 1 do',
+        '    for pair in string.gmatch(headers:getAtIndex("cookie", index), "[^;]+") do',
+        '      if watchword_cookies[string.match(pair, "^%s*(.-)%s*=")] then',
+        "        removed = true",
+        "      else",
+        '        local item = string.match(pair, "^%s*(.-)%s*$")',
+        '        if item ~= "" then',
+        "          kept[#kept + 1] = item",
+        "        end",
+        "      end",
+        "    end",
+        "  end",
+        "  if removed then",
+        '    headers:remove("cookie")',
+        "    if #kept > 0 then",
+        '      headers:add("cookie", table.concat(kept, "; "))',
+        "    end",
+        "  end",
+        "end",
+    ]
 
 
 # ingress-nginx -----------------------------------------------------------------------------
@@ -585,6 +777,7 @@ def ingress_nginx_annotations(
     *,
     watchword: str,
     headers: Sequence[str] = DEFAULT_HEADERS,
+    cookies: Sequence[str] = DEFAULT_COOKIES,
 ) -> str:
     """The ``metadata.annotations`` of a Kubernetes Ingress served by ingress-nginx, in
     YAML (the mapping's entries, to indent under ``annotations:``). ``watchword`` is how
@@ -603,9 +796,16 @@ def ingress_nginx_annotations(
     401, ingress-nginx redirects every client (API clients too) to
     ``/auth/start?rd=<the original URL>`` on the app's host: watchword's /auth/start reads
     ``rd`` there.
+
+    The cookies ``cookies`` are removed from the Cookie header the app gets by the lines
+    of :func:`nginx_server`, tested there: the ``server-snippet`` computes
+    ``$watchword_cookie`` at the server level (so no ``if`` changes the app location's
+    configuration) and the ``configuration-snippet`` sends it to the app. ingress-nginx
+    takes one ``server-snippet`` per host: merge it with any other Ingress's of the host.
     """
     ww = _upstream(watchword, "watchword")
     names = _headers(headers)
+    cookie_lines = _nginx_cookie_lines(_cookies(cookies))
     prefix = "nginx.ingress.kubernetes.io/"
     snippet = [
         "proxy_set_header X-Forwarded-Host $http_host;",
@@ -623,4 +823,9 @@ def ingress_nginx_annotations(
         f"{prefix}auth-snippet: |",
     ]
     out += [f"  {line}" for line in snippet]
+    out += [f"{prefix}server-snippet: |", *(f"  {line}" for line in cookie_lines)]
+    out += [
+        f"{prefix}configuration-snippet: |",
+        "  proxy_set_header Cookie $watchword_cookie;",
+    ]
     return "\n".join(out) + "\n"

@@ -45,6 +45,20 @@ async def _echoed(page: Page) -> dict[str, str]:
     return headers
 
 
+def _cookie_names(headers: dict[str, str]) -> set[str]:
+    """The names of the cookies in the echoed Cookie header (none without one)."""
+    pairs = headers.get("cookie", "").split(";")
+    return {pair.split("=", 1)[0].strip() for pair in pairs if pair.strip()}
+
+
+WATCHWORDS_COOKIES = {
+    "watchword_session",
+    "__Host-watchword_session",
+    "watchword_signin",
+    "__Host-watchword_signin",
+}
+
+
 async def test_a_browser_signs_in_through_nginx_and_the_app_gets_fresh_tokens(
     tmp_path: Path,
     oidc_provider_factory: OidcProviderFactory,
@@ -87,6 +101,8 @@ async def test_a_browser_signs_in_through_nginx_and_the_app_gets_fresh_tokens(
     )
 
     # 1. An app page: nginx -> watchword (401) -> /auth/start -> sign-in -> the provider.
+    # The app has a cookie of its own, which must reach it as watchword's must not.
+    await page.context.add_cookies([{"name": "app_pref", "value": "dark", "url": base}])
     wanted = f"{base}/app/reports?year=2026&q=a%20b"
     await page.goto(wanted)
     await page.wait_for_url(f"{provider.issuer}/interaction/**")
@@ -109,11 +125,16 @@ async def test_a_browser_signs_in_through_nginx_and_the_app_gets_fresh_tokens(
     assert "authorization" not in seen  # the app gets headers, never the session cookie's
     cookies = {c["name"]: c for c in await page.context.cookies(base)}
     assert cookies["watchword_session"]["httpOnly"]
+    # The browser sent its session cookie; nginx kept it (and the binding cookie) from the app.
+    assert not _cookie_names(seen) & WATCHWORDS_COOKIES, seen.get("cookie")
+    assert "watchword_" not in seen.get("cookie", "")
+    assert "app_pref=dark" in seen.get("cookie", "").split("; "), seen.get("cookie")
 
     # 3. After the access token's lifetime: a fresh token reaches the app, valid upstream.
     await asyncio.sleep(max(0.0, ACCESS_TOKEN_TTL + 1 - (time.monotonic() - signed_in_at)))
     await page.reload()
     later = await _echoed(page)
+    assert "watchword_" not in later.get("cookie", "")
     fresh = later["x-forwarded-access-token"]
     assert fresh and fresh != first_token
     async with httpx.AsyncClient(timeout=30) as client:
