@@ -1,25 +1,30 @@
 """The proxy configurations of ``watchword.edge.proxyconf``, run verbatim in real nginx and
 Caddy in front of an echo app, with a stand-in for watchword whose answers each test sets.
 
-The stand-in follows watchword's side of the contract: ``/auth/verify`` answers what the
-test says; ``/auth/start`` (nginx's sign-in redirect) answers a browser with a 302 to
+The stand-in follows watchword's side of the contract: ``/auth/verify`` (and
+``/auth/envoy/...``), routed on the percent-decoded path as watchword's server does, answers
+what the test says; ``/auth/start`` (nginx's sign-in redirect) answers a browser with a 302 to
 ``/auth/login?rd=<X-Original-URI>`` and any other client with a problem+json 401; every
 other path answers 200 with JSON of what it received (the sign-in pages). It records every
-request, as the echo app does, so a test sees exactly what reached each side.
+request, as the echo app does, so a test sees exactly what reached each side, and counts the
+connections it accepted.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -32,10 +37,12 @@ from tests.support.proxies import LiveCaddy, LiveNginx, LiveProxy
 from typer.testing import CliRunner
 
 from watchword.api.routes.signin import BINDING_COOKIE
+from watchword.bootstrap import KEY_PREFIX
 from watchword.cli.main import app as cli
 from watchword.config import SessionSettings
 from watchword.edge import proxyconf
 from watchword.edge.proxyconf import DEFAULT_COOKIES, DEFAULT_HEADERS
+from watchword.tokens.format import TokenKind, compose
 
 IDENTITY = {name.lower() for name in DEFAULT_HEADERS}
 ALICE = {
@@ -67,6 +74,7 @@ class StandIn:
     port: int
     verify: Answer = Answer(200, ALICE)
     requests: list[Seen] = field(default_factory=list)
+    connections: int = 0
 
     @property
     def url(self) -> str:
@@ -78,7 +86,7 @@ class StandIn:
 
     def answer(self, seen: Seen) -> Answer:
         path = seen.path.split("?")[0]
-        if path == "/auth/verify":
+        if routed_to_forward_auth(seen.path):
             return self.verify
         if path == "/auth/start":
             original = seen.headers.get("x-original-uri", "/")
@@ -120,9 +128,20 @@ class _StandInServer(ThreadingHTTPServer):
         self.stand_in = stand_in
         super().__init__(("127.0.0.1", stand_in.port), _StandInHandler)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.stand_in.connections += 1  # one call per accepted connection
+        super().process_request(request, client_address)
 
-@pytest.fixture
-def watchword() -> Iterator[StandIn]:
+
+def routed_to_forward_auth(target: str) -> bool:
+    """Whether watchword routes the request target ``target`` to its forward-auth endpoints
+    (/auth/verify, /auth/envoy/...): uvicorn percent-decodes the path, Starlette matches it
+    as it is (no dot segments resolved, no ``//`` merged). A prefix, to be strict."""
+    return unquote(target.split("?", 1)[0]).startswith(("/auth/verify", "/auth/envoy"))
+
+
+@contextmanager
+def running_stand_in() -> Iterator[StandIn]:
     stand_in = StandIn(port=free_port())
     server = _StandInServer(stand_in)
     threading.Thread(target=server.serve_forever, name="stand-in", daemon=True).start()
@@ -133,13 +152,19 @@ def watchword() -> Iterator[StandIn]:
         server.server_close()
 
 
+@pytest.fixture
+def watchword() -> Iterator[StandIn]:
+    with running_stand_in() as stand_in:
+        yield stand_in
+
+
 # The proxies -------------------------------------------------------------------------------
 
 
 def start_nginx(
     live_nginx: LiveNginx,
     ww: StandIn,
-    app: EchoApp,
+    app: EchoApp | StandIn,
     headers: tuple[str, ...] = DEFAULT_HEADERS,
     cookies: tuple[str, ...] = DEFAULT_COOKIES,
 ) -> LiveProxy:
@@ -158,7 +183,7 @@ def start_nginx(
 def start_caddy(
     live_caddy: LiveCaddy,
     ww: StandIn,
-    app: EchoApp,
+    app: EchoApp | StandIn,
     headers: tuple[str, ...] = DEFAULT_HEADERS,
     cookies: tuple[str, ...] = DEFAULT_COOKIES,
 ) -> LiveProxy:
@@ -743,6 +768,66 @@ def test_envoys_lua_handles_several_cookie_headers_and_odd_names(tmp_path: Path)
     assert run_envoy_lua(tmp_path, (ODD_NAME, "sid"), [odd]) == ["a!#$%&'*+-xa^_`|~z=1"]
 
 
+# The same filter on Authorization headers: "name:value" arguments, "name:value" lines out.
+LUA_HEADERS_HARNESS = """
+local store = {}
+for i = 2, #arg do
+  local name, value = string.match(arg[i], "^([^:]+):(.*)$")
+  store[name] = store[name] or {}
+  table.insert(store[name], value)
+end
+local headers = {}
+function headers:getNumValues(key) return #(store[key] or {}) end
+function headers:getAtIndex(key, index) return (store[key] or {})[index + 1] end
+function headers:remove(key) store[key] = nil end
+function headers:add(key, value)
+  store[key] = store[key] or {}
+  table.insert(store[key], value)
+end
+local handle = {}
+function handle:headers() return headers end
+dofile(arg[1])
+envoy_on_request(handle)
+for _, name in ipairs({"authorization", "cookie"}) do
+  for _, value in ipairs(store[name] or {}) do print(name .. ":" .. value) end
+end
+"""
+
+
+def run_envoy_lua_headers(tmp_path: Path, sent: Sequence[str]) -> list[str]:
+    """The ``name:value`` headers Envoy's Lua filter leaves of ``sent`` (Authorization and
+    Cookie)."""
+    assert LUAJIT is not None
+    (tmp_path / "filter.lua").write_text("\n".join(proxyconf.envoy_cookie_lua()) + "\n")
+    (tmp_path / "harness.lua").write_text(LUA_HEADERS_HARNESS)
+    done = subprocess.run(
+        [LUAJIT, str(tmp_path / "harness.lua"), str(tmp_path / "filter.lua"), *sent],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(LUAJIT is None, reason="luajit is not installed (apt-get install luajit)")
+def test_envoys_lua_removes_watchwords_credentials_and_keeps_any_other_authorization(
+    tmp_path: Path,
+) -> None:
+    for value in CREDENTIALS.values():
+        assert run_envoy_lua_headers(tmp_path, [f"authorization:{value}"]) == [], value
+    for value in NOT_CREDENTIALS.values():
+        sent = [f"authorization:{value}"]
+        assert run_envoy_lua_headers(tmp_path, sent) == sent, value
+    # Several values: watchword's go, the others stay; cookies are handled as before.
+    sent = [
+        "authorization:Bearer app-1",
+        f"authorization:{CREDENTIALS['personal']}",
+        f"cookie:a=1; {SESSION}",
+    ]
+    assert run_envoy_lua_headers(tmp_path, sent) == ["authorization:Bearer app-1", "cookie:a=1"]
+
+
 def test_the_cli_passes_watchwords_cookie_names_from_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -773,6 +858,313 @@ def test_the_default_cookies_are_the_ones_watchword_sets() -> None:
         BINDING_COOKIE,
         f"__Host-{BINDING_COOKIE}",
     }
+
+
+# 9: watchword's forward-auth endpoints answer the proxy alone ------------------------------
+
+
+def raw_request(port: int, head: str) -> tuple[int, dict[str, str]]:
+    """Send ``head`` (request line and header lines, CRLF-separated) as it is, ending with
+    ``Connection: close``: HTTP clients normalize paths and hosts. The answer's status and
+    headers (lower-case names)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"{head}\r\nConnection: close\r\n\r\n".encode())
+        answer = sock.makefile("rb").read()
+    top = answer.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    assert top[0].startswith("HTTP/1.1 "), answer[:200]
+    headers = {}
+    for line in top[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(top[0].split(" ")[1]), headers
+
+
+def pass_through_leaks(ww: StandIn) -> list[Seen]:
+    """The requests that reached watchword's forward-auth endpoints other than as the
+    proxy's own auth call (which always describes the original request)."""
+    return [
+        seen
+        for seen in ww.requests
+        if routed_to_forward_auth(seen.path) and "x-forwarded-uri" not in seen.headers
+    ]
+
+
+# Every spelling of the forward-auth endpoints that nginx or watchword reads as them.
+FORWARD_AUTH_SPELLINGS = [
+    "/auth/verify",
+    "/auth/verify/",
+    "/auth/verify?x=1",
+    "/auth/verify/x",
+    "/auth//verify",
+    "/auth/%76erify",
+    "/auth/./verify",
+    "/auth/%2e/verify",
+    "/auth/x/../verify",
+    "/auth/verify%0A",
+    "/auth/envoy",
+    "/auth/envoy/",
+    "/auth/envoy/me",
+    "/auth/envoy/orgs/acme?x=1",
+    "/auth/%65nvoy/me",
+    "/auth//envoy/me",
+    "/auth/./envoy/me",
+]
+# Paths nginx reads as another page (its normalized path: watchword is sent that) that
+# watchword, reading them as sent, would route to a forward-auth endpoint; Caddy: 404.
+FORWARD_AUTH_AS_SENT = {
+    "/auth/envoy/../login": "/auth/login",
+    "/auth/envoy/%2e%2e/login": "/auth/login",
+    "/auth/env%6fy/../login": "/auth/login",
+    "/auth/envoy/%2e%2e/me": "/auth/me",
+    "/auth/envoy/../../.well-known/watchword/jwks.json": "/.well-known/watchword/jwks.json",
+}
+
+
+@pytest.mark.parametrize("path", FORWARD_AUTH_SPELLINGS)
+def test_the_forward_auth_endpoints_answer_404_through_the_proxy(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, path: str
+) -> None:
+    # watchword believes the proxy's own address: through the pass-through, its answer
+    # (identity headers, assertion, access token) would go to the client.
+    watchword.verify = Answer(200, ALICE)
+
+    status, headers = raw_request(
+        proxy.port,
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n"
+        "Authorization: Bearer wwp_user_token",
+    )
+
+    assert status == 404
+    assert not IDENTITY & set(headers)
+    assert pass_through_leaks(watchword) == []
+    assert echo_app.requests == []
+
+
+@pytest.mark.parametrize(("path", "normalized"), FORWARD_AUTH_AS_SENT.items())
+def test_watchword_never_gets_a_path_it_would_route_to_its_forward_auth_endpoints(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, path: str, normalized: str
+) -> None:
+    watchword.verify = Answer(200, ALICE)
+
+    status, headers = raw_request(
+        proxy.port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}"
+    )
+
+    assert not IDENTITY & set(headers)
+    assert pass_through_leaks(watchword) == []
+    if proxy.kind == "caddy":
+        assert status == 404
+    else:
+        assert status == 200
+        assert [seen.path for seen in watchword.requests] == [normalized]
+    assert echo_app.requests == []
+
+
+def test_the_auth_call_still_reaches_verify_and_the_signin_pages_still_pass(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    page = httpx.get(f"{proxy.url}/docs?a=1")
+    login = httpx.get(f"{proxy.url}/auth/login?return_to=%2Fdocs%3Fa%3D1")
+    start = httpx.get(f"{proxy.url}/auth/start?rd=%2F")
+
+    assert (page.status_code, login.status_code) == (200, 200)
+    assert start.status_code in {302, 401}
+    verify = only(watchword.to("/auth/verify"))
+    assert verify.headers["x-forwarded-uri"] == "/docs?a=1"
+    assert only(watchword.to("/auth/login")).path == "/auth/login?return_to=%2Fdocs%3Fa%3D1"
+    assert identity_seen(only(echo_app.requests)) == {k.lower(): v for k, v in ALICE.items()}
+
+
+# 10: watchword's credentials are watchword's: the app gets any other Authorization ---------
+
+BODY = "0123456789ABCDEFGHIJabcdefghij"
+CREDENTIALS = {
+    "personal": f"Bearer {compose(TokenKind.PERSONAL, BODY)}",
+    "service-account": f"Bearer {compose(TokenKind.SERVICE_ACCOUNT, BODY)}",
+    "integration": f"bearer {compose(TokenKind.INTEGRATION, BODY)}",
+    "admin-key": f"BEARER  {KEY_PREFIX}{'k' * 40}",
+    "tab": f"Bearer\t{compose(TokenKind.PERSONAL, BODY)}",
+    "mixed-case-scheme": f"bEaReR {KEY_PREFIX}x",
+}
+NOT_CREDENTIALS = {
+    "apps-bearer": "Bearer app-token-1",
+    "basic": "Basic YWxpY2U6c2VjcmV0",
+    "prefix-inside": "Bearer xwwp_abc",
+    "no-underscore": "Bearer wwpabc",
+    "other-scheme": "Token wwp_abc",
+    "upper-case-prefix": "Bearer WWP_abc",
+    "scheme-only": "Bearerwwp_abc",
+}
+
+
+def test_the_credential_pattern_is_every_credential_watchword_takes() -> None:
+    for kind in TokenKind:
+        assert re.match(proxyconf.CREDENTIAL_PATTERN, f"Bearer {compose(kind, BODY)}")
+    for value in CREDENTIALS.values():
+        assert re.match(proxyconf.CREDENTIAL_PATTERN, value), value
+    for value in NOT_CREDENTIALS.values():
+        assert not re.match(proxyconf.CREDENTIAL_PATTERN, value), value
+
+
+@pytest.mark.parametrize("sent", CREDENTIALS.values(), ids=CREDENTIALS.keys())
+def test_the_app_never_gets_watchwords_credentials(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, sent: str
+) -> None:
+    response = httpx.post(f"{proxy.url}/api/items", headers={"Authorization": sent}, content="x")
+
+    assert response.status_code == 200
+    assert "authorization" not in only(echo_app.requests).headers
+    # watchword is asked with it as the client sent it.
+    assert only(watchword.to("/auth/verify")).headers["authorization"] == sent
+
+
+@pytest.mark.parametrize("sent", NOT_CREDENTIALS.values(), ids=NOT_CREDENTIALS.keys())
+def test_the_app_gets_any_other_authorization_unchanged(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp, sent: str
+) -> None:
+    response = httpx.get(f"{proxy.url}/api/items", headers={"Authorization": sent})
+
+    assert response.status_code == 200
+    assert only(echo_app.requests).headers["authorization"] == sent
+    assert only(watchword.to("/auth/verify")).headers["authorization"] == sent
+
+
+def test_the_signin_pages_get_watchwords_credentials(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    sent = CREDENTIALS["personal"]
+
+    response = httpx.get(f"{proxy.url}/auth/login", headers={"Authorization": sent})
+
+    assert response.status_code == 200
+    assert only(watchword.to("/auth/login")).headers["authorization"] == sent
+    assert echo_app.requests == []
+
+
+# 11: what watchword refuses cross-site writes by reaches it --------------------------------
+
+
+def test_the_auth_call_carries_origin_referer_sec_fetch_site_and_the_scheme(
+    proxy: LiveProxy, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    sent = {
+        "Origin": "https://elsewhere.example",
+        "Referer": "https://elsewhere.example/form",
+        "Sec-Fetch-Site": "cross-site",
+    }
+
+    httpx.post(
+        f"{proxy.url}/items",
+        headers={**sent, "Cookie": "watchword_session=s1"},
+        content="x",
+    )
+
+    verify = only(watchword.to("/auth/verify"))
+    assert {name: verify.headers.get(name.lower()) for name in sent} == sent
+    assert verify.headers["x-forwarded-proto"] == "http"
+    assert verify.headers["cookie"] == "watchword_session=s1"
+
+
+# 12: connections to watchword and to the app are kept alive --------------------------------
+
+
+@pytest.mark.parametrize("kind", ["nginx", "caddy"])
+def test_connections_to_watchword_and_to_the_app_are_kept_alive(
+    kind: str, live_nginx: LiveNginx, live_caddy: LiveCaddy, watchword: StandIn
+) -> None:
+    with running_stand_in() as app:
+        if kind == "nginx":
+            proxy = start_nginx(live_nginx, watchword, app)
+        else:
+            proxy = start_caddy(live_caddy, watchword, app)
+        for index in range(4):  # a new client connection each time
+            assert httpx.get(f"{proxy.url}/page/{index}").status_code == 200
+            assert httpx.get(f"{proxy.url}/auth/login").status_code == 200
+
+        assert len(app.requests) == 4
+        assert app.connections == 1
+        # nginx: one upstream for watchword, shared by the auth subrequest and /auth/;
+        # Caddy: a pool per reverse_proxy (forward_auth's and /auth/*'s).
+        assert watchword.connections == (1 if kind == "nginx" else 2)
+        assert len(watchword.requests) == 8
+    for seen in [*watchword.requests, *app.requests]:
+        assert seen.headers.get("connection", "").lower() != "close"
+
+
+def test_several_nginx_blocks_get_upstreams_of_their_own(
+    live_nginx: LiveNginx, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    # Users paste a block per app: the upstream names must not collide (nginx refuses a
+    # name given twice), and each block must reach its own app.
+    with running_stand_in() as other_app:
+
+        def blocks(listen: str) -> str:
+            return "".join(
+                proxyconf.nginx_server(
+                    listen=listen, server_name=name, watchword=watchword.url, app=app_url
+                )
+                for name, app_url in (("app.test", echo_app.url), ("other.test", other_app.url))
+            )
+
+        proxy = live_nginx(blocks)
+        httpx.get(f"{proxy.url}/a", headers={"Host": "app.test"})
+        httpx.get(f"{proxy.url}/b", headers={"Host": "other.test"})
+
+        assert [seen.path for seen in echo_app.requests] == ["/a"]
+        assert [seen.path for seen in other_app.requests] == ["/b"]
+
+
+# 13: nginx tells watchword, and the app, the host it chose the server block by ------------
+
+
+def test_nginx_describes_the_host_it_routed_on_and_refuses_a_host_header_naming_another(
+    live_nginx: LiveNginx, watchword: StandIn, echo_app: EchoApp
+) -> None:
+    # Two blocks, each with its own watchword: which one is asked shows which block nginx
+    # chose. An absolute-form request line names a host; nginx routes on it, not on Host.
+    with running_stand_in() as admin_ww:
+
+        def blocks(listen: str) -> str:
+            return "".join(
+                proxyconf.nginx_server(
+                    listen=listen, server_name=name, watchword=ww_url, app=echo_app.url
+                )
+                for name, ww_url in (("app.test", watchword.url), ("admin.test", admin_ww.url))
+            )
+
+        proxy = live_nginx(blocks)
+        port = proxy.port
+
+        # The request line names admin.test, the Host header app.test: refused, by either.
+        for target in (f"http://admin.test:{port}/x", f"http://admin.test:{port}/auth/login"):
+            status, _ = raw_request(port, f"GET {target} HTTP/1.1\r\nHost: app.test:{port}")
+            assert status == 421
+        # No Host header at all (HTTP/1.0): the same.
+        status, _ = raw_request(port, "GET /x HTTP/1.0")
+        assert status == 421
+        assert watchword.requests == admin_ww.requests == echo_app.requests == []
+
+        # The same host spelled otherwise (case, trailing dot): the host nginx routed on,
+        # with the port the Host header gave.
+        status, _ = raw_request(
+            port, f"GET http://Admin.Test:{port}/x?y=1 HTTP/1.1\r\nHost: ADMIN.test.:{port}"
+        )
+        assert status == 200
+        verify = only(admin_ww.to("/auth/verify"))
+        host = f"admin.test:{port}"
+        assert verify.headers["x-forwarded-host"] == host
+        assert verify.headers["host"] == host
+        assert verify.headers["x-original-url"] == f"http://{host}/x?y=1"
+        assert only(echo_app.requests).headers["host"] == host
+        status, _ = raw_request(port, f"GET /auth/login HTTP/1.1\r\nHost: Admin.Test:{port}")
+        assert status == 200
+        assert only(admin_ww.to("/auth/login")).headers["x-forwarded-host"] == host
+        assert watchword.requests == []
+
+        # A Host header without a port: none is made up.
+        status, _ = raw_request(port, "GET /y HTTP/1.1\r\nHost: app.test")
+        assert status == 200
+        assert only(watchword.to("/auth/verify")).headers["x-forwarded-host"] == "app.test"
 
 
 # 7: a fact about nginx, for later ----------------------------------------------------------
@@ -1042,7 +1434,13 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
         "watchword-auth",
     ]
     assert traefik["routers"]["watchword-signin"]["service"] == "watchword"
-    assert "PathPrefix(`/auth/`)" in traefik["routers"]["watchword-signin"]["rule"]
+    assert traefik["routers"]["watchword-signin"]["middlewares"] == ["watchword-strip"]
+    not_forward_auth = "!PathPrefix(`/auth/verify`) && !PathPrefix(`/auth/envoy`)"
+    assert traefik["routers"]["watchword-signin"]["rule"] == (
+        "(Host(`a.test`)) && (PathPrefix(`/auth/`) || "
+        f"Path(`/.well-known/watchword/jwks.json`)) && {not_forward_auth}"
+    )
+    assert traefik["routers"]["watchword-app"]["rule"] == f"(Host(`a.test`)) && {not_forward_auth}"
     auth = traefik["middlewares"]["watchword-auth"]["forwardAuth"]
     assert auth == {
         "address": "http://ww:9000/auth/verify",
@@ -1063,7 +1461,15 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
     assert service["path_prefix"] == "/auth/envoy"
     assert service["server_uri"]["cluster"] == "watchword"
     allowed = service["authorization_request"]["allowed_headers"]["patterns"]
-    assert {"exact": "cookie"} in allowed and {"exact": "authorization"} in allowed
+    assert [pattern["exact"] for pattern in allowed] == [
+        "cookie",
+        "authorization",
+        "accept",
+        "x-forwarded-proto",
+        "origin",
+        "referer",
+        "sec-fetch-site",
+    ]
     upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
     assert [pattern["exact"] for pattern in upstream] == ["x-user", "x-team"]
     assert ext_authz["typed_config"]["failure_mode_allow"] is False
@@ -1078,16 +1484,110 @@ def test_the_yaml_configurations_parse_to_what_they_promise() -> None:
     assert annotations[prefix + "auth-url"] == "http://ww.ns.svc:9000/auth/verify"
     assert annotations[prefix + "auth-response-headers"] == "X-User,X-Team"
     assert annotations[prefix + "auth-signin"] == "$pass_access_scheme://$http_host/auth/start"
-    assert "proxy_set_header X-Forwarded-Host $http_host;" in annotations[prefix + "auth-snippet"]
-    # The cookie lines are nginx_server's, which the tests run in nginx (server level).
+    auth_snippet = annotations[prefix + "auth-snippet"]
+    assert "proxy_set_header X-Forwarded-Host $watchword_host;" in auth_snippet
+    # The server-level lines are nginx_server's, which the tests run in nginx: the host,
+    # the cookie and authorization lines, the forward-auth endpoints' 404 locations.
     nginx = proxyconf.nginx_server(
         listen="80", server_name="a.test", watchword="http://ww:9000", app="http://app:8000"
     )
     server_snippet = annotations[prefix + "server-snippet"].splitlines()
-    assert "\n".join(f"    {line}" for line in server_snippet) in nginx
-    assert server_snippet[0] == "set $watchword_cookie $http_cookie;"
-    assert (
-        annotations[prefix + "configuration-snippet"]
-        == "proxy_set_header Cookie $watchword_cookie;\n"
+    assert "\n".join(f"    {line}" if line else "" for line in server_snippet) in nginx
+    assert 'set $watchword_host "";' in server_snippet
+    assert "set $watchword_cookie $http_cookie;" in server_snippet
+    assert "set $watchword_authorization $http_authorization;" in server_snippet
+    assert "location ^~ /auth/verify {" in server_snippet
+    assert "location ^~ /auth/envoy {" in server_snippet
+    assert annotations[prefix + "configuration-snippet"] == (
+        "proxy_set_header Cookie $watchword_cookie;\n"
+        "proxy_set_header Authorization $watchword_authorization;\n"
     )
     assert "        proxy_set_header Cookie $watchword_cookie;\n" in nginx
+    assert "        proxy_set_header Authorization $watchword_authorization;\n" in nginx
+
+
+def _nginx_locations(block: str) -> dict[str, str]:
+    """The ``location`` blocks of ``block``, by their heads, as text."""
+    found: list[tuple[str, str]] = re.findall(
+        r"\n    location ([^{\n]+) \{\n(.*?)\n    \}", block, re.S
+    )
+    return dict(found)
+
+
+def test_nginx_keeps_connections_alive_in_every_location_that_proxies() -> None:
+    block = proxyconf.nginx_server(
+        listen="127.0.0.1:8080",
+        server_name="app.example.com www.example.com",
+        watchword="https://ww.internal:9443",
+        app="http://127.0.0.1:3000",
+    )
+    prefix = "watchword_app_example_com_www_example_com_127_0_0_1_8080"
+    # The upstream blocks come first, at the http level: not inside server { }.
+    assert block.index(f"upstream {prefix}_watchword {{") < block.index("server {")
+    assert block.index(f"upstream {prefix}_app {{") < block.index("server {")
+    assert "    server ww.internal:9443;\n    keepalive 32;\n" in block
+    assert "    server 127.0.0.1:3000;\n    keepalive 32;\n" in block
+    locations = _nginx_locations(block)
+    proxying = {head: body for head, body in locations.items() if "proxy_pass" in body}
+    assert set(proxying) == {
+        "/auth/",
+        "= /.well-known/watchword/jwks.json",
+        "= /_watchword/verify",
+        "@watchword_signin",
+        "/",
+    }
+    for head, body in proxying.items():
+        assert "proxy_http_version 1.1;" in body, head
+        assert 'proxy_set_header Connection "";' in body, head
+    # TLS to watchword: SNI names the server, not the upstream.
+    verify = proxying["= /_watchword/verify"]
+    assert f"proxy_pass https://{prefix}_watchword/auth/verify;" in verify
+    assert "proxy_ssl_name ww.internal;" in verify
+    assert "proxy_ssl_name" not in proxying["/"]
+    assert locations["^~ /auth/verify"].strip() == "return 404;"
+    assert locations["^~ /auth/envoy"].strip() == "return 404;"
+
+
+@pytest.mark.parametrize(
+    ("server_name", "listen", "prefix"),
+    [
+        ("_", "80", "watchword_80"),
+        ("app.example.com", "80", "watchword_app_example_com_80"),
+        ("*.example.com", "[::1]:8080", "watchword_example_com_1_8080"),
+    ],
+)
+def test_nginx_upstream_names_derive_from_server_name_and_listen(
+    server_name: str, listen: str, prefix: str
+) -> None:
+    block = proxyconf.nginx_server(
+        listen=listen,
+        server_name=server_name,
+        watchword="http://127.0.0.1:9000",
+        app="http://127.0.0.1:8000",
+    )
+    assert f"upstream {prefix}_watchword {{" in block
+    assert f"upstream {prefix}_app {{" in block
+
+
+@pytest.mark.parametrize("prefix", ["", "1abc", "a-b", "a b", "a;", "a{", "a" * 65, "ä"])
+def test_nginx_upstream_prefixes_are_checked(prefix: str) -> None:
+    with pytest.raises(ValueError, match="upstream_prefix"):
+        proxyconf.nginx_server(
+            listen="80",
+            server_name="_",
+            watchword="http://127.0.0.1:9000",
+            app="http://127.0.0.1:8000",
+            upstream_prefix=prefix,
+        )
+
+
+def test_the_cli_passes_the_upstream_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WATCHWORD_HOST", "WATCHWORD_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["edge", "config", "nginx", "--app", "http://127.0.0.1:3000"]
+
+    printed = CliRunner().invoke(cli, [*args, "--upstream-prefix", "shop"])
+
+    assert printed.exit_code == 0, printed.output
+    assert "upstream shop_watchword {" in printed.output
+    assert "proxy_pass http://shop_app;" in printed.output

@@ -196,6 +196,13 @@ def config(
     ] = None,
     listen: Annotated[str, typer.Option(help="nginx: listen (port or host:port).")] = "80",
     server_name: Annotated[str, typer.Option(help="nginx: server_name.")] = "_",
+    upstream_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="nginx: the upstream blocks' names start with this (default: derived from "
+            "--server-name and --listen)."
+        ),
+    ] = None,
     address: Annotated[str, typer.Option(help="Caddy: the site address.")] = ":80",
     rule: Annotated[
         str, typer.Option(help="Traefik: the router rule, e.g. Host(`app.example.com`).")
@@ -222,6 +229,7 @@ def config(
                 app=app_url,
                 headers=headers,
                 cookies=cookies,
+                upstream_prefix=upstream_prefix,
             )
         elif proxy is Proxy.CADDY:
             assert app_url is not None  # noqa: S101
@@ -229,7 +237,8 @@ def config(
                 address=address, watchword=ww, app=app_url, headers=headers, cookies=cookies
             )
         elif proxy is Proxy.TRAEFIK:
-            # Traefik's stock middlewares cannot remove single cookies (docs/edge.md).
+            # Traefik's stock middlewares cannot remove single cookies, nor watchword's
+            # credentials from Authorization (docs/edge.md).
             assert app_url is not None  # noqa: S101
             text = proxyconf.traefik_dynamic(watchword=ww, app=app_url, rule=rule, headers=headers)
         elif proxy is Proxy.ENVOY:

@@ -18,16 +18,30 @@ unless told)::
        client gets a problem+json 401); any other non-2xx answer (Caddy, Traefik: the 302
        to the sign-in page) reaches the client as it is;
     4. /auth/ (the sign-in pages) and the JWKS are proxied to watchword without auth, on
-       the app's own origin, and never reach the app;
+       the app's own origin, and never reach the app; watchword's forward-auth endpoints
+       (``FORWARD_AUTH_PREFIXES``: /auth/verify, /auth/envoy/...) answer the proxy alone:
+       a client asking for them, in any spelling the proxy or watchword would read as them
+       (/auth/verify/, /auth//verify, /auth/%76erify, /auth/./verify, /auth/envoy/x/..),
+       gets 404 (Envoy, ingress-nginx: with the routes their sections give);
     5. the auth call carries the client's Cookie and Authorization, never the request body,
        and the original request only as the proxy saw it: the client's own X-Original-*
        and X-Forwarded-Uri/-Method are replaced or removed, and the auth call's own path
-       and query are fixed;
+       and query are fixed; it carries the client's other headers too (nginx, Caddy,
+       Traefik; Envoy: Accept, Origin, Referer, Sec-Fetch-Site, X-Forwarded-Proto), which
+       watchword needs to refuse cross-site writes carried by the session cookie;
     6. the app never receives watchword's cookies (``DEFAULT_COOKIES`` unless told: the
        session cookie and the sign-in binding cookie, each with and without ``__Host-``),
        and receives every other cookie unchanged; watchword's own locations (/auth/, the
        auth call) get the client's Cookie header as it is. Traefik cannot do this with its
-       stock middlewares (see :func:`traefik_dynamic`).
+       stock middlewares (see :func:`traefik_dynamic`);
+    7. the app never receives watchword's own credentials: an Authorization header that is
+       one (``CREDENTIAL_PATTERN``: ``Bearer`` and an API token ``wwp_``, ``wws_``,
+       ``wwi_`` or an admin key ``wwb_``) is removed before the app, any other reaches it
+       unchanged; watchword's locations get it as it is. Traefik cannot (as 6);
+    8. behind nginx, watchword is told of, and the app gets as Host, the host nginx chose
+       the server block by (``$host``), with the port the client's Host header gave; a
+       request whose Host header names another host than its request line (or none) is
+       refused (421).
 
 Rules::
 
@@ -36,6 +50,7 @@ Rules::
                      $upstream_http_* variables can name); distinct ignoring case; none of
                      the headers the configurations themselves set (Host, Cookie, ...)
     cookie names     HTTP tokens (RFC 6265: letters, digits and !#$%&'*+-.^_`|~), distinct
+    upstream_prefix  (nginx) letters, digits and '_', starting with a letter
 """
 
 from __future__ import annotations
@@ -48,8 +63,10 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "CREDENTIAL_PATTERN",
     "DEFAULT_COOKIES",
     "DEFAULT_HEADERS",
+    "FORWARD_AUTH_PREFIXES",
     "caddyfile_site",
     "envoy_cookie_lua",
     "envoy_http_filter",
@@ -90,6 +107,20 @@ START_PATH: Final = "/auth/start"
 SIGNIN_PREFIX: Final = "/auth/"
 JWKS_PATH: Final = "/.well-known/watchword/jwks.json"
 ENVOY_PREFIX: Final = "/auth/envoy"
+# watchword's forward-auth endpoints: for the proxy alone, never through the public /auth/
+# pass-through (they believe the proxy's own address, so a client asking through it would
+# get its identity headers, a signed assertion, an upstream access token). Prefixes: the
+# pass-through answers 404 for each and for anything longer.
+FORWARD_AUTH_PREFIXES: Final = (VERIFY_PATH, ENVOY_PREFIX)
+
+# watchword's own credentials as an Authorization header: "Bearer" (any case) and an API
+# token (ww + its kind's letter + "_", watchword.tokens.format) or an admin key ("wwb_",
+# watchword.bootstrap.KEY_PREFIX). The same expression in PCRE (nginx) and RE2 (Caddy).
+CREDENTIAL_PATTERN: Final = r"^\s*[Bb][Ee][Aa][Rr][Ee][Rr]\s+ww[a-z]{0,4}_"
+# The same in a Lua pattern (Envoy), which has no {m,n}.
+CREDENTIAL_LUA_PATTERN: Final = "^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+ww[a-z]?[a-z]?[a-z]?[a-z]?_"
+# nginx keeps this many idle connections to watchword, and to the app, per worker.
+NGINX_KEEPALIVE: Final = 32
 
 # Headers through which the proxy describes the original request to watchword: only the
 # proxy may set them, so each configuration sets or removes every one of them.
@@ -147,6 +178,7 @@ _CADDY_ADDRESS = re.compile(
 )
 _SERVER_NAME = re.compile(r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|_")
 _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+_UPSTREAM_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _CLUSTER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?")
 MAX_RULE: Final = 4096
 
@@ -303,6 +335,57 @@ def _quoted(text: str) -> str:
 # nginx -------------------------------------------------------------------------------------
 
 
+def _nginx_server_level(cookie_names: Sequence[str]) -> list[str]:
+    """The server-level lines of :func:`nginx_server` (ingress-nginx's ``server-snippet``
+    too): ``$watchword_host``, ``$watchword_cookie``, ``$watchword_authorization`` and the
+    404 locations of watchword's forward-auth endpoints. Unindented; "" between parts."""
+    out = [
+        "# The host nginx chose this block by ($host: the request line's host, else Host's;",
+        "# lower case, no port, no trailing dot) is the one watchword is told of and the app",
+        "# gets, with the port the client's Host header gave. A Host header naming another",
+        "# host than the request line (or none) is refused: never decide about one host and",
+        "# serve another.",
+        'set $watchword_host "";',
+        'set $watchword_hosts "$host $http_host";',
+        'if ($watchword_hosts ~* "^(\\S+) \\1\\.?(:[0-9]+)?$") {',
+        "    set $watchword_host $host$2;",
+        "}",
+        'if ($watchword_host = "") {',
+        "    return 421;",
+        "}",
+        "",
+        "# watchword's cookies are for watchword: $watchword_cookie, the Cookie header the",
+        "# app gets, is the client's without them (watchword's locations get it as it is).",
+        *_nginx_cookie_lines(cookie_names),
+        "",
+        "# watchword's credentials (Bearer wwp_..., wwb_...) are for watchword too:",
+        "# $watchword_authorization, the Authorization header the app gets, is the client's",
+        "# unless it is one of them.",
+        "set $watchword_authorization $http_authorization;",
+        f'if ($watchword_authorization ~ "{CREDENTIAL_PATTERN}") {{',
+        '    set $watchword_authorization "";',
+        "}",
+        "",
+        "# watchword's forward-auth endpoints answer nginx's auth subrequest only: a client",
+        "# gets 404, for any path nginx normalizes to one of them (^~: before any regex).",
+    ]
+    for prefix in FORWARD_AUTH_PREFIXES:
+        out += [f"location ^~ {prefix} {{", "    return 404;", "}"]
+    return out
+
+
+def _nginx_upstream_prefix(upstream_prefix: str | None, listen: str, server_name: str) -> str:
+    if upstream_prefix is None:
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{server_name} {listen}".lower()).strip("_")
+        return f"watchword_{slug}"
+    if not isinstance(upstream_prefix, str) or not _UPSTREAM_PREFIX.fullmatch(upstream_prefix):
+        raise ValueError(
+            f"upstream_prefix {upstream_prefix!r}: letters, digits and '_', starting with a "
+            "letter (at most 64)"
+        )
+    return upstream_prefix
+
+
 def nginx_server(
     *,
     listen: str,
@@ -311,37 +394,63 @@ def nginx_server(
     app: str,
     headers: Sequence[str] = DEFAULT_HEADERS,
     cookies: Sequence[str] = DEFAULT_COOKIES,
+    upstream_prefix: str | None = None,
 ) -> str:
-    """One ``server { ... }`` block for the ``http { }`` block of nginx (1.22 or later,
-    built with ``ngx_http_auth_request_module``, as Debian's is).
+    """Two ``upstream`` blocks and one ``server { ... }`` block, all for the ``http { }``
+    block of nginx (1.22 or later, built with ``ngx_http_auth_request_module``, as
+    Debian's is): nginx takes ``upstream`` only there, not inside ``server``.
 
     ``listen`` is ``port`` or ``host:port`` (add TLS to the block yourself);
     ``server_name`` one or more names separated by spaces. Each location sets its own
     ``proxy_set_header`` lines, so none set at the ``http``/``server`` level apply there.
 
+    The upstreams, ``<upstream_prefix>_watchword`` and ``<upstream_prefix>_app``, keep up to
+    ``NGINX_KEEPALIVE`` idle connections per worker (``keepalive``; every location proxies
+    over HTTP/1.1 with ``Connection: ""``), so neither the auth subrequest nor the app's
+    request opens a new TCP connection. ``upstream_prefix`` is by default ``watchword_``
+    and ``server_name`` and ``listen`` in letters, digits and ``_``: each block pasted for
+    another app gets its own names, and nginx refuses to start on a name given twice (two
+    blocks whose names collide: give one another ``upstream_prefix``).
+
     How it keeps the guarantees of this module: ``auth_request`` asks watchword's
     /auth/verify (a GET without the body, the original request in ``X-Original-URI``,
     ``-Method``, ``X-Forwarded-Host``, ``-Proto`` and the same in ``X-Forwarded-Uri``,
-    ``-Method``); ``auth_request_set`` captures each identity header of a 2xx answer and
-    ``proxy_set_header`` passes it to the app, which replaces whatever the client sent
-    under that name, and drops the header when the value is empty. ``error_page 401``
-    sends a 401 to watchword's /auth/start (a GET, no body, the same description of the
-    original request), whose answer (302 for a browser, problem+json 401 for an API
-    client) the client gets; a 403 is nginx's own 403 page; any other answer from
-    /auth/verify is turned into a 500 by nginx, which is why watchword answers 401 rather
-    than 302 under this convention. The client's ``X-Forwarded-For`` is not passed on:
-    this block is the edge; behind another proxy, use ``$proxy_add_x_forwarded_for`` with
-    ``set_real_ip_from``.
+    ``-Method``; every other header of the client's as it is); ``auth_request_set``
+    captures each identity header of a 2xx answer and ``proxy_set_header`` passes it to
+    the app, which replaces whatever the client sent under that name, and drops the header
+    when the value is empty. ``error_page 401`` sends a 401 to watchword's /auth/start (a
+    GET, no body, the same description of the original request), whose answer (302 for a
+    browser, problem+json 401 for an API client) the client gets; a 403 is nginx's own 403
+    page; any other answer from /auth/verify is turned into a 500 by nginx, which is why
+    watchword answers 401 rather than 302 under this convention. The client's
+    ``X-Forwarded-For`` is not passed on: this block is the edge; behind another proxy, use
+    ``$proxy_add_x_forwarded_for`` with ``set_real_ip_from``.
 
-    The app gets the client's Cookie header without the cookies ``cookies``: at the server
-    level (so no ``if`` changes a location's configuration), ``set`` and ``if`` with a
-    regular expression make ``$watchword_cookie`` of ``$http_cookie`` (nginx joins
-    several Cookie headers with ``; ``), and the app's location sends it as the Cookie
-    header (none when it is empty). A ``map`` would need the ``http`` block. nginx cannot
-    replace every match, so one ``if`` removes those cookies at the start of the header
-    and each of ``NGINX_COOKIE_RUNS`` more the next run of them after another cookie; a
-    header with still more runs (no browser sends one) reaches the app as no Cookie
-    header at all. Other cookies pass unchanged, separators included.
+    The forward-auth endpoints (``FORWARD_AUTH_PREFIXES``) are ``location ^~`` blocks
+    answering 404: nginx matches locations on the normalized path (percent-decoded, dot
+    segments resolved, ``//`` merged), so every spelling of them lands there, and the
+    /auth/ and JWKS locations pass watchword that normalized path (``proxy_pass`` with a
+    URI) rather than the path as the client sent it, which watchword would route as sent
+    (``/auth/envoy/../login`` is /auth/login to nginx, the Envoy endpoint to watchword).
+
+    The host: nginx picks the server block by ``$host`` (the request line's host of an
+    absolute-form request, else the Host header's, normalized), so watchword is told of
+    ``$host`` and the port of the Host header (``X-Forwarded-Host``, ``Host``,
+    ``X-Original-URL``), never the raw Host header, and a request whose Host header names
+    another host (or none) is refused with 421 at the server level. The app gets the same
+    Host.
+
+    The app gets the client's Cookie header without the cookies ``cookies``, and its
+    Authorization header unless it is one of watchword's credentials: at the server level
+    (so no ``if`` changes a location's configuration), ``set`` and ``if`` with a regular
+    expression make ``$watchword_cookie`` of ``$http_cookie`` (nginx joins several Cookie
+    headers with ``; ``) and ``$watchword_authorization`` of ``$http_authorization`` (nginx
+    refuses a request with two), and the app's location sends them (none when empty). A
+    ``map`` would be global to the ``http`` block. nginx cannot replace every match, so one
+    ``if`` removes those cookies at the start of the header and each of
+    ``NGINX_COOKIE_RUNS`` more the next run of them after another cookie; a header with
+    still more runs (no browser sends one) reaches the app as no Cookie header at all.
+    Other cookies pass unchanged, separators included.
     """
     listen = _nginx_listen(listen)
     server_name = _nginx_server_name(server_name)
@@ -349,60 +458,99 @@ def nginx_server(
     upstream_app = _upstream(app, "app")
     names = _headers(headers)
     cookie_names = _cookies(cookies)
+    prefix = _nginx_upstream_prefix(upstream_prefix, listen, server_name)
+    ww_name, app_name = f"{prefix}_watchword", f"{prefix}_app"
+    ww_pass = f"{ww.scheme}://{ww_name}"
 
+    def tls(upstream: _Upstream) -> list[str]:
+        # The upstream's name is not the server's: SNI (and a verified certificate) needs
+        # the server's own.
+        if upstream.scheme != "https":
+            return []
+        return ["proxy_ssl_server_name on;", f"proxy_ssl_name {upstream.host};"]
+
+    kept_alive = ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
     forwarded = [
-        "proxy_set_header Host $http_host;",
-        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header Host $watchword_host;",
+        "proxy_set_header X-Forwarded-Host $watchword_host;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
     ]
     described = [
         "proxy_set_header X-Original-URI $request_uri;",
         "proxy_set_header X-Original-Method $request_method;",
-        "proxy_set_header X-Original-URL $scheme://$http_host$request_uri;",
+        "proxy_set_header X-Original-URL $scheme://$watchword_host$request_uri;",
         "proxy_set_header X-Forwarded-Uri $request_uri;",
         "proxy_set_header X-Forwarded-Method $request_method;",
     ]
     undescribed = [f'proxy_set_header {name} "";' for name in REQUEST_DESCRIPTION]
     no_identity = [f'proxy_set_header {name} "";' for name in names]
     no_body = ["proxy_pass_request_body off;", 'proxy_set_header Content-Length "";']
-    tls = ["proxy_ssl_server_name on;"] if ww.scheme == "https" else []
+    to_watchword = [*tls(ww), *kept_alive]
     captures = [
         f"auth_request_set $watchword_{_snake(n)} $upstream_http_{_snake(n)};" for n in names
     ]
     identity = [f"proxy_set_header {n} $watchword_{_snake(n)};" for n in names]
 
-    def location(head: str, comment: str, lines: list[str]) -> list[str]:
+    def location(head: str, comment: list[str], lines: list[str]) -> list[str]:
         body = [f"        {line}" for line in lines]
-        return ["", f"    # {comment}", f"    location {head} {{", *body, "    }"]
+        notes = [f"    # {line}" for line in comment]
+        return ["", *notes, f"    location {head} {{", *body, "    }"]
+
+    def upstream(name: str, what: str, target: _Upstream) -> list[str]:
+        return [
+            f"# {what}, {target.url}: up to {NGINX_KEEPALIVE} idle connections kept per worker.",
+            f"upstream {name} {{",
+            f"    server {target.host}:{target.port};",
+            f"    keepalive {NGINX_KEEPALIVE};",
+            "}",
+            "",
+        ]
 
     out = [
         "# watchword forward auth: generated by watchword.edge.proxyconf.nginx_server.",
+        "# All of it goes in the http { } block (nginx takes upstream blocks only there).",
+        "",
+        *upstream(ww_name, "watchword", ww),
+        *upstream(app_name, "The app", upstream_app),
         "server {",
         f"    listen {listen};",
         f"    server_name {server_name};",
         "",
-        "    # watchword's cookies are for watchword: $watchword_cookie, the Cookie header the",
-        "    # app gets, is the client's without them (watchword's locations get it as it is).",
     ]
-    out += [f"    {line}" for line in _nginx_cookie_lines(cookie_names)]
+    out += [f"    {line}" if line else "" for line in _nginx_server_level(cookie_names)]
     out += location(
         SIGNIN_PREFIX,
-        "Sign-in pages on the app's own origin: unprotected, never forwarded to the app.",
-        [f"proxy_pass {ww.url};", *tls, *forwarded, *undescribed, *no_identity],
+        [
+            "Sign-in pages on the app's own origin: unprotected, never forwarded to the app;",
+            "watchword gets the path nginx matched (normalized), not the client's spelling.",
+        ],
+        [
+            f"proxy_pass {ww_pass}{SIGNIN_PREFIX};",
+            *to_watchword,
+            *forwarded,
+            *undescribed,
+            *no_identity,
+        ],
     )
     out += location(
         f"= {JWKS_PATH}",
-        "watchword's public keys, for apps that verify X-Watchword-Jwt-Assertion.",
-        [f"proxy_pass {ww.url};", *tls, *forwarded, *undescribed, *no_identity],
+        ["watchword's public keys, for apps that verify X-Watchword-Jwt-Assertion."],
+        [
+            f"proxy_pass {ww_pass}{JWKS_PATH};",
+            *to_watchword,
+            *forwarded,
+            *undescribed,
+            *no_identity,
+        ],
     )
     out += location(
         "= /_watchword/verify",
-        "The auth subrequest: headers (Cookie, Authorization) but never the body.",
+        ["The auth subrequest: the client's headers (Cookie, Authorization...), never the body."],
         [
             "internal;",
-            f"proxy_pass {ww.url}{VERIFY_PATH};",
-            *tls,
+            f"proxy_pass {ww_pass}{VERIFY_PATH};",
+            *to_watchword,
             *no_body,
             *forwarded,
             *described,
@@ -411,11 +559,11 @@ def nginx_server(
     )
     out += location(
         "@watchword_signin",
-        "A 401 from /auth/verify: watchword's /auth/start answers (302 or problem+json 401).",
+        ["A 401 from /auth/verify: watchword's /auth/start answers (302 or problem+json 401)."],
         [
             f"rewrite ^ {START_PATH}? break;",
-            f"proxy_pass {ww.url};",
-            *tls,
+            f"proxy_pass {ww_pass};",
+            *to_watchword,
             "proxy_method GET;",
             *no_body,
             *forwarded,
@@ -425,16 +573,19 @@ def nginx_server(
     )
     out += location(
         "/",
-        "The app: only with watchword's yes, with watchword's identity headers only.",
+        ["The app: only with watchword's yes, with watchword's identity headers only."],
         [
             "auth_request /_watchword/verify;",
             *captures,
             "error_page 401 = @watchword_signin;",
-            f"proxy_pass {upstream_app.url};",
+            f"proxy_pass {upstream_app.scheme}://{app_name};",
+            *tls(upstream_app),
+            *kept_alive,
             *forwarded,
             "# Replaces any header of these names the client sent; an empty value drops it.",
             *identity,
             "proxy_set_header Cookie $watchword_cookie;",
+            "proxy_set_header Authorization $watchword_authorization;",
         ],
     )
     out.append("}")
@@ -501,7 +652,16 @@ def caddyfile_site(
     Caddyfile cannot give an empty replacement, Caddy 2.6 would take ``""`` as
     ``request_header Cookie <value>`` and set the header to the expression. A Cookie
     header left empty is deleted (a client sending several Cookie headers, against RFC
-    6265, loses the others too when one of them is left empty).
+    6265, loses the others too when one of them is left empty). Then an Authorization
+    header that is one of watchword's credentials (``CREDENTIAL_PATTERN``, by
+    ``header_regexp``: when one of several values is, all go) is deleted.
+
+    The forward-auth endpoints (``FORWARD_AUTH_PREFIXES``) answer 404 before the sign-in
+    pages are proxied: Caddy's ``path`` matcher compares the decoded path cleaned of dot
+    segments and ``//``, ignoring case, but ``reverse_proxy`` sends the path as the client
+    did, which watchword routes decoded and uncleaned (``/auth/envoy/../login`` is
+    /auth/login to the matcher, the Envoy endpoint to watchword); so a second matcher,
+    ``vars_regexp`` on ``{http.request.uri.path}`` (decoded, as sent), catches those.
     """
     address = _caddy_address(address)
     ww = _upstream(watchword, "watchword")
@@ -521,6 +681,15 @@ def caddyfile_site(
         "\t\t# As nginx does, drop every header whose name has a '_': app servers that read",
         "\t\t# headers CGI-style take X_Watchword_Subject for X-Watchword-Subject.",
         "\t\trequest_header -*_*",
+        "",
+        "\t\t# watchword's forward-auth endpoints answer forward_auth (below) only: a client gets",
+        "\t\t# 404, for the path Caddy matches (decoded, cleaned of dot segments and //, any",
+        "\t\t# case) and the path watchword routes (decoded, as sent: /auth/envoy/../x).",
+        f"\t\t@watchword_forward_auth path {' '.join(p + '*' for p in FORWARD_AUTH_PREFIXES)}",
+        "\t\trespond @watchword_forward_auth 404",
+        "\t\t@watchword_forward_auth_as_sent vars_regexp {http.request.uri.path} "
+        f"^(?:{'|'.join(FORWARD_AUTH_PREFIXES)})",
+        "\t\trespond @watchword_forward_auth_as_sent 404",
         "",
         "\t\t# Sign-in pages on the app's own origin: unprotected, never forwarded to the app.",
         f"\t\treverse_proxy {SIGNIN_PREFIX}* {ww.url}",
@@ -548,6 +717,11 @@ def caddyfile_site(
         f"\t\trequest_header Cookie {strip} $1",
         "\t\t@watchword_no_cookie header_regexp Cookie ^$",
         "\t\trequest_header @watchword_no_cookie -Cookie",
+        "",
+        "\t\t# watchword's credentials (Bearer wwp_..., wwb_...) are for watchword too: an",
+        "\t\t# Authorization header that is one is removed, any other reaches the app as it is.",
+        f"\t\t@watchword_credential header_regexp Authorization {CREDENTIAL_PATTERN}",
+        "\t\trequest_header @watchword_credential -Authorization",
         "",
         f"\t\treverse_proxy {upstream_app.url}",
         "\t}",
@@ -589,18 +763,27 @@ def traefik_dynamic(
 
     How it keeps the guarantees of this module: the sign-in router (``rule`` and /auth/ or
     the JWKS path) wins over the app router by Traefik's default priority, its rule being
-    longer. The app router's chain first removes the client's identity and
+    longer; it removes the client's identity and request-description headers too
+    (``watchword-strip``). Both routers exclude the forward-auth endpoints
+    (``FORWARD_AUTH_PREFIXES``, ``!PathPrefix``), so no router of this configuration takes
+    them and Traefik answers 404 itself. Traefik matches the path it normalized (unreserved
+    percent-escapes decoded, dot segments and ``//`` removed: ``sanitizePath``, on by
+    default) and forwards that same path, so ``/auth/%76erify`` and ``/auth/./verify`` are
+    excluded too. The app router's chain first removes the client's identity and
     request-description headers (``customRequestHeaders`` set to ``""``), then
     ``forwardAuth`` asks /auth/verify with ``trustForwardHeader: false`` (Traefik sets
-    ``X-Forwarded-*`` itself) and copies ``authResponseHeaders`` from a 2xx answer; any
-    other answer goes to the client as it is. Not run by the tests (no Traefik here).
+    ``X-Forwarded-*`` itself; every other header of the client's goes as it is) and copies
+    ``authResponseHeaders`` from a 2xx answer; any other answer goes to the client as it
+    is. Not run by the tests (no Traefik here).
 
     What it cannot do: remove watchword's cookies from the Cookie header the app gets
-    (guarantee 6), so it takes no ``cookies``. Traefik's stock middlewares set or delete
-    whole headers (``headers``), and none edits a header's value; a plugin could, but is
-    not stock. An app without cookies of its own can have the whole header deleted by a
-    ``headers`` middleware setting ``Cookie: ""`` after ``watchword-auth`` in the chain
-    (before it, watchword would not get the session cookie).
+    (guarantee 6), so it takes no ``cookies``, nor watchword's credentials from its
+    Authorization header (guarantee 7). Traefik's stock middlewares set or delete whole
+    headers (``headers``), and none edits a header's value or acts on what it holds; a
+    plugin could, but is not stock. An app without cookies (or Authorization) of its own
+    can have the whole header deleted by a ``headers`` middleware setting ``Cookie: ""``
+    (``Authorization: ""``) after ``watchword-auth`` in the chain (before it, watchword
+    would not get the credential).
     """
     ww = _upstream(watchword, "watchword")
     upstream_app = _upstream(app, "app")
@@ -609,16 +792,22 @@ def traefik_dynamic(
         raise ValueError(f"rule must be a non-empty Traefik rule of at most {MAX_RULE} chars")
     if any(not ch.isprintable() for ch in rule):
         raise ValueError(f"rule {rule!r} has a control character")
-    signin_rule = f"({rule}) && (PathPrefix(`{SIGNIN_PREFIX}`) || Path(`{JWKS_PATH}`))"
+    not_forward_auth = " && ".join(f"!PathPrefix(`{p}`)" for p in FORWARD_AUTH_PREFIXES)
+    signin_rule = (
+        f"({rule}) && (PathPrefix(`{SIGNIN_PREFIX}`) || Path(`{JWKS_PATH}`)) && {not_forward_auth}"
+    )
+    app_rule = f"({rule}) && {not_forward_auth}"
     out = [
         "# watchword forward auth: generated by watchword.edge.proxyconf.traefik_dynamic.",
         "http:",
         "  routers:",
         "    watchword-signin:",
         f"      rule: {_quoted(signin_rule)}",
+        "      middlewares:",
+        "        - watchword-strip",
         "      service: watchword",
         "    watchword-app:",
-        f"      rule: {_quoted(rule)}",
+        f"      rule: {_quoted(app_rule)}",
         "      middlewares:",
         "        - watchword-strip",
         "        - watchword-auth",
@@ -656,6 +845,20 @@ def traefik_dynamic(
 # Envoy -------------------------------------------------------------------------------------
 
 
+# The client's headers Envoy's ext_authz passes to watchword (``allowed_headers``): the
+# credentials, what the answer's form depends on, the scheme (return_to URLs) and what
+# watchword refuses cross-site writes by (Origin, Referer, Sec-Fetch-Site).
+ENVOY_AUTH_HEADERS: Final = (
+    "cookie",
+    "authorization",
+    "accept",
+    "x-forwarded-proto",
+    "origin",
+    "referer",
+    "sec-fetch-site",
+)
+
+
 def envoy_http_filter(
     *,
     watchword_cluster: str,
@@ -667,22 +870,33 @@ def envoy_http_filter(
     ``header_mutation``, which removes the client's identity headers, then ``ext_authz``
     asking watchword (the cluster ``watchword_cluster``, which you define) at
     ``/auth/envoy`` + the original path, then ``lua``, which removes the cookies
-    ``cookies`` from the Cookie header that goes on to the app.
+    ``cookies`` from the Cookie header that goes on to the app, and the Authorization
+    header when it is one of watchword's credentials.
 
     How it keeps the guarantees of this module: ext_authz's ``allowed_upstream_headers``
     sets a header only when the answer carries it, so the client's copy is removed first.
     The auth call carries the original method, host and path, and of the client's headers
-    only Cookie, Authorization and Accept (``allowed_headers``), never the body. A non-2xx
-    answer reaches the client with its status and headers (``Location`` included).
+    only ``ENVOY_AUTH_HEADERS`` (``allowed_headers``: Cookie, Authorization, Accept,
+    X-Forwarded-Proto, Origin, Referer, Sec-Fetch-Site), never the body. A non-2xx answer
+    reaches the client with its status and headers (``Location`` included).
 
     The cookies: no stock filter but Lua can edit a header's value (``header_mutation``
     sets, appends or removes whole headers). The Lua filter runs after ``ext_authz``, so
     watchword is asked with the client's Cookie header as it is; it splits every Cookie
     header at ``;`` and, when one of the pairs is named by ``cookies`` (the name compared
     as it is, surrounding white space aside), sends the other pairs as one Cookie header,
-    joined by ``; `` (none when none is left); otherwise it changes nothing. Not run by
-    the tests (no Envoy here); the Lua is run by them with a stand-in for Envoy's headers
-    object when ``luajit`` is installed.
+    joined by ``; `` (none when none is left); otherwise it changes nothing. It removes
+    every Authorization value that is one of watchword's credentials
+    (``CREDENTIAL_LUA_PATTERN``) and keeps the others.
+
+    The routes are yours (docs/edge.md has them): /auth/ and the JWKS path go to watchword
+    with ``ext_authz`` and ``lua`` disabled (``typed_per_filter_config``), and
+    ``FORWARD_AUTH_PREFIXES`` (/auth/verify, /auth/envoy) answer 404 from routes placed
+    before that one, with ``normalize_path``, ``merge_slashes`` and
+    ``path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`` on the connection manager,
+    so Envoy matches, and forwards, the path watchword will route. Not run by the tests
+    (no Envoy here); the Lua is run by them with a stand-in for Envoy's headers object when
+    ``luajit`` is installed.
     """
     if not isinstance(watchword_cluster, str) or not _CLUSTER.fullmatch(watchword_cluster):
         raise ValueError(
@@ -715,9 +929,9 @@ def envoy_http_filter(
         "      authorization_request:",
         "        allowed_headers:",
         "          patterns:",
-        "            - exact: cookie",
-        "            - exact: authorization",
-        "            - exact: accept",
+    ]
+    out += [f"            - exact: {name}" for name in ENVOY_AUTH_HEADERS]
+    out += [
         "      authorization_response:",
         "        allowed_upstream_headers:",
         "          patterns:",
@@ -736,14 +950,17 @@ def envoy_http_filter(
 
 
 def envoy_cookie_lua(cookies: Sequence[str] = DEFAULT_COOKIES) -> list[str]:
-    """The Lua of :func:`envoy_http_filter`'s cookie filter, as lines: ``envoy_on_request``
-    removes the cookies ``cookies`` from the request's Cookie headers."""
+    """The Lua of :func:`envoy_http_filter`'s last filter, as lines: ``envoy_on_request``
+    removes the cookies ``cookies`` from the request's Cookie headers and watchword's
+    credentials from its Authorization headers."""
     # Cookie names are tokens: no '"' or '\\' that could end or escape a Lua string.
     return [
         "-- watchword's cookies are for watchword: the app gets the others, unchanged.",
         "local watchword_cookies = {",
         *(f'  ["{name}"] = true,' for name in _cookies(cookies)),
         "}",
+        "-- watchword's credentials (Bearer wwp_..., wwb_...) are for watchword too.",
+        f'local watchword_credential = "{CREDENTIAL_LUA_PATTERN}"',
         "",
         "function envoy_on_request(request_handle)",
         "  local headers = request_handle:headers()",
@@ -766,6 +983,21 @@ def envoy_cookie_lua(cookies: Sequence[str] = DEFAULT_COOKIES) -> list[str]:
         '      headers:add("cookie", table.concat(kept, "; "))',
         "    end",
         "  end",
+        "  local others, credential = {}, false",
+        '  for index = 0, headers:getNumValues("authorization") - 1 do',
+        '    local value = headers:getAtIndex("authorization", index)',
+        "    if string.find(value, watchword_credential) then",
+        "      credential = true",
+        "    else",
+        "      others[#others + 1] = value",
+        "    end",
+        "  end",
+        "  if credential then",
+        '    headers:remove("authorization")',
+        "    for _, value in ipairs(others) do",
+        '      headers:add("authorization", value)',
+        "    end",
+        "  end",
         "end",
     ]
 
@@ -784,12 +1016,17 @@ def ingress_nginx_annotations(
     ingress-nginx reaches watchword (``http://watchword.ns.svc.cluster.local:9000``).
 
     Route /auth/ and the JWKS path of the same host to watchword with a second Ingress
-    without these annotations: the sign-in pages must be on the app's own origin.
+    without these annotations: the sign-in pages must be on the app's own origin. That
+    Ingress must not take watchword's forward-auth endpoints (``FORWARD_AUTH_PREFIXES``):
+    the ``server-snippet`` answers them 404 (``location ^~``, which wins over the second
+    Ingress's /auth/ location); where snippets may not hold ``location``, give the second
+    Ingress the sign-in pages one by one instead (docs/edge.md has both).
 
     How it keeps the guarantees of this module: ``auth-response-headers`` becomes, per
     header, ``auth_request_set`` and ``proxy_set_header``, as in :func:`nginx_server`, so
     the client's copies never pass. ``auth-method: GET`` makes ingress-nginx send
-    ``X-Original-URI``; the ``auth-snippet`` sets ``X-Forwarded-Host``, ``-Proto``,
+    ``X-Original-URI``; the ``auth-snippet`` sets ``X-Forwarded-Host`` (the host nginx
+    chose the server by, ``$watchword_host`` of the ``server-snippet``), ``-Proto``,
     ``-Uri``, ``-Method`` (ingress-nginx would pass the client's own ``X-Forwarded-Host``),
     so the annotation ``auth-snippet`` must be allowed (``allow-snippet-annotations``):
     where it is not, ingress-nginx refuses the Ingress rather than run without it. On a
@@ -797,18 +1034,20 @@ def ingress_nginx_annotations(
     ``/auth/start?rd=<the original URL>`` on the app's host: watchword's /auth/start reads
     ``rd`` there.
 
-    The cookies ``cookies`` are removed from the Cookie header the app gets by the lines
-    of :func:`nginx_server`, tested there: the ``server-snippet`` computes
-    ``$watchword_cookie`` at the server level (so no ``if`` changes the app location's
-    configuration) and the ``configuration-snippet`` sends it to the app. ingress-nginx
-    takes one ``server-snippet`` per host: merge it with any other Ingress's of the host.
+    The ``server-snippet`` is the server-level part of :func:`nginx_server`, tested there:
+    ``$watchword_host`` (and the 421 for a Host header naming another host),
+    ``$watchword_cookie`` (the Cookie header without the cookies ``cookies``),
+    ``$watchword_authorization`` (the Authorization header unless it is one of watchword's
+    credentials) and the 404 locations; the ``configuration-snippet`` sends the cookie and
+    authorization to the app. ingress-nginx takes one ``server-snippet`` per host: merge it
+    with any other Ingress's of the host.
     """
     ww = _upstream(watchword, "watchword")
     names = _headers(headers)
-    cookie_lines = _nginx_cookie_lines(_cookies(cookies))
+    server_lines = _nginx_server_level(_cookies(cookies))
     prefix = "nginx.ingress.kubernetes.io/"
     snippet = [
-        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header X-Forwarded-Host $watchword_host;",
         "proxy_set_header X-Forwarded-Proto $pass_access_scheme;",
         "proxy_set_header X-Forwarded-Uri $request_uri;",
         "proxy_set_header X-Forwarded-Method $request_method;",
@@ -816,6 +1055,8 @@ def ingress_nginx_annotations(
     out = [
         "# watchword forward auth: generated by watchword.edge.proxyconf."
         "ingress_nginx_annotations.",
+        "# /auth/ and the JWKS path go to watchword through a second Ingress for the host;",
+        "# never /auth/verify or /auth/envoy (server-snippet: 404), docs/edge.md.",
         f"{prefix}auth-url: {_quoted(ww.url + VERIFY_PATH)}",
         f"{prefix}auth-method: {_quoted('GET')}",
         f"{prefix}auth-signin: {_quoted('$pass_access_scheme://$http_host' + START_PATH)}",
@@ -823,9 +1064,10 @@ def ingress_nginx_annotations(
         f"{prefix}auth-snippet: |",
     ]
     out += [f"  {line}" for line in snippet]
-    out += [f"{prefix}server-snippet: |", *(f"  {line}" for line in cookie_lines)]
+    out += [f"{prefix}server-snippet: |", *(f"  {line}" if line else "" for line in server_lines)]
     out += [
         f"{prefix}configuration-snippet: |",
         "  proxy_set_header Cookie $watchword_cookie;",
+        "  proxy_set_header Authorization $watchword_authorization;",
     ]
     return "\n".join(out) + "\n"
