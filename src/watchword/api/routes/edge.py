@@ -163,6 +163,18 @@ def _answer(
     )
 
 
+def _refused(request: Request, services: Services, exc: WatchwordError) -> Response:
+    """403 before any decision, with every identity header blank."""
+    return problem_response(
+        request,
+        status=403,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers={**services.edge.blank_headers(), **_NO_STORE},
+    )
+
+
 async def _verify(request: Request, services: Services, *, envoy_uri: str | None) -> Response:
     try:
         original = original_request(
@@ -172,14 +184,7 @@ async def _verify(request: Request, services: Services, *, envoy_uri: str | None
             envoy_uri=envoy_uri,
         )
     except (UntrustedProxy, NoOriginalRequest) as exc:
-        return problem_response(
-            request,
-            status=403,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            headers={**services.edge.blank_headers(), **_NO_STORE},
-        )
+        return _refused(request, services, exc)
     credential = _credential(request, services)
     principal: Principal | None = None
     failure: WatchwordError | None = None
@@ -191,14 +196,7 @@ async def _verify(request: Request, services: Services, *, envoy_uri: str | None
                 "a state-changing request with the session cookie must come from the app's "
                 "own origin (Origin or Referer)"
             )
-            return problem_response(
-                request,
-                status=403,
-                code=refused.code,
-                title=refused.title,
-                detail=refused.detail,
-                headers={**services.edge.blank_headers(), **_NO_STORE},
-            )
+            return _refused(request, services, refused)
         principal, failure = await _principal(request, services, credential)
     verdict = await services.edge.verify(original, principal, credential_error=failure)
     return _answer(request, verdict, original, failure)
