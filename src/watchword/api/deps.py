@@ -35,6 +35,8 @@ __all__ = [
     "get_runtime",
     "get_services",
     "principal_of",
+    "request_credential",
+    "same_origin",
     "require_admin",
 ]
 
@@ -78,20 +80,33 @@ def session_cookie_name(services: Services) -> str:
     return name if settings.is_development else "__Host-" + name
 
 
-def check_same_origin(request: Request, services: Services) -> None:
-    """CSRF defence for cookie-authenticated requests that change state: the browser says
-    ``Sec-Fetch-Site: same-origin``, or its ``Origin`` (when it sends none, the ``Referer``'s
-    origin) is watchword's own or one of ``oidc.return_to_origins``. A request naming none of
+def same_origin(
+    request: Request, services: Services, *, method: str | None = None, also: str | None = None
+) -> bool:
+    """Whether a cookie-authenticated request may change state (CSRF defence): a safe
+    ``method`` (the request's own unless given), or the browser says ``Sec-Fetch-Site:
+    same-origin``, or its ``Origin`` (when it sends none, the ``Referer``'s origin) is
+    watchword's own, one of ``oidc.return_to_origins``, or ``also``. A request naming none of
     them is refused too."""
-    if request.method in _SAFE_METHODS:
-        return
+    if (method or request.method) in _SAFE_METHODS:
+        return True
     if request.headers.get("sec-fetch-site") == "same-origin":
-        return  # set by the browser itself (a forbidden header name: pages cannot forge it)
+        return True  # set by the browser itself (a forbidden header name: pages cannot forge it)
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         referer = request.headers.get("referer")
         origin = origin_of(referer) if referer else None
-    if origin is None or origin_of(origin) not in services.signin.return_to.origins:
+    if origin is None:
+        return False
+    origin = origin_of(origin)
+    return origin in services.signin.return_to.origins or (
+        also is not None and origin == origin_of(also)
+    )
+
+
+def check_same_origin(request: Request, services: Services) -> None:
+    """:func:`same_origin`, or :class:`CsrfOriginMismatch`."""
+    if not same_origin(request, services):
         raise CsrfOriginMismatch(
             "a request made with the session cookie that changes state must come from this "
             "site (Origin or Referer); API clients use Authorization: Bearer"
@@ -116,25 +131,35 @@ def bearer_credentials(request: Request) -> HTTPAuthorizationCredentials | None:
     return HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
 
 
+def request_credential(
+    request: Request,
+    services: Services,
+    credentials: HTTPAuthorizationCredentials | None = None,
+) -> Credential | None:
+    """The request's credential, not yet verified: a bearer (``credentials`` when injected)
+    wins over the session cookie."""
+    if credentials is None:
+        credentials = bearer_credentials(request)
+    if credentials is not None:
+        return Credential(CredentialSource.BEARER, Secret(credentials.credentials))
+    cookie = request.cookies.get(session_cookie_name(services))
+    return Credential(CredentialSource.COOKIE, Secret(cookie)) if cookie else None
+
+
 async def principal_of(
     request: Request,
     services: Services,
     credentials: HTTPAuthorizationCredentials | None = None,
 ) -> Principal:
     """The authenticated caller of ``request`` (what :func:`current_principal` injects)."""
-    if credentials is None:
-        credentials = bearer_credentials(request)
-    if credentials is not None:
-        credential = Credential(CredentialSource.BEARER, Secret(credentials.credentials))
-    else:
-        cookie = request.cookies.get(session_cookie_name(services))
-        if not cookie:
-            raise AuthenticationError(
-                "this endpoint needs a credential (Authorization: Bearer …, or the session "
-                "cookie after signing in at /auth/login)"
-            )
+    credential = request_credential(request, services, credentials)
+    if credential is None:
+        raise AuthenticationError(
+            "this endpoint needs a credential (Authorization: Bearer …, or the session "
+            "cookie after signing in at /auth/login)"
+        )
+    if credential.source is CredentialSource.COOKIE:
         check_same_origin(request, services)
-        credential = Credential(CredentialSource.COOKIE, Secret(cookie))
     attempt = await authentication_attempt(request)
     try:
         return await services.authenticate(credential)

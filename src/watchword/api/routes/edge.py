@@ -16,6 +16,7 @@ The proxy's headers (``X-Original-*``, ``X-Forwarded-*``) are believed only from
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +24,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from watchword.api.deps import ServicesDep, authentication_attempt, session_cookie_name
+from watchword.api.deps import (
+    ServicesDep,
+    authentication_attempt,
+    request_credential,
+    same_origin,
+)
 from watchword.api.openapi import problem_response_doc
 from watchword.api.problem import error_headers, problem_response
 from watchword.api.routes.signin import wants_html
@@ -38,9 +44,7 @@ from watchword.errors import (
     UntrustedProxy,
     WatchwordError,
 )
-from watchword.federation.returnto import origin_of
 from watchword.principal import Credential, CredentialSource, Principal
-from watchword.secret import Secret
 from watchword.services import Services
 
 __all__ = ["PEER_KEY", "PeerMiddleware", "router"]
@@ -81,19 +85,16 @@ def _trusted(request: Request, services: Services) -> bool:
     except ValueError:
         return False
     return any(
-        address in ipaddress.ip_network(net, strict=False)
-        for net in services.runtime.settings.edge.trusted_proxies
+        address in net for net in _networks(tuple(services.runtime.settings.edge.trusted_proxies))
     )
 
 
-def _credential(request: Request, services: Services) -> Credential | None:
-    """The same credentials as the API: a bearer token or admin key wins over the cookie."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return Credential(CredentialSource.BEARER, Secret(value.strip()))
-    cookie = request.cookies.get(session_cookie_name(services))
-    return Credential(CredentialSource.COOKIE, Secret(cookie)) if cookie else None
+@functools.cache
+def _networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``edge.trusted_proxies`` parsed once (settings validated them)."""
+    return tuple(ipaddress.ip_network(net, strict=False) for net in proxies)
 
 
 async def _principal(
@@ -111,23 +112,6 @@ async def _principal(
     except AuthenticationError as exc:
         await attempt.failed()
         return None, exc
-
-
-def _cross_site(request: Request, services: Services, original: OriginalRequest) -> bool:
-    """A state-changing request carried by the session cookie that did not come from the
-    app's own origin (or ``oidc.return_to_origins``): the CSRF defence the app may lack."""
-    if original.method in {"GET", "HEAD", "OPTIONS"}:
-        return False
-    if request.headers.get("sec-fetch-site") == "same-origin":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        referer = request.headers.get("referer")
-        origin = origin_of(referer) if referer else None
-    if origin is None:
-        return True
-    allowed = {origin_of(original.url), *services.signin.return_to.origins}
-    return origin_of(origin) not in allowed
 
 
 def _signin_location(original: OriginalRequest) -> str:
@@ -178,19 +162,19 @@ def _refused(request: Request, services: Services, exc: WatchwordError) -> Respo
 async def _verify(request: Request, services: Services, *, envoy_uri: str | None) -> Response:
     try:
         original = original_request(
-            {k.lower(): v for k, v in request.headers.items()},
+            request.headers,  # case-insensitive, as the proxies' names are
             method=request.method,
             trusted=_trusted(request, services),
             envoy_uri=envoy_uri,
         )
     except (UntrustedProxy, NoOriginalRequest) as exc:
         return _refused(request, services, exc)
-    credential = _credential(request, services)
+    credential = request_credential(request, services)
     principal: Principal | None = None
     failure: WatchwordError | None = None
     if credential is not None:
-        if credential.source is CredentialSource.COOKIE and _cross_site(
-            request, services, original
+        if credential.source is CredentialSource.COOKIE and not same_origin(
+            request, services, method=original.method, also=original.url
         ):
             refused = CsrfOriginMismatch(
                 "a state-changing request with the session cookie must come from the app's "
@@ -240,7 +224,7 @@ async def start(request: Request, services: ServicesDep) -> Response:
     else:
         try:
             target = original_request(
-                {k.lower(): v for k, v in request.headers.items()},
+                request.headers,  # case-insensitive, as the proxies' names are
                 method=request.method,
                 trusted=_trusted(request, services),
             ).url
