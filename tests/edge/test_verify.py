@@ -393,3 +393,41 @@ async def test_past_the_failed_authentication_limit_only_anonymous_routes_pass(
     finally:
         await services.aclose()
         await services.runtime.close()
+
+
+async def test_the_router_free_lane_answers_as_the_router_does(world: World) -> None:
+    """``/auth/verify`` without a query string skips the router (api.routes.edge.EdgeLane);
+    with one it goes through the router: both answer alike, with the request id, and count
+    under the route's template."""
+    c, bob = world.client, world.bob
+    asks = [
+        {**nginx(f"/orgs/{world.acme}/projects/web/"), **bob},  # 200
+        {**nginx(f"/orgs/{world.acme}/projects/web/", "POST"), **bob},  # 403 by policy
+        nginx("/me"),  # 401
+        nginx("/me/../admin"),  # 403 non-canonical
+        {"Host": "app.test", **bob},  # 403 no original request
+        {**nginx("/me"), "Authorization": "Bearer wwp_not_a_real_token"},  # 401, bad token
+    ]
+    registry = world.services.runtime.registry
+    before = registry.get_sample_value(
+        "watchword_http_requests_total",
+        {"method": "GET", "route": "/auth/verify", "status": "200"},
+    )
+    for headers in asks:
+        lane = await c.get("/auth/verify", headers=headers)
+        routed = await c.get("/auth/verify?via=router", headers=headers)
+        assert lane.status_code == routed.status_code, (headers, lane.text, routed.text)
+        assert owned(lane) == owned(routed)
+        assert lane.headers.get("x-watchword-route") == routed.headers.get("x-watchword-route")
+        assert lane.headers["x-request-id"] and routed.headers["x-request-id"]
+        assert lane.headers["x-request-id"] != routed.headers["x-request-id"]
+        if lane.status_code >= 400:
+            assert lane.json()["code"] == routed.json()["code"]
+            assert lane.json()["request_id"] == lane.headers["x-request-id"]
+    after = registry.get_sample_value(
+        "watchword_http_requests_total",
+        {"method": "GET", "route": "/auth/verify", "status": "200"},
+    )
+    assert (after or 0) - (before or 0) == 2  # the one allowed ask, once each way
+    # A method the route does not take still gets the router's 405.
+    assert (await c.request("TRACE", "/auth/verify", headers=bob)).status_code == 405

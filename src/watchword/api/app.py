@@ -39,7 +39,7 @@ from watchword.api.routes import (
     system_accounts,
     tokens,
 )
-from watchword.api.routes.edge import PeerMiddleware
+from watchword.api.routes.edge import EdgeLane, PeerMiddleware
 from watchword.api.text import printable_parameters
 from watchword.config import Settings, load_settings
 from watchword.errors import TooManySignins
@@ -119,6 +119,7 @@ def create_app(
         runtime.settings.auth.signin_limit, error=TooManySignins
     )
     install_problem_handlers(app)
+    app.add_middleware(EdgeLane)  # /auth/verify past the router, inside everything else
     app.add_middleware(BodyLimitMiddleware)  # inside the request context: 413s carry its id
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics.create(runtime.registry))
     # The client address and scheme from X-Forwarded-For/-Proto, believed from

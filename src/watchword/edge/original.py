@@ -14,6 +14,7 @@ made up. Pure: the caller says whether the peer is trusted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ _CONVENTION_HEADERS = (
     "x-forwarded-host",
 )
 MAX_URI = 8192
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,7 @@ def _clean(value: str | None, what: str) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if len(value) > MAX_URI or any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in value):
+    if len(value) > MAX_URI or not _PRINTABLE.fullmatch(value):
         raise NoOriginalRequest(f"the {what} the proxy sent is not a printable request target")
     return value or None
 

@@ -53,6 +53,9 @@ _PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,31})\}$")
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*(:\d{1,5})?$")
 _LITERAL = re.compile(r"^[A-Za-z0-9\-._~!$&'()+,;=:@%]+$")
+# A path that is canonical as it stands: segments of unreserved and sub-delimiter characters
+# (no %, ;, \ or control), none empty but a trailing one; dot segments are checked apart.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)+/?")
 _OBJECT_FIELDS: Final = ("id", "organization", "project")
 
 
@@ -211,6 +214,8 @@ def canonical_path(raw: str) -> str:
         raise NonCanonicalPath("the request path must be absolute: /…")
     if path == "/":
         return path
+    if _PLAIN_PATH.fullmatch(path) and "/./" not in (tail := path + "/") and "/../" not in tail:
+        return path  # the common case: nothing to decode, nothing to refuse
     out: list[str] = []
     segments = path[1:].split("/")
     for i, seg in enumerate(segments):

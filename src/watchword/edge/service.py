@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,10 +49,13 @@ log = get_logger("watchword.edge")
 AccessTokenOf = Callable[[str], Any]  # session id -> awaitable of an upstream token
 
 
+_HEADER_SAFE = re.compile(r"[\x20-\x24\x26-\x7e]*")  # printable ASCII but %
+
+
 def header_value(value: str) -> str:
     """``value`` as a header value: printable ASCII kept, anything else (and ``%``)
     percent-encoded as UTF-8, so no value can break a header or smuggle a new one."""
-    if all(0x20 <= ord(ch) < 0x7F and ch != "%" for ch in value):
+    if _HEADER_SAFE.fullmatch(value):
         return value
     out: list[str] = []
     for ch in value:
@@ -96,6 +100,13 @@ class EdgeMetrics:
             ["outcome"],
             registry=registry,
         )
+        self._decided: dict[tuple[str, str], Any] = {}  # route names: the table's, bounded
+
+    def decided(self, route: str, outcome: str) -> None:
+        child = self._decided.get((route, outcome))
+        if child is None:
+            child = self._decided[(route, outcome)] = self.decisions.labels(route, outcome)
+        child.inc()
 
 
 def load_table(settings: EdgeSettings) -> RouteTable:
@@ -237,9 +248,7 @@ class EdgeService:
         verdict = await self._decide(original, principal, credential_error, explain=explain)
         if self._metrics is not None:
             self._metrics.seconds.observe(time.perf_counter() - start)
-            self._metrics.decisions.labels(
-                route=verdict.route or "-", outcome=verdict.outcome
-            ).inc()
+            self._metrics.decided(verdict.route or "-", verdict.outcome)
         if (
             verdict.status == 403
             and self._denial_log_rate > 0

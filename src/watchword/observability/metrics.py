@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -19,6 +20,8 @@ LATENCY_BUCKETS = (
 class HttpMetrics:
     requests: Counter
     latency: Histogram
+    # (method, route, status) -> the two labelled children: labels() costs more than inc()
+    _children: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -40,5 +43,14 @@ class HttpMetrics:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # As many as prometheus_client keeps itself (one child per label set).
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route, str(status)),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -31,7 +31,7 @@ from watchword.api.deps import (
     same_origin,
 )
 from watchword.api.openapi import problem_response_doc
-from watchword.api.problem import error_headers, problem_response
+from watchword.api.problem import error_headers, error_response, problem_response
 from watchword.api.routes.signin import wants_html
 from watchword.edge.original import OriginalRequest, original_request
 from watchword.edge.service import Verdict
@@ -47,7 +47,7 @@ from watchword.errors import (
 from watchword.principal import Credential, CredentialSource, Principal
 from watchword.services import Services
 
-__all__ = ["PEER_KEY", "PeerMiddleware", "router"]
+__all__ = ["PEER_KEY", "EdgeLane", "PeerMiddleware", "router"]
 
 router = APIRouter(tags=["edge"])
 
@@ -80,13 +80,18 @@ def _trusted(request: Request, services: Services) -> bool:
         peer = client.host if client is not None else None
     if not peer:
         return False
+    return _peer_trusted(peer, tuple(services.runtime.settings.edge.trusted_proxies))
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_trusted(peer: str, proxies: tuple[str, ...]) -> bool:
+    """Whether the connection's address is in ``edge.trusted_proxies`` (remembered: a proxy
+    connects from few addresses)."""
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
-    return any(
-        address in net for net in _networks(tuple(services.runtime.settings.edge.trusted_proxies))
-    )
+    return any(address in net for net in _networks(proxies))
 
 
 @functools.cache
@@ -202,6 +207,50 @@ _VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def verify(request: Request) -> Response:
     # The decision hot path: nothing injected (each FastAPI dependency costs per request).
     return await _verify(request, request.app.state.services, envoy_uri=None)
+
+
+VERIFY_PATH = "/auth/verify"
+_LANE_METHODS = frozenset(ANY_METHOD)
+
+
+class EdgeLane:
+    """``/auth/verify`` answered without the router: the innermost middleware, so the
+    request still gets its id, span, metrics, access log line and body limit, but not the
+    router's walk over every route, dependency injection and exception middleware, which
+    cost more than the decision itself (benchmarks/edge). Only the exact path with no query
+    string and a method of the route takes this lane; anything else (a query string to
+    check for control characters, a 405) goes the usual way. Domain errors become the same
+    problem+json answers the app's handlers give."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._route: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != VERIFY_PATH
+            or scope.get("query_string")
+            or scope["method"] not in _LANE_METHODS
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if self._route is None:
+            self._route = _route_of(VERIFY_PATH)
+        scope["route"] = self._route  # the metrics' and span's route label
+        try:
+            response = await _verify(request, request.app.state.services, envoy_uri=None)
+        except WatchwordError as exc:
+            response = error_response(request, exc)
+        await response(scope, receive, send)
+
+
+def _route_of(path: str) -> Any:
+    for route in router.routes:
+        if getattr(route, "path", None) == path:
+            return route
+    raise LookupError(path)  # pragma: no cover - declared below, at import
 
 
 async def verify_envoy(request: Request, path: str) -> Response:
