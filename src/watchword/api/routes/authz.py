@@ -4,6 +4,11 @@ The subject is either given inline (an authz subject document: roles per level, 
 scope) or referenced by identity (``subject_ref``: issuer, id and optionally verified claims),
 in which case watchword resolves it from its RBAC data exactly as ``/v1/acl`` does. The
 policy (resource types and roles) is always the stored, active one.
+
+Every answer carries ``X-Watchword-Policy-Generation``: the RBAC generation (bumped by every
+change to resource types, roles, groups, bindings, accounts or issuers) read before the
+question was answered, so the answer reflects that generation or a later one. A caller that
+caches answers (``watchword.client``) drops them when the value changes.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field, model_validator
 from sqlalchemy import column, table
@@ -42,6 +47,20 @@ router = APIRouter(prefix="/v1/authz", tags=["authz"])
 MAX_BATCH = 1000
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 AUTHZ_RESOURCE = "watchword:authz"
+POLICY_GENERATION_HEADER = "X-Watchword-Policy-Generation"
+_GENERATION_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            POLICY_GENERATION_HEADER: {
+                "description": "The RBAC policy generation read before answering (the answer "
+                "reflects it or a later one); it changes whenever resource types, roles, "
+                "groups, bindings, accounts or issuers change. Cached answers are dropped "
+                "when it changes.",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
 
 
 class SubjectRef(PrintableModel):
@@ -164,6 +183,12 @@ async def asker_on_hot_path(request: Request) -> Principal:
 AskerDep = Annotated[Principal, Depends(asker)]
 
 
+async def _stamp(response: Response, rbac: RbacService) -> None:
+    """Set the generation header; read before the subject is compiled, so the answer is at
+    this generation or a later one (never an earlier one)."""
+    response.headers[POLICY_GENERATION_HEADER] = str(await rbac.generation())
+
+
 async def _compile(rbac: RbacService, part: SubjectPart) -> CompiledSubject:
     if part.subject is not None:
         return await rbac.compile_subject_document(part.subject, pointer="/subject")
@@ -176,14 +201,17 @@ async def _compile(rbac: RbacService, part: SubjectPart) -> CompiledSubject:
     "/check",
     summary="Is the subject allowed? One question or a batch of up to 1,000",
     openapi_extra={"security": [{"HTTPBearer": []}]},  # as the injected credential says
+    responses=_GENERATION_DOC,
 )
 async def check(
     request: Request,
+    response: Response,
     body: CheckRequest,
     _: Annotated[Principal, Depends(asker_on_hot_path)],
 ) -> dict[str, Any]:
     # The decision hot path: services are read, not injected (benchmarks/edge).
     services: Services = request.app.state.services
+    await _stamp(response, services.rbac)
     compiled = await _compile(services.rbac, body)
     policy_engine = services.policy_engine
     if body.batch is None:
@@ -201,8 +229,15 @@ async def check(
     return {"results": results}
 
 
-@router.post("/explain", summary="Why was this allowed or denied? Every level's verdict")
-async def explain(body: ExplainRequest, services: ServicesDep, _: AskerDep) -> dict[str, Any]:
+@router.post(
+    "/explain",
+    summary="Why was this allowed or denied? Every level's verdict",
+    responses=_GENERATION_DOC,
+)
+async def explain(
+    body: ExplainRequest, response: Response, services: ServicesDep, _: AskerDep
+) -> dict[str, Any]:
+    await _stamp(response, services.rbac)
     compiled = await _compile(services.rbac, body)
     policy_engine = services.policy_engine
     explanation = policy_engine.explain(compiled, body.action, parse_object(body.object, "/object"))
@@ -261,8 +296,12 @@ def _mapping(target: SqlTarget) -> tuple[TableClause, ColumnMapping]:
 @router.post(
     "/filter",
     summary="Which objects of a type may the subject act on? A residual predicate, and SQL",
+    responses=_GENERATION_DOC,
 )
-async def filter_(body: FilterRequest, services: ServicesDep, _: AskerDep) -> dict[str, Any]:
+async def filter_(
+    body: FilterRequest, response: Response, services: ServicesDep, _: AskerDep
+) -> dict[str, Any]:
+    await _stamp(response, services.rbac)
     compiled = await _compile(services.rbac, body)
     policy_engine = services.policy_engine
     prepared = policy_engine.prepare(compiled, body.action, body.type)
