@@ -166,7 +166,9 @@ def test_prepare_when_called_records_histogram_and_span_attributes() -> None:
     assert spans["authz.prepare"].instrumentation_scope is not None
     assert spans["authz.prepare"].instrumentation_scope.name == "watchword.authz"
     check_attrs = dict(spans["authz.check"].attributes or {})
-    assert check_attrs["authz.subject_roles"] == 1
+    assert check_attrs["authz.subject_organizations"] == 1
+    assert check_attrs["authz.subject_projects"] == 0
+    assert check_attrs["authz.subject_global_roles"] == 0
     assert check_attrs["authz.subject_groups"] == 1
     assert check_attrs["authz.object_acl_entries"] == 1
     assert check_attrs["authz.outcome"] == "allowed"

@@ -32,6 +32,7 @@ from watchword.authz.model import (
     Subject,
     TokenScope,
 )
+from watchword.authz.parse import parse_subject
 from watchword.authz.residual import evaluate_residual
 from watchword.authz.sql import AclTable, ColumnMapping, JsonAcl
 from watchword.storage.db import create_engine_for_url
@@ -292,6 +293,37 @@ def test_check_prepared_explain_when_random_world_agree_with_reference(world: Wo
             assert prepared.filter(objects) == expected_kept
             assert filter_objects(compiled, action, objects) == expected_kept
             assert filter_objects(compiled, action, objects, prepare_from=1) == expected_kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds(), st.randoms(use_true_random=False))
+def test_a_lazily_parsed_and_compiled_subject_answers_as_a_warmed_one(
+    world: World, rng: Any
+) -> None:
+    """Lazy compilation: a subject parsed from its document (entries read on first use)
+    and compiled without walking anything, asked in a random order, answers every question
+    exactly as the same subject warmed up front (every membership decided first) and as the
+    reference."""
+    policy = to_policy(world)
+    subject = to_subject(world.subject)
+    questions = [
+        (action, spec)
+        for spec in world.objects
+        for action in sorted(world.types.get(spec.type, ()))
+    ]
+    warmed = compile_subject(policy, subject).warm(
+        {(spec.type, action) for action, spec in questions}
+    )
+    lazy = compile_subject(policy, parse_subject(subject.to_dict()))
+    rng.shuffle(questions)
+    for action, spec in questions:
+        obj = to_object(spec)
+        allowed, stage = ref_decide(world, action, spec)
+        eager_decision = check(warmed, action, obj)
+        lazy_decision = check(lazy, action, obj)
+        assert lazy_decision == eager_decision, (spec, action)
+        assert (lazy_decision.allowed, lazy_decision.decided_by.value) == (allowed, stage)
+    assert parse_subject(subject.to_dict()) == subject  # the lazy document, whole, is the same
 
 
 # SQL properties -------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ import pytest
 from watchword.authz import (
     Effect,
     Level,
+    Object,
     Permission,
     Policy,
     Role,
     UnknownRole,
+    check,
     compile_subject,
     parse_object,
     parse_policy,
@@ -111,11 +113,17 @@ def test_policy_when_resource_type_loses_used_action_refuses() -> None:
         )
 
 
-def test_compile_when_subject_names_unknown_role_raises() -> None:
+def test_an_unknown_role_raises_when_a_check_needs_it_or_on_validate() -> None:
     policy = parse_policy(BASE)
-    subject = parse_subject({"issuer": "https://i", "id": "a", "organizations": {"o": ["ghost"]}})
+    subject = parse_subject(
+        {"issuer": "https://i", "id": "a", "organizations": {"o": ["ghost"], "p": ["reader"]}}
+    )
+    compiled = compile_subject(policy, subject)  # O(1): nothing resolved yet
+    assert check(compiled, "read", Object("compute:clusters", "x", "p")).allowed
     with pytest.raises(UnknownRole):
-        compile_subject(policy, subject)
+        check(compiled, "read", Object("compute:clusters", "y", "o"))
+    with pytest.raises(UnknownRole):
+        compile_subject(policy, subject).validate()
 
 
 def test_parse_subject_when_round_tripped_is_equal() -> None:

@@ -13,16 +13,20 @@ Rules (the contract, also in ``docs/authz.md``):
   roles, of the roles held in the object's organization and of those held in its project.
   Deny from any of the three beats allow from any of them.
 
-Tables are built lazily per (type, action) on first use and then reused; building one
-validates the type and action against the registry, so a miss raises
-:class:`~watchword.errors.UnknownResourceType` / :class:`~watchword.errors.UnknownAction`.
-A compiled subject belongs to the policy it was compiled against (``compiled.policy``).
+Nothing is computed ahead: a table per (type, action) is built on the first check of it
+(validating the type and action against the registry, so a miss raises
+:class:`~watchword.errors.UnknownResourceType` / :class:`~watchword.errors.UnknownAction`),
+and within a table each organization's or project's decision on the first check that
+touches it (memoized per role set). Compiling is O(1) and a check touches only what its
+object names, however many organizations the subject is in. A compiled subject belongs to
+the policy it was compiled against (``compiled.policy``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, Final
 
 from watchword.authz.model import (
     DecidedBy,
@@ -35,7 +39,23 @@ from watchword.authz.model import (
     Subject,
 )
 
-__all__ = ["CompiledSubject", "Table", "Vote", "block_vote", "compile_subject", "level_vote"]
+__all__ = [
+    "FOREIGN_KEYS",
+    "MISS",
+    "CompiledSubject",
+    "LevelDecisions",
+    "LevelKind",
+    "Table",
+    "Vote",
+    "block_vote",
+    "compile_subject",
+    "level_vote",
+    "roleset_decision",
+]
+
+
+MISS: Final[Any] = object()
+"""What ``LevelDecisions.get(key, MISS)`` answers for a key not looked up yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,111 +115,144 @@ def _decision(vote: Vote, decided_by: DecidedBy) -> Decision:
     )
 
 
-def _decisions_by_key(
-    policy: Policy,
-    *,
-    roles_by_key: Mapping[str, frozenset[str]],
-    level: Level,
-    type_name: str,
-    action: str,
-    decided_by: DecidedBy,
-) -> dict[str, Decision]:
-    # Many organizations share a role set; compute each distinct set once.
-    by_roleset: dict[frozenset[str], Decision | None] = {}
-    out: dict[str, Decision] = {}
-    for key, names in roles_by_key.items():
-        if names in by_roleset:
-            decision = by_roleset[names]
-        else:
-            vote = level_vote(policy, names, level, type_name, action)
-            decision = None if vote is None else _decision(vote, decided_by)
-            by_roleset[names] = decision
-        if decision is not None:
-            out[key] = decision
-    return out
+DECISION_MEMO: Final = 65_536
+"""Role-set decisions a policy remembers (past it, they are decided each time)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Table:
-    """Everything a check of (type, action) needs, as prebuilt decisions keyed by field value.
+class LevelKind:
+    """One level a role set is decided at, and what a decision there is decided by;
+    ``code`` keys the policy's memo (strings hash once, enums per call)."""
 
-    ``org``/``project`` hold the orgs/projects where that level decides (allow or deny);
-    ``owner_*`` hold the owner-level votes from each source; the ``scope_*`` fields hold the
-    token scope's answer (``scope_unrestricted`` when no id can be refused).
+    level: Level
+    decided_by: DecidedBy
+    code: str
+
+
+GLOBAL: Final = LevelKind(Level.GLOBAL, DecidedBy.GLOBAL, "g")
+ORGANIZATION: Final = LevelKind(Level.ORGANIZATION, DecidedBy.ORGANIZATION, "o")
+PROJECT: Final = LevelKind(Level.PROJECT, DecidedBy.PROJECT, "p")
+OWNER: Final = LevelKind(Level.OWNER, DecidedBy.OWNER, "w")
+
+
+def roleset_decision(
+    policy: Policy, names: frozenset[str], kind: LevelKind, type_name: str, action: str
+) -> Decision | None:
+    """The decision of the roles ``names`` held at ``kind``'s level (``None``: they
+    abstain), remembered by the policy: subjects share role sets, so a new subject's first
+    check in an organization usually finds its answer made."""
+    memo = policy.decisions
+    key = (names, kind.code, type_name, action)
+    hit = memo.get(key, MISS)
+    if hit is not MISS:
+        return hit  # type: ignore[return-value]
+    vote = level_vote(policy, names, kind.level, type_name, action)
+    decision = None if vote is None else _decision(vote, kind.decided_by)
+    if len(memo) < DECISION_MEMO:
+        memo[key] = decision
+    return decision
+
+
+class LevelDecisions:
+    """The decisions of one level (organization, project, or the owner level of either) for
+    one (type, action), keyed by organization or project id, computed on first use.
+
+    ``cache`` (a plain ``dict``: the fastest look-up there is) is what a check reads
+    (``cache.get(key, MISS)``; a value of ``None`` means the level abstains there);
+    :meth:`lookup` fills a miss. Only the subject's own
+    memberships and at most :data:`FOREIGN_KEYS` other keys are remembered, so objects
+    from elsewhere cannot grow it. Role sets are decided by :func:`roleset_decision`.
+    :meth:`decided` walks every membership (what :func:`~.evaluate.prepare` needs).
     """
 
-    type_name: str
-    action: str
-    key: str
-    global_decision: Decision | None
-    org: Mapping[str, Decision]
-    project: Mapping[str, Decision]
-    owner_global: Decision | None
-    owner_org: Mapping[str, Decision]
-    owner_project: Mapping[str, Decision]
-    owner_possible: bool
-    groups: frozenset[str]
-    nothing: Decision
-    acl_user: Decision
-    scope_unrestricted: bool
-    scope_names_ok: bool
-    scope_any_id: bool
-    scope_ids: frozenset[str]
+    __slots__ = ("cache", "kind", "roles", "table")
+
+    def __init__(self, table: Table, roles: Mapping[str, frozenset[str]], kind: LevelKind) -> None:
+        self.table = table
+        self.roles = roles
+        self.kind = kind
+        self.cache: dict[str | None, Decision | None] = {}
+
+    def lookup(self, key: str | None) -> Decision | None:
+        """The level's decision at ``key`` (``None``: it abstains), remembered."""
+        names = self.roles.get(key) if key is not None else None
+        if names is None:
+            if len(self.cache) < FOREIGN_KEYS:
+                self.cache[key] = None
+            return None
+        t = self.table
+        decision = roleset_decision(t.policy, names, self.kind, t.type_name, t.action)
+        self.cache[key] = decision
+        return decision
+
+    def _for(self, names: frozenset[str]) -> Decision | None:
+        t = self.table
+        return roleset_decision(t.policy, names, self.kind, t.type_name, t.action)
+
+    def decided(self) -> Iterator[tuple[str, Decision]]:
+        """Every membership where the level decides, with its decision (all of them)."""
+        for key, names in self.roles.items():
+            decision = self._for(names)
+            if decision is not None:
+                yield key, decision
 
 
-_NOTHING = Decision(allowed=False, decided_by=DecidedBy.NOTHING)
+FOREIGN_KEYS: Final = 16_384
+"""At most this many keys outside the subject's memberships are remembered per level."""
 
 
-class CompiledSubject:
-    """A subject resolved against one :class:`Policy`; tables are filled in on first use."""
+class Table:
+    """Everything a check of (type, action) needs: the global votes, the level decisions
+    (filled per organization or project as checks need them), groups, the token scope.
 
-    __slots__ = ("_tables", "key", "policy", "role_count", "subject")
+    ``scope_*``: the token scope's answer (``scope_unrestricted`` when no id can be refused).
+    """
 
-    def __init__(self, policy: Policy, subject: Subject) -> None:
-        # Resolve every role name now: an unknown one raises here, not at check time.
-        for names in (
-            subject.global_roles,
-            *subject.org_roles.values(),
-            *subject.project_roles.values(),
-        ):
-            for name in names:
-                policy.role(name)
-        self.policy = policy
-        self.subject = subject
-        self.key = subject.key
-        self.role_count = subject.role_count()  # a span attribute; O(orgs) to compute
-        self._tables: dict[tuple[str, str], Table] = {}
+    __slots__ = (
+        "_acl_user",
+        "_owner_levels",
+        "action",
+        "global_decision",
+        "groups",
+        "key",
+        "nothing",
+        "org",
+        "org_level",
+        "owner_global",
+        "policy",
+        "project",
+        "project_level",
+        "scope_any_id",
+        "scope_ids",
+        "scope_names_ok",
+        "scope_unrestricted",
+        "subject",
+        "type_name",
+    )
 
-    def table(self, type_name: str, action: str) -> Table:
-        table = self._tables.get((type_name, action))
-        if table is None:
-            table = self._build(type_name, action)
-            self._tables[(type_name, action)] = table
-        return table
-
-    def _build(self, type_name: str, action: str) -> Table:
-        policy = self.policy
+    def __init__(self, compiled: CompiledSubject, type_name: str, action: str) -> None:
+        policy = compiled.policy
         policy.registry.require_action(type_name, action)
-        subject = self.subject
-        gvote = level_vote(policy, subject.global_roles, Level.GLOBAL, type_name, action)
-        owner_gvote = level_vote(policy, subject.global_roles, Level.OWNER, type_name, action)
-        owner_org = _decisions_by_key(
-            policy,
-            roles_by_key=subject.org_roles,
-            level=Level.OWNER,
-            type_name=type_name,
-            action=action,
-            decided_by=DecidedBy.OWNER,
-        )
-        owner_project = _decisions_by_key(
-            policy,
-            roles_by_key=subject.project_roles,
-            level=Level.OWNER,
-            type_name=type_name,
-            action=action,
-            decided_by=DecidedBy.OWNER,
-        )
-        owner_global = None if owner_gvote is None else _decision(owner_gvote, DecidedBy.OWNER)
+        subject = compiled.subject
+        self.type_name = type_name
+        self.action = action
+        self.key = compiled.key
+        self.subject = subject
+        self.policy = policy
+        global_roles = subject.global_roles
+        if global_roles:
+            self.global_decision = roleset_decision(policy, global_roles, GLOBAL, type_name, action)
+            self.owner_global = roleset_decision(policy, global_roles, OWNER, type_name, action)
+        else:
+            self.global_decision = self.owner_global = None
+        self.org_level = LevelDecisions(self, subject.org_roles, ORGANIZATION)
+        self.project_level = LevelDecisions(self, subject.project_roles, PROJECT)
+        self.org = self.org_level.cache
+        self.project = self.project_level.cache
+        self._owner_levels: tuple[LevelDecisions, LevelDecisions] | None = None
+        self._acl_user: Decision | None = None
+        self.groups = subject.groups
+        self.nothing = _NOTHING
         scope = subject.scope
         if scope is None:
             names_ok, any_id, ids = True, True, frozenset[str]()
@@ -207,46 +260,108 @@ class CompiledSubject:
             names_ok = scope.allows_name(type_name, action)
             any_id = scope.allows_any_id(type_name)
             ids = scope.allowed_ids(type_name)
-        return Table(
-            type_name=type_name,
-            action=action,
-            key=self.key,
-            global_decision=None if gvote is None else _decision(gvote, DecidedBy.GLOBAL),
-            org=_decisions_by_key(
-                policy,
-                roles_by_key=subject.org_roles,
-                level=Level.ORGANIZATION,
-                type_name=type_name,
-                action=action,
-                decided_by=DecidedBy.ORGANIZATION,
-            ),
-            project=_decisions_by_key(
-                policy,
-                roles_by_key=subject.project_roles,
-                level=Level.PROJECT,
-                type_name=type_name,
-                action=action,
-                decided_by=DecidedBy.PROJECT,
-            ),
-            owner_global=owner_global,
-            owner_org=owner_org,
-            owner_project=owner_project,
-            owner_possible=bool(owner_global or owner_org or owner_project),
-            groups=subject.groups,
-            nothing=_NOTHING,
-            acl_user=Decision(
+        self.scope_unrestricted = names_ok and any_id
+        self.scope_names_ok = names_ok
+        self.scope_any_id = any_id
+        self.scope_ids = ids
+
+    def owner_levels(self) -> tuple[LevelDecisions, LevelDecisions]:
+        """The owner level's decisions by organization and by project (made on the first
+        check of an object the subject owns)."""
+        levels = self._owner_levels
+        if levels is None:
+            subject = self.subject
+            levels = self._owner_levels = (
+                LevelDecisions(self, subject.org_roles, OWNER),
+                LevelDecisions(self, subject.project_roles, OWNER),
+            )
+        return levels
+
+    @property
+    def owner_org(self) -> LevelDecisions:
+        return self.owner_levels()[0]
+
+    @property
+    def owner_project(self) -> LevelDecisions:
+        return self.owner_levels()[1]
+
+    @property
+    def acl_user(self) -> Decision:
+        """The decision of the subject's own entry in an object's user ACL."""
+        decision = self._acl_user
+        if decision is None:
+            decision = self._acl_user = Decision(
                 allowed=True,
                 decided_by=DecidedBy.ACL,
                 acl_entry=f"user:{self.key}",
                 scope_allowed=True,
-            ),
-            scope_unrestricted=names_ok and any_id,
-            scope_names_ok=names_ok,
-            scope_any_id=any_id,
-            scope_ids=ids,
-        )
+            )
+        return decision
+
+
+_NOTHING = Decision(allowed=False, decided_by=DecidedBy.NOTHING)
+
+
+class CompiledSubject:
+    """A subject bound to one :class:`Policy`. Compiling is O(1): a table per (type, action)
+    is made on the first check that needs it, and it decides an organization or project
+    the first time a check touches it (see :class:`LevelDecisions`), so a check costs the
+    same whether the subject is in one organization or thousands.
+
+    A role name the policy does not define raises :class:`~watchword.errors.UnknownRole`
+    when a check, explain or prepare first needs it; :meth:`validate` checks them all at
+    once, and :meth:`warm` builds the tables of the given questions ahead of the first check.
+    """
+
+    __slots__ = ("_tables", "key", "policy", "subject")
+
+    def __init__(self, policy: Policy, subject: Subject) -> None:
+        self.policy = policy
+        self.subject = subject
+        self.key = subject.key
+        self._tables: dict[tuple[str, str], Table] = {}
+
+    @property
+    def role_count(self) -> int:
+        """Role names held, counted per organization and project (walks every membership)."""
+        return self.subject.role_count()
+
+    def table(self, type_name: str, action: str) -> Table:
+        table = self._tables.get((type_name, action))
+        if table is None:
+            table = Table(self, type_name, action)
+            self._tables[(type_name, action)] = table
+        return table
+
+    def validate(self) -> CompiledSubject:
+        """Resolve every role name the subject holds (walks every membership);
+        :class:`~watchword.errors.UnknownRole` for the first one the policy lacks."""
+        subject = self.subject
+        seen: set[frozenset[str]] = set()
+        for names in (
+            subject.global_roles,
+            *subject.org_roles.values(),
+            *subject.project_roles.values(),
+        ):
+            if names not in seen:
+                seen.add(names)
+                for name in names:
+                    self.policy.role(name)
+        return self
+
+    def warm(self, questions: Iterable[tuple[str, str]] = ()) -> CompiledSubject:
+        """Validate every role name and decide every membership for each (type, action) of
+        ``questions`` now, so the first checks find everything ready."""
+        self.validate()
+        for type_name, action in questions:
+            table = self.table(type_name, action)
+            levels = (table.org_level, table.project_level, *table.owner_levels())
+            for level in levels:
+                for key, decision in level.decided():
+                    level.cache[key] = decision
+        return self
 
 
 def compile_subject(policy: Policy, subject: Subject) -> CompiledSubject:
-    """Resolve ``subject``'s roles against ``policy`` (raises on an unknown role)."""
+    """Bind ``subject`` to ``policy`` (O(1); see :class:`CompiledSubject`)."""
     return CompiledSubject(policy, subject)

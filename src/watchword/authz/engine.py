@@ -156,8 +156,7 @@ class Engine:
             with self._tracer.start_as_current_span("authz.check") as span:
                 span.set_attribute("authz.action", action)
                 span.set_attribute("authz.object_type", obj.type)
-                span.set_attribute("authz.subject_roles", compiled.role_count)
-                span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
+                _subject_attributes(span, compiled)
                 span.set_attribute("authz.object_acl_entries", obj.acl_entry_count())
                 try:
                     decision = check(compiled, action, obj)
@@ -210,8 +209,7 @@ class Engine:
         with self._tracer.start_as_current_span("authz.prepare") as span:
             span.set_attribute("authz.action", action)
             span.set_attribute("authz.object_type", type_name)
-            span.set_attribute("authz.subject_roles", compiled.role_count)
-            span.set_attribute("authz.subject_groups", len(compiled.subject.groups))
+            _subject_attributes(span, compiled)
             try:
                 prepared = prepare(compiled, action, type_name)
             except WatchwordError:
@@ -257,3 +255,12 @@ class Engine:
         if metrics is not None:
             metrics.filter_duration.labels(outcome="ok").observe(time.perf_counter() - start)
         return kept
+
+
+def _subject_attributes(span: trace.Span, compiled: CompiledSubject) -> None:
+    """The subject's size, counted without walking its memberships (O(1))."""
+    subject = compiled.subject
+    span.set_attribute("authz.subject_global_roles", len(subject.global_roles))
+    span.set_attribute("authz.subject_organizations", len(subject.org_roles))
+    span.set_attribute("authz.subject_projects", len(subject.project_roles))
+    span.set_attribute("authz.subject_groups", len(subject.groups))

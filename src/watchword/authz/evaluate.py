@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from watchword.authz.compile import CompiledSubject, Table
+from watchword.authz.compile import MISS, CompiledSubject, Table
 from watchword.authz.model import WILDCARD, DecidedBy, Decision, Object
 from watchword.authz.residual import (
     FALSE,
@@ -58,7 +58,14 @@ FILTER_PREPARE_THRESHOLD = 1000
 
 
 def _owner(t: Table, obj: Object) -> Decision | None:
-    votes = (t.owner_global, t.owner_org.get(obj.org_id), t.owner_project.get(obj.project_id))  # type: ignore[arg-type]
+    owner_org, owner_project = t.owner_levels()
+    org = owner_org.cache.get(obj.org_id, MISS)
+    if org is MISS:
+        org = owner_org.lookup(obj.org_id)
+    project = owner_project.cache.get(obj.project_id, MISS)
+    if project is MISS:
+        project = owner_project.lookup(obj.project_id)
+    votes = (t.owner_global, org, project)
     for vote in votes:
         if vote is not None and not vote.allowed:
             return vote
@@ -109,13 +116,19 @@ def check(compiled: CompiledSubject, action: str, obj: Object) -> Decision:
     t = compiled._tables.get((obj.type, action)) or compiled.table(obj.type, action)
     d = t.global_decision
     if d is None:
-        # dict.get(None) is None: objects without an org/project fall through.
-        d = t.org.get(obj.org_id) or t.project.get(obj.project_id)  # type: ignore[arg-type]
+        # Each level's cache first (None: it abstains there; MISS: not decided yet).
+        d = t.org.get(obj.org_id, MISS)
+        if d is MISS:
+            d = t.org_level.lookup(obj.org_id)
         if d is None:
-            if t.owner_possible and obj.owner == t.key:
-                d = _owner(t, obj)
+            d = t.project.get(obj.project_id, MISS)
+            if d is MISS:
+                d = t.project_level.lookup(obj.project_id)
             if d is None:
-                d = _acl(t, obj, action)
+                if obj.owner == t.key:
+                    d = _owner(t, obj)
+                if d is None:
+                    d = _acl(t, obj, action)
     if d.allowed and not t.scope_unrestricted:
         return _scoped(t, obj, d)
     return d
@@ -125,25 +138,27 @@ def _role_residual(t: Table) -> Node:
     g = t.global_decision
     if g is not None:
         return TRUE if g.allowed else FALSE
-    allowed_orgs = [k for k, d in t.org.items() if d.allowed]
-    denied_orgs = [k for k, d in t.org.items() if not d.allowed]
-    allowed_projects = [k for k, d in t.project.items() if d.allowed]
-    denied_projects = [k for k, d in t.project.items() if not d.allowed]
+    orgs, projects = list(t.org_level.decided()), list(t.project_level.decided())
+    allowed_orgs = [k for k, d in orgs if d.allowed]
+    denied_orgs = [k for k, d in orgs if not d.allowed]
+    allowed_projects = [k for k, d in projects if d.allowed]
+    denied_projects = [k for k, d in projects if not d.allowed]
     acl = any_of(
         acl_has(AclKind.USERS, (t.key,), t.action),
         acl_has(AclKind.GROUPS, t.groups, t.action),
     )
-    if t.owner_possible:
-        og = t.owner_global
+    owner_orgs, owner_projects = list(t.owner_org.decided()), list(t.owner_project.decided())
+    og = t.owner_global
+    if og is not None or owner_orgs or owner_projects:
         owner_denies = any_of(
             TRUE if og is not None and not og.allowed else FALSE,
-            is_in(Field.ORG_ID, [k for k, d in t.owner_org.items() if not d.allowed]),
-            is_in(Field.PROJECT_ID, [k for k, d in t.owner_project.items() if not d.allowed]),
+            is_in(Field.ORG_ID, [k for k, d in owner_orgs if not d.allowed]),
+            is_in(Field.PROJECT_ID, [k for k, d in owner_projects if not d.allowed]),
         )
         owner_allows = any_of(
             TRUE if og is not None and og.allowed else FALSE,
-            is_in(Field.ORG_ID, [k for k, d in t.owner_org.items() if d.allowed]),
-            is_in(Field.PROJECT_ID, [k for k, d in t.owner_project.items() if d.allowed]),
+            is_in(Field.ORG_ID, [k for k, d in owner_orgs if d.allowed]),
+            is_in(Field.PROJECT_ID, [k for k, d in owner_projects if d.allowed]),
         )
         is_owner = equals(Field.OWNER, t.key)
         owner_stage = any_of(

@@ -373,6 +373,11 @@ class Policy:
     verdicts: dict[tuple[str, Level, str, str], tuple[Effect, Permission] | None] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Memo of role-set decisions (authz.compile.roleset_decision), keyed by (role names,
+    # level code, type, action); bounded there. Same sharing argument.
+    decisions: dict[tuple[object, ...], object] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, registry: Registry, roles: Iterable[Role], version: int = 1) -> Policy:

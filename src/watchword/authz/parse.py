@@ -8,8 +8,9 @@ the bad field, e.g. ``/roles/2/permissions/organization/0/actions``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import Final
 
 from watchword.authz.model import (
     WILDCARD,
@@ -51,6 +52,8 @@ def _obj(data: object, pointer: str) -> Mapping[str, object]:
 
 def _str(data: Mapping[str, object], key: str, pointer: str, *, required: bool = True) -> str:
     value = data.get(key)
+    if type(value) is str and value:
+        return value
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value:
@@ -180,47 +183,214 @@ def _parse_scope(data: object, pointer: str) -> TokenScope | None:
     return TokenScope(names, frozenset(entries))
 
 
+_MISS: Final = object()
+
+
+class _LazyRoles(Mapping[str, frozenset[str]]):
+    """A subject document's ``organizations`` object (id → role names) as a mapping whose
+    entries are checked and converted the first time they are read: parsing a subject in a
+    thousand organizations does not walk them; a check reads the one it needs. Iterating
+    (``to_dict``, ``prepare``, ``validate``) checks every entry."""
+
+    __slots__ = ("_done", "_pointer", "_raw")
+
+    def __init__(self, raw: Mapping[str, object], pointer: str) -> None:
+        self._raw = raw
+        self._pointer = pointer
+        self._done: dict[str, frozenset[str]] = {}
+
+    def get(self, key: str, default: object = None) -> frozenset[str] | None:  # type: ignore[override]
+        done = self._done.get(key)
+        if done is not None:
+            return done
+        raw = self._raw.get(key, _MISS)
+        if raw is _MISS:
+            return default  # type: ignore[return-value]
+        value = self._done[key] = _str_list(raw, f"{self._pointer}/{_escape(key)}")
+        return value
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        value = self.get(key, _MISS)
+        if value is _MISS:
+            raise KeyError(key)
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._raw:
+            if not isinstance(key, str):
+                raise InvalidInput("object keys must be strings", pointer=self._pointer)
+            yield key
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._raw)} entries)"
+
+
+class _LazyProjects:
+    """A subject document's ``projects`` object, each entry checked on first read; its
+    roles and organizations are two mappings over it (:class:`_ProjectView`)."""
+
+    __slots__ = ("_done", "_pointer", "_raw")
+
+    def __init__(self, raw: Mapping[str, object], pointer: str) -> None:
+        self._raw = raw
+        self._pointer = pointer
+        self._done: dict[str, tuple[frozenset[str], str | None]] = {}
+
+    def entry(self, key: str) -> tuple[frozenset[str], str | None] | None:
+        done = self._done.get(key)
+        if done is not None:
+            return done
+        raw = self._raw.get(key, _MISS)
+        if raw is _MISS:
+            return None
+        at = f"{self._pointer}/{_escape(key)}"
+        e = _obj(raw, at)
+        _known(e, {"organization", "roles"}, at)
+        value = self._done[key] = (
+            _str_list(e.get("roles"), f"{at}/roles"),
+            _opt_str(e, "organization", at),
+        )
+        return value
+
+    def keys(self) -> Iterator[str]:
+        for key in self._raw:
+            if not isinstance(key, str):
+                raise InvalidInput("object keys must be strings", pointer=self._pointer)
+            yield key
+
+
+class _ProjectRoles(Mapping[str, frozenset[str]]):
+    __slots__ = ("_projects",)
+
+    def __init__(self, projects: _LazyProjects) -> None:
+        self._projects = projects
+
+    def get(self, key: str, default: object = None) -> frozenset[str] | None:  # type: ignore[override]
+        entry = self._projects.entry(key)
+        return default if entry is None else entry[0]  # type: ignore[return-value]
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        entry = self._projects.entry(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry[0]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._projects._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return self._projects.keys()
+
+    def __len__(self) -> int:
+        return len(self._projects._raw)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} entries)"
+
+
+class _ProjectOrgs(Mapping[str, str]):
+    """Project → organization, for the projects whose entry names one."""
+
+    __slots__ = ("_projects",)
+
+    def __init__(self, projects: _LazyProjects) -> None:
+        self._projects = projects
+
+    def get(self, key: str, default: object = None) -> str | None:  # type: ignore[override]
+        entry = self._projects.entry(key)
+        return default if entry is None or entry[1] is None else entry[1]  # type: ignore[return-value]
+
+    def __getitem__(self, key: str) -> str:
+        entry = self._projects.entry(key)
+        if entry is None or entry[1] is None:
+            raise KeyError(key)
+        return entry[1]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._projects.keys() if self.get(key) is not None)  # noqa: SIM118
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._projects._raw)} projects)"
+
+
+def _mapping(data: object, pointer: str) -> Mapping[str, object]:
+    """An object whose keys are checked when it is walked, not now."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput("expected an object", pointer=pointer or "/")
+    return data
+
+
+_SUBJECT_FIELDS: Final = frozenset(
+    {"issuer", "id", "account_type", "global_roles", "organizations", "projects", "groups",
+     "scope"}
+)  # fmt: skip
+_ACCOUNT_TYPES: Final = {t.value: t for t in AccountType}
+_NO_NAMES: Final = frozenset[str]()
+
+
+def _names(value: object, pointer: str, name: str) -> frozenset[str]:
+    """:func:`_str_list` of ``value`` at ``pointer/name``, the pointer built on error only."""
+    if value is None:
+        return _NO_NAMES
+    if type(value) is list:
+        for item in value:
+            if type(item) is not str or not item:
+                break
+        else:
+            return frozenset(value)
+    return _str_list(value, f"{pointer}/{name}")
+
+
 def parse_subject(data: object, pointer: str = "") -> Subject:
-    doc = _obj(data, pointer)
-    _known(
-        doc,
-        {"issuer", "id", "account_type", "global_roles", "organizations", "projects", "groups",
-         "scope"},
-        pointer,
-    )  # fmt: skip
-    try:
-        account_type = AccountType(doc.get("account_type", "user"))
-    except ValueError:
+    """A subject document. Its ``organizations`` and ``projects`` entries are checked when
+    first read (see :class:`_LazyRoles`): O(1) in the number of memberships."""
+    if type(data) is not dict:
+        data = _obj(data, pointer)
+    doc: Mapping[str, object] = data
+    for key in doc:
+        if key not in _SUBJECT_FIELDS:
+            _obj(doc, pointer)  # a key that is not a string says so
+            _known(doc, set(_SUBJECT_FIELDS), pointer)
+    account_type = _ACCOUNT_TYPES.get(doc.get("account_type", "user"))  # type: ignore[call-overload]
+    if account_type is None:
         raise InvalidInput(
             "'account_type' must be user, service or system", pointer=f"{pointer}/account_type"
-        ) from None
-    orgs_doc = _obj(doc.get("organizations", {}), f"{pointer}/organizations")
-    org_roles = {
-        org: _str_list(names, f"{pointer}/organizations/{_escape(org)}")
-        for org, names in orgs_doc.items()
-    }
-    projects_doc = _obj(doc.get("projects", {}), f"{pointer}/projects")
-    project_roles: dict[str, frozenset[str]] = {}
-    project_orgs: dict[str, str] = {}
-    for project, entry in projects_doc.items():
-        at = f"{pointer}/projects/{_escape(project)}"
-        e = _obj(entry, at)
-        _known(e, {"organization", "roles"}, at)
-        project_roles[project] = _str_list(e.get("roles"), f"{at}/roles")
-        org = _opt_str(e, "organization", at)
-        if org is not None:
-            project_orgs[project] = org
+        )
+    orgs_doc = doc.get("organizations")
+    if orgs_doc is None:
+        orgs_doc = {}
+    elif type(orgs_doc) is not dict:
+        orgs_doc = _mapping(orgs_doc, f"{pointer}/organizations")
+    projects_doc = doc.get("projects")
+    if projects_doc is None:
+        projects_doc = {}
+    elif type(projects_doc) is not dict:
+        projects_doc = _mapping(projects_doc, f"{pointer}/projects")
+    projects = _LazyProjects(projects_doc, pointer + "/projects")
+    scope = doc.get("scope")
     try:
         return Subject(
-            issuer=_str(doc, "issuer", pointer),
-            id=_str(doc, "id", pointer),
-            account_type=account_type,
-            global_roles=_str_list(doc.get("global_roles"), f"{pointer}/global_roles"),
-            org_roles=MappingProxyType(org_roles),
-            project_roles=MappingProxyType(project_roles),
-            project_orgs=MappingProxyType(project_orgs),
-            groups=_str_list(doc.get("groups"), f"{pointer}/groups"),
-            scope=_parse_scope(doc.get("scope"), f"{pointer}/scope"),
+            _str(doc, "issuer", pointer),
+            _str(doc, "id", pointer),
+            account_type,
+            _names(doc.get("global_roles"), pointer, "global_roles"),
+            _LazyRoles(orgs_doc, pointer + "/organizations"),
+            _ProjectRoles(projects),
+            _ProjectOrgs(projects),
+            _names(doc.get("groups"), pointer, "groups"),
+            None if scope is None else _parse_scope(scope, f"{pointer}/scope"),
         )
     except InvalidInput as exc:
         if exc.pointer and not exc.pointer.startswith(pointer or "/"):
