@@ -347,3 +347,38 @@ async def test_check_authenticates_before_it_reads_the_question(
 ) -> None:
     nobody = await client.post("/v1/authz/check", json={"batch": "not a list"})
     assert nobody.status_code == 401  # not 422: a stranger's body is never validated
+
+
+async def test_a_subject_in_a_thousand_organizations_is_read_where_the_question_needs(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Lazy compilation over HTTP: entries of the document are read when a check needs them
+    (a malformed entry elsewhere does not matter; one the question reads is a 400 naming it),
+    and a document too large for the compile cache is answered all the same, every time."""
+    orgs: dict[str, Any] = {f"o{i}": ["role_member"] for i in range(1000)}
+    orgs["o500"] = ["role_member", "role_nodelete"]
+    orgs["broken"] = [""]  # never read by the questions below
+    big = {**BOB, "organizations": orgs}
+    for _ in range(2):
+        answers = await client.post(
+            "/v1/authz/check",
+            json={
+                "subject": big,
+                "batch": [
+                    {"action": "read", "object": _obj("c1", "o999")},
+                    {"action": "delete", "object": _obj("c2", "o500", owner=f"{ISS}|bob")},
+                    {"action": "read", "object": _obj("c3", "elsewhere")},
+                ],
+            },
+            headers=admin,
+        )
+        assert answers.status_code == 200, answers.text
+        got = [(r["allowed"], r["decided_by"]) for r in answers.json()["results"]]
+        assert got == [(True, "organization"), (False, "organization"), (False, "nothing")]
+    bad = await client.post(
+        "/v1/authz/check",
+        json={"subject": big, "action": "read", "object": _obj("c4", "broken")},
+        headers=admin,
+    )
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["pointer"] == "/subject/organizations/broken/0"

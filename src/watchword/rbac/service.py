@@ -240,6 +240,9 @@ class RbacService:
         policy change recompiles an entry on its next use). Callers that ask about the
         same subjects again (a service checking its users' requests) skip parse and compile."""
         await self.generation()
+        if _memberships(document) > _DOCUMENT_CACHE_MEMBERSHIPS:
+            # Its key would cost more than parsing and compiling, which are O(1) (lazy).
+            return self.policy_engine.compile(parse_subject(document, pointer))
         key = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
         hit = self._documents.get(key)
         if hit is not None:
@@ -354,3 +357,20 @@ class RbacService:
     ) -> dict[str, object]:
         resolved = await self.resolve(issuer, subject, claims, scope=scope)
         return resolved.document(organization_id)
+
+
+_DOCUMENT_CACHE_MEMBERSHIPS = 64
+"""Inline subject documents with more organization and project entries than this are not
+memoized: serializing one for the cache key would cost more than the O(1) parse and compile
+(authz lazy compilation) it saves."""
+
+
+def _memberships(document: object) -> int:
+    if not isinstance(document, dict):
+        return 0
+    count = 0
+    for name in ("organizations", "projects"):
+        entries = document.get(name)
+        if isinstance(entries, dict | list):
+            count += len(entries)
+    return count
