@@ -321,13 +321,21 @@ class AuthSettings(_Part):
         "with Retry-After until the window frees. off: no limit.",
     )
 
+    introspect_unknown_limit: str = Field(
+        default="600/minute",
+        description="Unknown tokens one caller may ask about through /v1/oauth/introspect and "
+        "/v1/oauth/revoke (per authenticated caller, a moving window); past it those two "
+        "endpoints answer that caller 429 too_many_failed_authentications, and nothing else "
+        "is refused. off: no limit.",
+    )
+
     signin_limit: str = Field(
         default="30/minute",
         description="Sign-ins started (GET /auth/login) per client address, a moving window; "
         "past it 429 too_many_signins. off: no limit.",
     )
 
-    @field_validator("failed_limit", "signin_limit")
+    @field_validator("failed_limit", "signin_limit", "introspect_unknown_limit")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         if value.strip().lower() == "off":

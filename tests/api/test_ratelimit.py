@@ -27,9 +27,13 @@ def _made_up() -> str:
     return compose(TokenKind.PERSONAL, body)
 
 
-async def _client(engine: AsyncEngine, limit: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def _client(
+    engine: AsyncEngine, limit: str, introspect_limit: str = "5/hour"
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     await upgrade_engine(engine)
-    settings = load_settings(environ={}, auth={"failed_limit": limit})
+    settings = load_settings(
+        environ={}, auth={"failed_limit": limit, "introspect_unknown_limit": introspect_limit}
+    )
     runtime = Runtime(settings=settings, engine=engine, clock=FakeClock())
     services = Services.build(runtime)
     _, key = await create_admin_key(engine, runtime.clock)
@@ -120,9 +124,13 @@ async def test_unknown_tokens_a_resource_server_asks_about_never_lock_it_out(
     caller's address, so past the limit every call of the resource server got 429)."""
     client, admin_key = limited
     headers = {"Authorization": f"Bearer {admin_key}"}
-    for _ in range(10):  # over the limit of 3
+    for _ in range(5):  # over the address limit of 3, up to the caller's budget of 5
         r = await client.post(path, data={"token": _made_up()}, headers=headers)
         assert r.status_code == 200, r.text  # RFC 7662 / 7009: an unknown token is no error
+    # The caller's own budget of unknown look-ups is spent: those two endpoints refuse it...
+    r = await client.post(path, data={"token": _made_up()}, headers=headers)
+    assert r.status_code == 429 and r.json()["code"] == "too_many_failed_authentications"
+    # ... and nothing else does.
     assert (await _whoami(client, admin_key)).status_code == 200
     # Failed authentications of the caller itself are still limited.
     for _ in range(3):

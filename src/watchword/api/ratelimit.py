@@ -6,8 +6,11 @@ cache, so without a limit a client can make the database answer as fast as it ca
 answered 429 ``too_many_failed_authentications`` with ``Retry-After``, before any look-up,
 until the window frees; successful authentications do not count.
 
-Also counted: unknown tokens presented to ``/v1/oauth/introspect`` and ``/v1/oauth/revoke``
-(guessing through them costs a look-up too).
+Unknown tokens presented to ``/v1/oauth/introspect`` and ``/v1/oauth/revoke`` are counted by
+another instance, per authenticated caller (``auth.introspect_unknown_limit``): past it only
+those two endpoints refuse that caller. Counting them against the caller's address, as
+before, let anyone who could make a resource server introspect made-up tokens get every
+call from that server's address refused.
 
 Limits of the limit, as they are:
 

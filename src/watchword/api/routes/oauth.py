@@ -23,7 +23,9 @@ from pydantic import BaseModel
 
 from watchword.api.deps import PrincipalDep, ServicesDep
 from watchword.api.forms import form_body, form_field
-from watchword.errors import AuthenticationError
+from watchword.api.ratelimit import Attempt, FailedAuthLimiter
+from watchword.errors import AuthenticationError, TokenUnknown
+from watchword.principal import Principal
 from watchword.secret import Secret
 
 __all__ = ["BEARER", "IntrospectionResponse", "router"]
@@ -51,6 +53,16 @@ class IntrospectionResponse(BaseModel):
     kind: str | None = None
 
 
+async def _unknown_budget(request: Request, caller: Principal) -> Attempt:
+    """Admit one more look-up of a presented token under the caller's own budget of unknown
+    ones (``auth.introspect_unknown_limit``). Not the failed-authentication limit of the
+    caller's address: a resource server introspects whatever its clients send, and counting
+    those against its address let anyone lock it out of every endpoint. Past this budget
+    only introspection and revocation answer that caller 429."""
+    limiter: FailedAuthLimiter = request.app.state.introspect_limiter
+    return await limiter.attempt(f"principal:{caller.id}")
+
+
 async def _token_param(request: Request) -> Secret:
     return Secret(await form_field(request, "token", max_bytes=_MAX_FORM_BYTES))
 
@@ -64,12 +76,12 @@ async def _token_param(request: Request) -> Secret:
 )
 async def introspect(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
-    # An unknown token is a routine answer here, not a failed authentication of the caller:
-    # a resource server introspects what its own clients send, and counting those against
-    # its address let anyone lock it out of watchword. Guessing a token's 178-bit secret
-    # by volume is not a risk; the caller's own rate bounds the look-ups.
+    attempt = await _unknown_budget(request, _caller)
     try:
         record = await services.tokens.verify(presented)
+    except TokenUnknown:
+        await attempt.failed()
+        return JSONResponse({"active": False}, headers=_NO_STORE)
     except AuthenticationError:
         return JSONResponse({"active": False}, headers=_NO_STORE)
     body = IntrospectionResponse(
@@ -97,8 +109,11 @@ async def introspect(request: Request, _caller: PrincipalDep, services: Services
 )
 async def revoke(request: Request, _caller: PrincipalDep, services: ServicesDep) -> Response:
     presented = await _token_param(request)
+    attempt = await _unknown_budget(request, _caller)
     service = services.tokens
     record = await service.find_presented(presented)
-    if record is not None and record.revoked_at is None:  # unknown: see introspect
+    if record is None:
+        await attempt.failed()
+    elif record.revoked_at is None:
         await service.revoke(record.id)
     return Response(status_code=200, headers=_NO_STORE)
