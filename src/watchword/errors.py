@@ -168,8 +168,9 @@ class UnknownAction(InvalidInput):
 
 class UnknownRole(InvalidInput):
     """A role reference names no role: a subject or policy change naming a role the policy
-    does not hold (never ignored: it may carry denies), or an RBAC group, binding or account
-    naming a role that does not exist or belongs to another organization."""
+    does not hold (raised whenever the role set naming it is read: it may carry denies), or
+    an RBAC group, binding or account naming a role that does not exist or belongs to
+    another organization."""
 
     code = "unknown_role"
     title = "Unknown role"

@@ -174,3 +174,54 @@ def test_role_when_round_tripped_through_dict_is_equal() -> None:
         },
     )
     assert parse_role(role.to_dict()) == role
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        ({"account_type": ["user"]}, "/account_type"),  # unhashable: still a clear refusal
+        ({"account_type": "robot"}, "/account_type"),
+        ({"organizations": None}, "/organizations"),
+        ({"projects": None}, "/projects"),
+        ({"organizations": ["o"]}, "/organizations"),
+        ({"extra": 1}, "/extra"),
+    ],
+)
+def test_parse_subject_refuses_what_it_always_refused_with_the_same_pointer(
+    change: dict[str, object], pointer: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_subject({"issuer": "https://i", "id": "a", **change})
+    assert info.value.pointer == pointer
+
+
+def test_an_unknown_role_beside_a_deny_is_refused_not_remembered_as_the_deny() -> None:
+    policy = parse_policy(
+        with_role(
+            {
+                "name": "a-denier",
+                "permissions": {
+                    "organization": [{"resource_type": "*", "actions": ["read"], "effect": "deny"}]
+                },
+            }
+        )
+    )
+    doc = {"issuer": "https://i", "id": "a", "organizations": {"o": ["a-denier", "zz-ghost"]}}
+    obj = Object("compute:clusters", "x", "o")
+    for _ in range(2):  # the first refusal is not memoized as a deny
+        with pytest.raises(UnknownRole):
+            check(compile_subject(policy, parse_subject(doc)), "read", obj)
+
+
+def test_ids_of_other_organizations_are_remembered_only_when_short() -> None:
+    policy = parse_policy(BASE)
+    compiled = compile_subject(
+        policy,
+        parse_subject({"issuer": "https://i", "id": "a", "organizations": {"o": ["reader"]}}),
+    )
+    assert check(compiled, "read", Object("compute:clusters", "x", "o")).allowed
+    long_id, short_id = "x" * 10_000, "elsewhere"
+    assert not check(compiled, "read", Object("compute:clusters", "y", long_id)).allowed
+    assert not check(compiled, "read", Object("compute:clusters", "z", short_id)).allowed
+    remembered = compiled.table("compute:clusters", "read").org
+    assert short_id in remembered and long_id not in remembered

@@ -54,6 +54,14 @@ def test_policy_test_when_expectation_is_wrong_reports_diff_with_explanation() -
             "subjects: {a: {issuer: i, id: a, organizations: {o: [ghost]}}}\ncases: []\n",
             "/subjects/a",
         ),
+        (
+            "subjects: {a: {issuer: i, id: a, organizations: {o: [r, 5]}}}\ncases: []\n",
+            "/subjects/a/organizations/o/1",
+        ),
+        (
+            "subjects: {a: {issuer: i, id: a, projects: {p: {roles: [], bad: 1}}}}\ncases: []\n",
+            "/subjects/a/projects/p/bad",
+        ),
         ("cases: []\n", "/cases"),
     ],
 )

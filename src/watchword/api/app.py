@@ -115,9 +115,7 @@ def create_app(
     )
     app.state.services = services
     app.state.failed_auth_limiter = FailedAuthLimiter(runtime.settings.auth.failed_limit)
-    app.state.introspect_limiter = FailedAuthLimiter(
-        runtime.settings.auth.introspect_unknown_limit
-    )
+    app.state.introspect_limiter = FailedAuthLimiter(runtime.settings.auth.introspect_unknown_limit)
     app.state.signin_limiter = FailedAuthLimiter(
         runtime.settings.auth.signin_limit, error=TooManySignins
     )

@@ -118,6 +118,9 @@ def _decision(vote: Vote, decided_by: DecidedBy) -> Decision:
 DECISION_MEMO: Final = 65_536
 """Role-set decisions a policy remembers (past it, they are decided each time)."""
 
+MEMO_ROLES: Final = 32
+"""Only role sets of at most this many names are remembered (a document can name many)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LevelKind:
@@ -146,9 +149,11 @@ def roleset_decision(
     hit = memo.get(key, MISS)
     if hit is not MISS:
         return hit  # type: ignore[return-value]
+    for name in names:  # every name, not only those read before a deny decides
+        policy.role(name)
     vote = level_vote(policy, names, kind.level, type_name, action)
     decision = None if vote is None else _decision(vote, kind.decided_by)
-    if len(memo) < DECISION_MEMO:
+    if len(memo) < DECISION_MEMO and len(names) <= MEMO_ROLES:
         memo[key] = decision
     return decision
 
@@ -177,7 +182,7 @@ class LevelDecisions:
         """The level's decision at ``key`` (``None``: it abstains), remembered."""
         names = self.roles.get(key) if key is not None else None
         if names is None:
-            if len(self.cache) < FOREIGN_KEYS:
+            if len(self.cache) < FOREIGN_KEYS and (key is None or len(key) <= FOREIGN_KEY_CHARS):
                 self.cache[key] = None
             return None
         t = self.table
@@ -197,8 +202,11 @@ class LevelDecisions:
                 yield key, decision
 
 
-FOREIGN_KEYS: Final = 16_384
-"""At most this many keys outside the subject's memberships are remembered per level."""
+FOREIGN_KEYS: Final = 4096
+"""At most this many keys outside the subject's memberships are remembered per level..."""
+
+FOREIGN_KEY_CHARS: Final = 128
+"""... each of at most this many characters (the ids come from the objects asked about)."""
 
 
 class Table:

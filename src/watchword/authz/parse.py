@@ -338,6 +338,7 @@ _SUBJECT_FIELDS: Final = frozenset(
 )  # fmt: skip
 _ACCOUNT_TYPES: Final = {t.value: t for t in AccountType}
 _NO_NAMES: Final = frozenset[str]()
+_EMPTY: Final[dict[str, object]] = {}
 
 
 def _names(value: object, pointer: str, name: str) -> frozenset[str]:
@@ -355,7 +356,10 @@ def _names(value: object, pointer: str, name: str) -> frozenset[str]:
 
 def parse_subject(data: object, pointer: str = "") -> Subject:
     """A subject document. Its ``organizations`` and ``projects`` entries are checked when
-    first read (see :class:`_LazyRoles`): O(1) in the number of memberships."""
+    first read (see :class:`_LazyRoles`): O(1) in the number of memberships.
+
+    The document is read, not copied: do not change it after parsing (a check may already
+    have read and remembered some of its entries, and not others)."""
     if type(data) is not dict:
         data = _obj(data, pointer)
     doc: Mapping[str, object] = data
@@ -363,20 +367,17 @@ def parse_subject(data: object, pointer: str = "") -> Subject:
         if key not in _SUBJECT_FIELDS:
             _obj(doc, pointer)  # a key that is not a string says so
             _known(doc, set(_SUBJECT_FIELDS), pointer)
-    account_type = _ACCOUNT_TYPES.get(doc.get("account_type", "user"))  # type: ignore[call-overload]
+    given = doc.get("account_type", "user")
+    account_type = _ACCOUNT_TYPES.get(given) if type(given) is str else None
     if account_type is None:
         raise InvalidInput(
             "'account_type' must be user, service or system", pointer=f"{pointer}/account_type"
         )
-    orgs_doc = doc.get("organizations")
-    if orgs_doc is None:
-        orgs_doc = {}
-    elif type(orgs_doc) is not dict:
-        orgs_doc = _mapping(orgs_doc, f"{pointer}/organizations")
-    projects_doc = doc.get("projects")
-    if projects_doc is None:
-        projects_doc = {}
-    elif type(projects_doc) is not dict:
+    orgs_doc = doc.get("organizations", _EMPTY)
+    if type(orgs_doc) is not dict:
+        orgs_doc = _mapping(orgs_doc, f"{pointer}/organizations")  # null is refused too
+    projects_doc = doc.get("projects", _EMPTY)
+    if type(projects_doc) is not dict:
         projects_doc = _mapping(projects_doc, f"{pointer}/projects")
     projects = _LazyProjects(projects_doc, pointer + "/projects")
     scope = doc.get("scope")

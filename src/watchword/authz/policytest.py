@@ -115,10 +115,11 @@ def run_policy_test(document: object) -> PolicyTestReport:
     for name, data in _mapping(doc.get("subjects", {}), "/subjects").items():
         subject = parse_subject(data, f"/subjects/{name}")
         try:
-            # A policy test is a review of the whole document: every role name now.
+            # A policy test is a review of the whole document: every entry and role name now.
             subjects[name] = compile_subject(policy, subject).validate()
         except InvalidInput as exc:
-            exc.pointer = f"/subjects/{name}"
+            if not (exc.pointer or "").startswith(f"/subjects/{name}/"):
+                exc.pointer = f"/subjects/{name}"  # an unknown role: the subject names it
             raise
     objects: dict[str, Object] = {
         name: parse_object(data, f"/objects/{name}")

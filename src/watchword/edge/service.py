@@ -36,6 +36,7 @@ from watchword.errors import (
     ConfigurationError,
     InvalidInput,
     NonCanonicalPath,
+    UnknownRole,
     WatchwordError,
 )
 from watchword.observability.logging import get_logger
@@ -358,6 +359,16 @@ class EdgeService:
         try:
             explanation = self._engine.explain(compiled, match.action, obj) if explain else None
             allowed = self._engine.check(compiled, match.action, obj).allowed
+        except UnknownRole as exc:
+            # The caller holds a role the policy no longer has (deleted meanwhile): deny.
+            log.error("edge_subject_invalid", route=name, code=exc.code, detail=exc.detail)
+            return Verdict(
+                403,
+                "subject_invalid",
+                f"the caller holds a role the policy does not have: {exc.detail}",
+                self.blank_headers(),
+                name,
+            )
         except InvalidInput as exc:
             # The route names a resource type or action the current policy does not have
             # (the policy changed after the table was written): deny, loudly, never a 5xx.
