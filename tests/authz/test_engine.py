@@ -206,3 +206,17 @@ def test_decision_log_when_rate_is_quarter_logs_every_fourth_decision() -> None:
 def test_decision_log_when_rate_out_of_range_refuses() -> None:
     with pytest.raises(ValueError, match="rate"):
         DecisionLog(lambda e: None, rate=0.0)
+
+
+def test_filter_switches_to_prepare_where_asked_with_the_same_answers() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = Engine(parse_policy(POLICY), tracer_provider=provider)
+    alice = engine.compile(ALICE)
+    objs = [Object("t", f"x{i}", "o1" if i % 3 else "o9") for i in range(12)]
+    one_by_one = engine.filter(alice, "read", objs)
+    prepared = engine.filter(alice, "read", objs, prepare_from=5)
+    assert one_by_one == prepared and len(prepared) == 8
+    flags = [s.attributes["authz.prepared"] for s in exporter.get_finished_spans()]  # type: ignore[index]
+    assert flags == [False, True]

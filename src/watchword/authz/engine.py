@@ -226,9 +226,16 @@ class Engine:
         return prepared
 
     def filter(
-        self, compiled: CompiledSubject, action: str, objects: Iterable[Object]
+        self,
+        compiled: CompiledSubject,
+        action: str,
+        objects: Iterable[Object],
+        *,
+        prepare_from: int = FILTER_PREPARE_THRESHOLD,
     ) -> list[Object]:
-        """The objects ``action`` is allowed on (one by one below 1,000 objects, else prepared)."""
+        """The objects ``action`` is allowed on: checked one by one below ``prepare_from``
+        objects, through :meth:`prepare` from there (the same answers either way; the default,
+        1,000, is where ``benchmarks/authz/crossover.md`` measured the two to cost the same)."""
         self._require_current(compiled, "filter")
         items: Sequence[Object] = objects if isinstance(objects, Sequence) else list(objects)
         if not items:
@@ -239,9 +246,9 @@ class Engine:
             span.set_attribute("authz.action", action)
             span.set_attribute("authz.object_type", items[0].type)
             span.set_attribute("authz.objects", len(items))
-            span.set_attribute("authz.prepared", len(items) >= FILTER_PREPARE_THRESHOLD)
+            span.set_attribute("authz.prepared", len(items) >= prepare_from)
             try:
-                kept = filter_objects(compiled, action, items)
+                kept = filter_objects(compiled, action, items, prepare_from=prepare_from)
             except WatchwordError:
                 if metrics is not None:
                     metrics.filter_duration.labels(outcome="error").observe(
