@@ -58,8 +58,11 @@ ROOT = HERE.parents[1]
 def measure(orgs: list[int], questions: int, seed: int) -> dict[str, Any]:
     """One round, in this process, with whichever ``watchword`` is importable."""
     sys.path.insert(0, str(HERE))
+    import importlib
+
     import cedarpy
-    import run  # run.py beside this file: the workload, the floor, the peers' encodings
+
+    run = importlib.import_module("run")  # run.py beside this file: workload, floor, peers
     from prometheus_client import CollectorRegistry
 
     from watchword.authz import AuthzMetrics, Engine, check, compile_subject, parse_subject
@@ -100,7 +103,7 @@ def measure(orgs: list[int], questions: int, seed: int) -> dict[str, Any]:
             return check(compile_subject(policy, parse_subject(doc)), action, obj).allowed
 
         def cold_engine(action: str, obj: Any, engine: Any = engine, doc: Any = doc) -> bool:
-            return engine.check(engine.compile(parse_subject(doc)), action, obj).allowed
+            return bool(engine.check(engine.compile(parse_subject(doc)), action, obj).allowed)
 
         def cold_forgetting(action: str, obj: Any, policy: Any = policy, doc: Any = doc) -> bool:
             # The policy's memos emptied first: as the first request after a policy change.
