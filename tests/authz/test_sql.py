@@ -138,7 +138,7 @@ GOLDEN = [
         "read",
         "table",
         "postgresql",
-        "items.org_id = ANY (:param_1::VARCHAR[]) OR items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_2::VARCHAR[]) OR (EXISTS (SELECT * \nFROM item_acl \nWHERE item_acl.object_id = items.id AND item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR))) OR (EXISTS (SELECT * \nFROM item_acl \nWHERE item_acl.object_id = items.id AND item_acl.kind = :kind_2::VARCHAR AND item_acl.key IN (:key_2_1::VARCHAR, :key_2_2::VARCHAR) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR)))",
+        "((items.org_id = ANY (:param_1::VARCHAR[]) OR items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_2::VARCHAR[]) OR items.id IN (SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR)) OR items.id IN (SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_2::VARCHAR AND item_acl.key = ANY (:param_3::VARCHAR[]) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR))) AND (items.org_id = ANY (:param_1::VARCHAR[]) OR items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_2::VARCHAR[]) OR items.id = ANY (ARRAY(SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR))) OR items.id = ANY (ARRAY(SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_2::VARCHAR AND item_acl.key = ANY (:param_3::VARCHAR[]) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR)))))",
         {
             "param_1": ["o1", "o2", "o3"],
             "owner_1": "https://i|alice",
@@ -146,10 +146,9 @@ GOLDEN = [
             "kind_1": "user",
             "key_1": "https://i|alice",
             "kind_2": "group",
+            "param_3": ["g1", "g2"],
             "action_1_1": "read",
             "action_1_2": "*",
-            "key_2_1": "g1",
-            "key_2_2": "g2",
             "action_2_1": "read",
             "action_2_2": "*",
         },
@@ -158,7 +157,7 @@ GOLDEN = [
         "delete",
         "json",
         "postgresql",
-        "items.org_id IN (:org_id_1_1::VARCHAR) OR (items.org_id IS NULL OR (items.org_id NOT IN (:org_id_2_1::VARCHAR))) AND (items.owner = :owner_1::VARCHAR AND items.org_id IN (:org_id_3_1::VARCHAR) OR (items.acl_users @> CAST(:acl_doc_1::VARCHAR AS JSONB) OR items.acl_users @> CAST(:acl_doc_2::VARCHAR AS JSONB)) OR (items.acl_groups @> CAST(:acl_doc_3::VARCHAR AS JSONB) OR items.acl_groups @> CAST(:acl_doc_4::VARCHAR AS JSONB)) OR (items.acl_groups @> CAST(:acl_doc_5::VARCHAR AS JSONB) OR items.acl_groups @> CAST(:acl_doc_6::VARCHAR AS JSONB)))",
+        "(items.org_id IS NULL OR (items.org_id NOT IN (:org_id_1_1::VARCHAR))) AND (items.org_id IN (:org_id_2_1::VARCHAR) OR items.owner = :owner_1::VARCHAR AND items.org_id IN (:org_id_3_1::VARCHAR) OR (items.acl_users @> CAST(:acl_doc_1::VARCHAR AS JSONB) OR items.acl_users @> CAST(:acl_doc_2::VARCHAR AS JSONB)) OR (items.acl_groups @> CAST(:acl_doc_3::VARCHAR AS JSONB) OR items.acl_groups @> CAST(:acl_doc_4::VARCHAR AS JSONB)) OR (items.acl_groups @> CAST(:acl_doc_5::VARCHAR AS JSONB) OR items.acl_groups @> CAST(:acl_doc_6::VARCHAR AS JSONB)))",
         {
             "owner_1": "https://i|alice",
             "acl_doc_1": '{"https://i|alice": ["delete"]}',
@@ -167,8 +166,8 @@ GOLDEN = [
             "acl_doc_4": '{"g1": ["*"]}',
             "acl_doc_5": '{"g2": ["delete"]}',
             "acl_doc_6": '{"g2": ["*"]}',
-            "org_id_1_1": "o1",
-            "org_id_2_1": "o3",
+            "org_id_1_1": "o3",
+            "org_id_2_1": "o1",
             "org_id_3_1": "o2",
         },
     ),
@@ -176,7 +175,7 @@ GOLDEN = [
         "delete",
         "json",
         "sqlite",
-        "items.org_id IN (:org_id_1_1) OR (items.org_id IS NULL OR (items.org_id NOT IN (:org_id_2_1))) AND (items.owner = :owner_1 AND items.org_id IN (:org_id_3_1) OR EXISTS (SELECT 1 FROM json_each(items.acl_users) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_1 AND acl_a.value IN (:acl_action_1, '*')) = 1 OR EXISTS (SELECT 1 FROM json_each(items.acl_groups) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_2 AND acl_a.value IN (:acl_action_2, '*')) = 1 OR EXISTS (SELECT 1 FROM json_each(items.acl_groups) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_3 AND acl_a.value IN (:acl_action_3, '*')) = 1)",
+        "(items.org_id IS NULL OR (items.org_id NOT IN (:org_id_1_1))) AND (items.org_id IN (:org_id_2_1) OR items.owner = :owner_1 AND items.org_id IN (:org_id_3_1) OR EXISTS (SELECT 1 FROM json_each(items.acl_users) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_1 AND acl_a.value IN (:acl_action_1, '*')) = 1 OR EXISTS (SELECT 1 FROM json_each(items.acl_groups) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_2 AND acl_a.value IN (:acl_action_2, '*')) = 1 OR EXISTS (SELECT 1 FROM json_each(items.acl_groups) AS acl_k, json_each(acl_k.value) AS acl_a WHERE acl_k.key = :acl_key_3 AND acl_a.value IN (:acl_action_3, '*')) = 1)",
         {
             "owner_1": "https://i|alice",
             "acl_key_1": "https://i|alice",
@@ -185,8 +184,8 @@ GOLDEN = [
             "acl_action_2": "delete",
             "acl_key_3": "g2",
             "acl_action_3": "delete",
-            "org_id_1_1": "o1",
-            "org_id_2_1": "o3",
+            "org_id_1_1": "o3",
+            "org_id_2_1": "o1",
             "org_id_3_1": "o2",
         },
     ),
@@ -194,19 +193,18 @@ GOLDEN = [
         "delete",
         "table",
         "postgresql",
-        "items.org_id = ANY (:param_1::VARCHAR[]) OR (items.org_id IS NULL OR NOT (items.org_id = ANY (:param_2::VARCHAR[]))) AND (items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_3::VARCHAR[]) OR (EXISTS (SELECT * \nFROM item_acl \nWHERE item_acl.object_id = items.id AND item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR))) OR (EXISTS (SELECT * \nFROM item_acl \nWHERE item_acl.object_id = items.id AND item_acl.kind = :kind_2::VARCHAR AND item_acl.key IN (:key_2_1::VARCHAR, :key_2_2::VARCHAR) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR))))",
+        "((items.org_id IS NULL OR NOT (items.org_id = ANY (:param_1::VARCHAR[]))) AND (items.org_id = ANY (:param_2::VARCHAR[]) OR items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_3::VARCHAR[]) OR items.id IN (SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR)) OR items.id IN (SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_2::VARCHAR AND item_acl.key = ANY (:param_4::VARCHAR[]) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR))) AND (items.org_id = ANY (:param_2::VARCHAR[]) OR items.owner = :owner_1::VARCHAR AND items.org_id = ANY (:param_3::VARCHAR[]) OR items.id = ANY (ARRAY(SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_1::VARCHAR AND item_acl.key = :key_1::VARCHAR AND item_acl.action IN (:action_1_1::VARCHAR, :action_1_2::VARCHAR))) OR items.id = ANY (ARRAY(SELECT item_acl.object_id \nFROM item_acl \nWHERE item_acl.kind = :kind_2::VARCHAR AND item_acl.key = ANY (:param_4::VARCHAR[]) AND item_acl.action IN (:action_2_1::VARCHAR, :action_2_2::VARCHAR)))))",
         {
-            "param_1": ["o1"],
-            "param_2": ["o3"],
+            "param_1": ["o3"],
+            "param_2": ["o1"],
             "owner_1": "https://i|alice",
             "param_3": ["o2"],
             "kind_1": "user",
             "key_1": "https://i|alice",
             "kind_2": "group",
+            "param_4": ["g1", "g2"],
             "action_1_1": "delete",
             "action_1_2": "*",
-            "key_2_1": "g1",
-            "key_2_2": "g2",
             "action_2_1": "delete",
             "action_2_2": "*",
         },
@@ -250,7 +248,7 @@ def test_render_sql_when_positional_style_orders_params() -> None:
         "postgresql",
         "numeric_dollar",
     )
-    assert rendered.sql.startswith("items.org_id = ANY ($1::VARCHAR[])")
+    assert rendered.sql.startswith("((items.org_id = ANY ($1::VARCHAR[])")
     assert rendered.params[rendered.param_order[0]] == ["o1", "o2", "o3"]
 
 
