@@ -42,6 +42,7 @@ from watchword.authz import (
     JsonAcl,
     Object,
     Policy,
+    ProjectMembership,
     Subject,
     check,
     compile_subject,
@@ -133,19 +134,17 @@ def project_name(org: int, k: int) -> str:
 def make_subject(n_orgs: int, rng: random.Random) -> Subject:
     orgs = {org_name(i): ORG_ROLE_CYCLE[i % 4] for i in range(n_orgs)}
     # Project roles in a few projects, some in organizations the subject is not part of.
-    projects: dict[str, frozenset[str]] = {}
-    project_orgs: dict[str, str] = {}
+    projects: dict[str, ProjectMembership] = {}
     for j in range(20):
         org = rng.randrange(UNIVERSE_ORGS)
         p = project_name(org, rng.randrange(PROJECTS_PER_ORG))
-        projects[p] = frozenset({"project-viewer" if j % 2 else "project-editor"})
-        project_orgs[p] = org_name(org)
+        roles = frozenset({"project-viewer" if j % 2 else "project-editor"})
+        projects[p] = ProjectMembership(org_name(org), roles)
     return Subject(
         ISSUER,
         "me",
-        org_roles=orgs,
-        project_roles=projects,
-        project_orgs=project_orgs,
+        organizations=orgs,
+        projects=projects,
         groups=frozenset(GROUPS),
     )
 
@@ -160,8 +159,8 @@ def random_object(i: int, subject: Subject, rng: random.Random, n_orgs: int) -> 
     project = None
     if org is not None and rng.random() < 0.8:
         project = project_name(org, rng.randrange(PROJECTS_PER_ORG))
-    if rng.random() < 0.05 and subject.project_roles:
-        project = rng.choice(sorted(subject.project_roles))
+    if rng.random() < 0.05 and subject.projects:
+        project = rng.choice(sorted(subject.projects))
     owner = ME if rng.random() < 0.1 else f"{ISSUER}|u{rng.randrange(5000)}"
     acl_users: dict[str, frozenset[str]] = {}
     acl_groups: dict[str, frozenset[str]] = {}
@@ -194,11 +193,11 @@ def build_workload(n_orgs: int, n_questions: int, seed: int) -> Workload:
 
 
 def make_floor(w: Workload) -> Callable[[str, Object], bool]:
-    admin = {o for o, r in w.subject.org_roles.items() if "org-admin" in r}
-    member = {o for o, r in w.subject.org_roles.items() if "member" in r}
-    nodelete = {o for o, r in w.subject.org_roles.items() if "no-delete" in r}
-    viewer = {p for p, r in w.subject.project_roles.items() if "project-viewer" in r}
-    editor = {p for p, r in w.subject.project_roles.items() if "project-editor" in r}
+    admin = {o for o, r in w.subject.organizations.items() if "org-admin" in r}
+    member = {o for o, r in w.subject.organizations.items() if "member" in r}
+    nodelete = {o for o, r in w.subject.organizations.items() if "no-delete" in r}
+    viewer = {p for p, m in w.subject.projects.items() if "project-viewer" in m.roles}
+    editor = {p for p, m in w.subject.projects.items() if "project-editor" in m.roles}
     deny_org = {a: frozenset(nodelete if a == "delete" else ()) for a in ACTIONS}
     allow_org = {
         a: frozenset((admin | (member if a in ("read", "use") else set())) - deny_org[a])
@@ -264,10 +263,10 @@ def cedar_entities(w: Workload) -> str:
     s = w.subject
 
     def orgs_with(role: str) -> list[dict[str, Any]]:
-        return [{"__entity": _uid("Org", o)} for o, r in s.org_roles.items() if role in r]
+        return [{"__entity": _uid("Org", o)} for o, r in s.organizations.items() if role in r]
 
     def projects_with(role: str) -> list[dict[str, Any]]:
-        return [{"__entity": _uid("Project", p)} for p, r in s.project_roles.items() if role in r]
+        return [{"__entity": _uid("Project", p)} for p, m in s.projects.items() if role in m.roles]
 
     ents: list[dict[str, Any]] = [
         {
@@ -365,8 +364,8 @@ def make_casbin(w: Workload) -> casbin.Enforcer:
         model_path = f.name
     enforcer = casbin.Enforcer(model_path)
     enforcer.add_policies([list(line) for line in CASBIN_POLICY_LINES])
-    rules = [[ME, r, o] for o, roles in w.subject.org_roles.items() for r in sorted(roles)]
-    rules += [[ME, r, p] for p, roles in w.subject.project_roles.items() for r in sorted(roles)]
+    rules = [[ME, r, o] for o, roles in w.subject.organizations.items() for r in sorted(roles)]
+    rules += [[ME, r, p] for p, m in w.subject.projects.items() for r in sorted(m.roles)]
     enforcer.add_named_grouping_policies("g", rules)
     groups = w.subject.groups
 
@@ -705,11 +704,11 @@ def _elide(line: str) -> str:
 def hand_written(w: Workload, action: str) -> tuple[str, dict[str, Any]]:
     """The WHERE a developer would write by hand for this workload."""
     s = w.subject
-    admin = sorted(o for o, r in s.org_roles.items() if "org-admin" in r)
-    member = sorted(o for o, r in s.org_roles.items() if "member" in r)
-    nodelete = sorted(o for o, r in s.org_roles.items() if "no-delete" in r)
-    viewer = sorted(p for p, r in s.project_roles.items() if "project-viewer" in r)
-    editor = sorted(p for p, r in s.project_roles.items() if "project-editor" in r)
+    admin = sorted(o for o, r in s.organizations.items() if "org-admin" in r)
+    member = sorted(o for o, r in s.organizations.items() if "member" in r)
+    nodelete = sorted(o for o, r in s.organizations.items() if "no-delete" in r)
+    viewer = sorted(p for p, m in s.projects.items() if "project-viewer" in m.roles)
+    editor = sorted(p for p, m in s.projects.items() if "project-editor" in m.roles)
     params: dict[str, Any] = {
         "t": TYPE,
         "me": ME,

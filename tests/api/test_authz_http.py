@@ -333,13 +333,15 @@ async def test_documented_check_example_runs_as_written(
     answer = r.json()
     for field, value in _doc_example("authz-check answer").items():
         assert answer[field] == value, field
-    # The Python field names are refused over HTTP, with a pointer, as the docs say.
+    # The former Python field names are refused over HTTP, with a pointer and the name to
+    # use instead, as the docs say.
     bad = _doc_example("authz-check request")
     bad["subject"]["org_roles"] = bad["subject"].pop("organizations")
     r = await client.post(
         "/v1/authz/check", json=bad, headers={"Authorization": f"Bearer {key.reveal()}"}
     )
-    assert r.status_code == 400 and r.json()["pointer"].startswith("/subject")
+    assert r.status_code == 400 and r.json()["pointer"] == "/subject/org_roles"
+    assert "use 'organizations'" in r.json()["detail"]
 
 
 async def test_check_authenticates_before_it_reads_the_question(

@@ -10,6 +10,7 @@ from watchword.authz import (
     Level,
     Object,
     Policy,
+    ProjectMembership,
     Subject,
     TokenScope,
     check,
@@ -83,7 +84,7 @@ def cluster(**kw: object) -> Object:
 
 
 def test_check_when_deny_and_allow_at_same_level_denies(policy: Policy) -> None:
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"org-admin", "no-delete"})}))
+    c = compile_subject(policy, who(organizations={"acme": frozenset({"org-admin", "no-delete"})}))
     d = check(c, "delete", cluster(org_id="acme"))
     assert not d.allowed
     assert (d.decided_by, d.role) == (DecidedBy.ORGANIZATION, "no-delete")
@@ -95,7 +96,7 @@ def test_check_when_higher_level_allows_beats_lower_deny(policy: Policy) -> None
         policy,
         who(
             global_roles=frozenset({"global-deleter"}),
-            org_roles={"acme": frozenset({"no-delete"})},
+            organizations={"acme": frozenset({"no-delete"})},
         ),
     )
     d = check(c, "delete", cluster(org_id="acme"))
@@ -107,8 +108,8 @@ def test_check_when_org_denies_beats_owner_and_project_allow(policy: Policy) -> 
     c = compile_subject(
         policy,
         who(
-            org_roles={"acme": frozenset({"member", "no-delete"})},
-            project_roles={"p1": frozenset({"project-editor"})},
+            organizations={"acme": frozenset({"member", "no-delete"})},
+            projects={"p1": ProjectMembership(None, frozenset({"project-editor"}))},
         ),
     )
     me = c.key
@@ -120,8 +121,8 @@ def test_check_when_project_denies_beats_owner_and_acl(policy: Policy) -> None:
     c = compile_subject(
         policy,
         who(
-            org_roles={"acme": frozenset({"member"})},
-            project_roles={"p1": frozenset({"project-blocker"})},
+            organizations={"acme": frozenset({"member"})},
+            projects={"p1": ProjectMembership(None, frozenset({"project-blocker"}))},
         ),
     )
     obj = cluster(org_id="acme", project_id="p1", owner=c.key, acl_users={c.key: {"*"}})
@@ -132,7 +133,7 @@ def test_check_when_project_denies_beats_owner_and_acl(policy: Policy) -> None:
 
 
 def test_check_when_owner_block_applies_only_to_roles_in_objects_org(policy: Policy) -> None:
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"member"})}))
+    c = compile_subject(policy, who(organizations={"acme": frozenset({"member"})}))
     assert check(c, "delete", cluster(org_id="acme", owner=c.key)).allowed
     # same ownership in an organization where the subject holds no role: nothing applies
     assert not check(c, "delete", cluster(org_id="globex", owner=c.key)).allowed
@@ -160,13 +161,13 @@ def test_check_when_nothing_matches_denies_by_default(policy: Policy) -> None:
 def test_check_when_scope_names_or_allow_list_refuse_denies(policy: Policy) -> None:
     roles = {"acme": frozenset({"org-admin"})}
     narrow = TokenScope(frozenset({f"{CLUSTERS}:read"}), frozenset({(CLUSTERS, "c1")}))
-    c = compile_subject(policy, who(org_roles=roles, scope=narrow))
+    c = compile_subject(policy, who(organizations=roles, scope=narrow))
     assert check(c, "read", cluster(org_id="acme")).allowed
     d = check(c, "update", cluster(org_id="acme"))
     assert (d.allowed, d.scope_allowed, d.decided_by) == (False, False, DecidedBy.ORGANIZATION)
     assert not check(c, "read", Object(CLUSTERS, "c2", org_id="acme")).allowed
     wide = TokenScope(frozenset({"*:*"}), frozenset({("*", "*")}))
-    c = compile_subject(policy, who(org_roles=roles, scope=wide))
+    c = compile_subject(policy, who(organizations=roles, scope=wide))
     assert check(c, "delete", Object(CLUSTERS, "c9", org_id="acme")).allowed
 
 
@@ -189,8 +190,8 @@ def test_check_when_object_has_no_org_or_project_falls_through(policy: Policy) -
     c = compile_subject(
         policy,
         who(
-            org_roles={"acme": frozenset({"org-admin"})},
-            project_roles={"p1": frozenset({"project-editor"})},
+            organizations={"acme": frozenset({"org-admin"})},
+            projects={"p1": ProjectMembership(None, frozenset({"project-editor"}))},
         ),
     )
     assert not check(c, "read", cluster()).allowed
@@ -198,7 +199,7 @@ def test_check_when_object_has_no_org_or_project_falls_through(policy: Policy) -
 
 
 def test_explain_when_denied_by_org_lists_every_stage(policy: Policy) -> None:
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"org-admin", "no-delete"})}))
+    c = compile_subject(policy, who(organizations={"acme": frozenset({"org-admin", "no-delete"})}))
     why = explain(c, "delete", cluster(org_id="acme"))
     verdicts = {s.stage.value: s.verdict.value for s in why.stages}
     assert verdicts == {
@@ -242,9 +243,8 @@ def holding(roles_at: dict[str, set[str]], scope: TokenScope | None = None) -> S
     """alice holding each role set at one source: globally, in org acme, in project p1."""
     return who(
         global_roles=frozenset(roles_at.get("global", set())),
-        org_roles={"acme": frozenset(roles_at.get("organization", set()))},
-        project_roles={"p1": frozenset(roles_at.get("project", set()))},
-        project_orgs={"p1": "acme"},
+        organizations={"acme": frozenset(roles_at.get("organization", set()))},
+        projects={"p1": ProjectMembership("acme", frozenset(roles_at.get("project", set())))},
         scope=scope,
     )
 
@@ -327,7 +327,7 @@ def test_check_when_owner_vote_held_elsewhere_abstains(source: str) -> None:
 
 def test_check_when_scope_refuses_role_allow_keeps_role_and_permission(policy: Policy) -> None:
     narrow = TokenScope(frozenset({f"{CLUSTERS}:read"}))
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"org-admin"})}, scope=narrow))
+    c = compile_subject(policy, who(organizations={"acme": frozenset({"org-admin"})}, scope=narrow))
     admin_perm = policy.role("org-admin").block(Level.ORGANIZATION)[0]
     assert check(c, "update", cluster(org_id="acme")) == Decision(
         allowed=False,
@@ -365,7 +365,7 @@ def test_check_when_scope_refuses_acl_allow_keeps_acl_entry(policy: Policy) -> N
 def test_check_when_roles_deny_under_scope_leaves_scope_unconsulted(policy: Policy) -> None:
     c = compile_subject(
         policy,
-        who(org_roles={"acme": frozenset({"no-delete"})}, scope=TokenScope(frozenset({"*:*"}))),
+        who(organizations={"acme": frozenset({"no-delete"})}, scope=TokenScope(frozenset({"*:*"}))),
     )
     d = check(c, "delete", cluster(org_id="acme"))
     assert (d.allowed, d.decided_by, d.role, d.scope_allowed) == (
@@ -410,25 +410,30 @@ def test_prepared_when_object_of_another_type_raises(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize("prepare_from", [1, 1000])
-def test_filter_objects_keeps_allowed_in_order_and_refuses_mixed_types(
+def test_filter_objects_keeps_allowed_in_order_whatever_the_types(
     policy: Policy, prepare_from: int
 ) -> None:
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"member"})}))
+    c = compile_subject(policy, who(organizations={"acme": frozenset({"member"})}))
     objs = [Object(CLUSTERS, f"c{i}", org_id=org) for i, org in enumerate(["acme", "x", "acme"])]
     kept = filter_objects(c, "read", iter(objs), prepare_from=prepare_from)
     assert [o.id for o in kept] == ["c0", "c2"]
     assert filter_objects(c, "read", [], prepare_from=prepare_from) == []
-    with pytest.raises(InvalidInput, match=r"all objects must be of type|identity:projects"):
-        filter_objects(
-            c, "read", [*objs, Object("identity:projects", "p9")], prepare_from=prepare_from
-        )
+    shared = Object("identity:projects", "p9", acl_users={c.key: ["read"]})
+    mixed = [objs[0], shared, Object("identity:projects", "p8", org_id="acme"), *objs[1:]]
+    expected = [o for o in mixed if check(c, "read", o).allowed]
+    assert filter_objects(c, "read", mixed, prepare_from=prepare_from) == expected
+    assert [o.id for o in expected] == ["c0", "p9", "c2"]
+    with pytest.raises(UnknownResourceType):
+        filter_objects(c, "read", [*objs, Object("nope:things", "n")], prepare_from=prepare_from)
 
 
 def test_check_when_roles_deny_under_restricted_scope_leaves_scope_unconsulted(
     policy: Policy,
 ) -> None:
     only_c1 = TokenScope(frozenset({"*:*"}), frozenset({(CLUSTERS, "c1")}))
-    c = compile_subject(policy, who(org_roles={"acme": frozenset({"no-delete"})}, scope=only_c1))
+    c = compile_subject(
+        policy, who(organizations={"acme": frozenset({"no-delete"})}, scope=only_c1)
+    )
     d = check(c, "delete", Object(CLUSTERS, "c2", org_id="acme"))
     assert (d.allowed, d.decided_by, d.role, d.scope_allowed) == (
         False,

@@ -35,7 +35,7 @@ POLICY = {
     ],
 }
 ALICE = Subject(
-    "https://i", "alice", org_roles={"o1": frozenset({"reader"})}, groups=frozenset({"g"})
+    "https://i", "alice", organizations={"o1": frozenset({"reader"})}, groups=frozenset({"g"})
 )
 
 

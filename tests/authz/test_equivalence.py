@@ -26,6 +26,7 @@ from watchword.authz.model import (
     Object,
     Permission,
     Policy,
+    ProjectMembership,
     Registry,
     ResourceType,
     Role,
@@ -57,8 +58,8 @@ RoleSpec = dict[str, list[PermSpec]]  # level -> permissions
 class SubjectSpec:
     user: str
     global_roles: frozenset[str]
-    org_roles: dict[str, frozenset[str]]
-    project_roles: dict[str, frozenset[str]]
+    organizations: dict[str, frozenset[str]]
+    projects: dict[str, frozenset[str]]  # project id -> role names (to_subject adds the org)
     groups: frozenset[str]
     scope: tuple[frozenset[str], frozenset[tuple[str, str]]] | None
 
@@ -104,10 +105,8 @@ def ref_decide(world: World, a: str, o: ObjectSpec) -> tuple[bool, str]:
     """(allowed, deciding stage or 'nothing'); the scope may flip allowed to False."""
     s = world.subject
     t = o.type
-    org_roles = s.org_roles.get(o.org, frozenset()) if o.org is not None else frozenset()
-    prj_roles = (
-        s.project_roles.get(o.project, frozenset()) if o.project is not None else frozenset()
-    )
+    org_roles = s.organizations.get(o.org, frozenset()) if o.org is not None else frozenset()
+    prj_roles = s.projects.get(o.project, frozenset()) if o.project is not None else frozenset()
     stages: list[tuple[str, str | None]] = [
         ("global", ref_block(world, s.global_roles, "global", t, a)),
         ("organization", ref_block(world, org_roles, "organization", t, a)),
@@ -160,9 +159,11 @@ def to_subject(spec: SubjectSpec) -> Subject:
         ISSUER,
         spec.user,
         global_roles=spec.global_roles,
-        org_roles=spec.org_roles,
-        project_roles=spec.project_roles,
-        project_orgs={p: ORGS[i % len(ORGS)] for i, p in enumerate(spec.project_roles)},
+        organizations=spec.organizations,
+        projects={
+            p: ProjectMembership(ORGS[i % len(ORGS)], roles)
+            for i, (p, roles) in enumerate(spec.projects.items())
+        },
         groups=spec.groups,
         scope=None if spec.scope is None else TokenScope(spec.scope[0], spec.scope[1]),
     )
@@ -235,17 +236,17 @@ def worlds(draw: st.DrawFn, max_objects: int = 12) -> World:
     subject = SubjectSpec(
         user=draw(st.sampled_from(USERS)),
         global_roles=draw(small_set(ROLE_NAMES, 0, 2)),
-        org_roles=draw(st.dictionaries(st.sampled_from(ORGS), role_set, max_size=3)),
-        project_roles=draw(st.dictionaries(st.sampled_from(PROJECTS), role_set, max_size=3)),
+        organizations=draw(st.dictionaries(st.sampled_from(ORGS), role_set, max_size=3)),
+        projects=draw(st.dictionaries(st.sampled_from(PROJECTS), role_set, max_size=3)),
         groups=draw(small_set(GROUPS, 0, 2)),
         scope=draw(scope),
     )
     acl_actions = small_set((*ACTION_POOL, "*"), 1, 2)
     keys = tuple(key_of(u) for u in USERS)
-    org_pool = tuple(sorted(subject.org_roles)) if owner_focus and subject.org_roles else ORGS
-    project_pool = (
-        tuple(sorted(subject.project_roles)) if owner_focus and subject.project_roles else PROJECTS
+    org_pool = (
+        tuple(sorted(subject.organizations)) if owner_focus and subject.organizations else ORGS
     )
+    project_pool = tuple(sorted(subject.projects)) if owner_focus and subject.projects else PROJECTS
     objects = []
     for i in range(draw(st.integers(1, max_objects))):
         objects.append(

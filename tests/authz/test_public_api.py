@@ -8,8 +8,8 @@ from watchword import authz
 
 EXPECTED = {
     "WILDCARD", "AccountType", "DecidedBy", "Decision", "Effect", "Level", "Object",
-    "Permission", "Policy", "Registry", "ResourceType", "Role", "Subject", "TokenScope",
-    "subject_key", "StaleSubject", "UnknownRole", "parse_object", "parse_policy",
+    "Permission", "Policy", "ProjectMembership", "Registry", "ResourceType", "Role", "Subject",
+    "TokenScope", "subject_key", "StaleSubject", "UnknownRole", "parse_object", "parse_policy",
     "parse_resource_type", "parse_role", "parse_subject", "Engine", "DEFAULT_OBSERVE_EVERY",
     "TRACER_NAME", "CompiledSubject", "compile_subject", "check", "explain", "prepare",
     "filter_objects", "Prepared", "Explanation", "Match", "ScopeReport", "StageReport",
@@ -18,7 +18,7 @@ EXPECTED = {
     "ColumnMapping", "JsonAcl", "AclTable", "NO_ACL", "NoAcl", "SqlCondition", "residual_to_sql",
     "render_sql", "RenderedSql", "AuthzMetrics", "BUCKETS", "DecisionEvent", "DecisionLog",
     "DecisionSink", "run_policy_test", "run_policy_test_text", "PolicyTestReport",
-    "CaseResult",
+    "CaseResult", "ObjectMapping", "ObjectMappings", "ObjectView", "as_object",
 }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from watchword.authz import (
     Not,
     Object,
     Or,
+    ProjectMembership,
     Subject,
     compile_subject,
     filter_objects,
@@ -75,7 +76,7 @@ def subject_in(n: int) -> Subject:
     orgs = {f"o{i}": CYCLE[i % 3] for i in range(max(n, 3))}
     if n < 3:  # same role mix, fewer organizations
         orgs = {"o0": frozenset({"member", "no-delete"}), "o1": frozenset({"admin"})}
-    return Subject("https://i", "me", org_roles=orgs, groups=frozenset({"g"}))
+    return Subject("https://i", "me", organizations=orgs, groups=frozenset({"g"}))
 
 
 @pytest.mark.parametrize("action", ["read", "delete"])
@@ -197,15 +198,17 @@ def test_compile_predicate_when_node_field_is_not_an_enum_member_raises(
     assert "WW_PWNED" not in os.environ
 
 
-def test_filter_when_types_mixed_raises_for_small_and_large_lists() -> None:
+def test_filter_when_a_type_is_unknown_raises_for_small_and_large_lists() -> None:
     c = compile_subject(POLICY, subject_in(3))
     objs = [Object("t", f"x{i}", "o1") for i in range(30)] + [Object("u", "y")]
     for prepare_from in (1000, 1):
-        with pytest.raises(InvalidInput, match="type"):
+        with pytest.raises(InvalidInput, match="'u' is not registered"):
             filter_objects(c, "read", objs, prepare_from=prepare_from)
     p = prepare(c, "read", "t")
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match="prepared for type 't'"):
         p.matches(Object("u", "y"))
+    with pytest.raises(InvalidInput, match="all objects must be of type 't'"):
+        p.filter(objs)
 
 
 def test_filter_when_list_is_small_or_large_keeps_the_same_objects() -> None:
@@ -250,8 +253,10 @@ def test_prepare_project_level_allow_outside_the_subjects_organizations_matches(
         "https://i",
         "me",
         global_roles=frozenset({"owner-reads"}),
-        project_roles={"p1": frozenset({"viewer"}), "p2": frozenset({"blocked"})},
-        project_orgs={"p1": "o9", "p2": "o9"},
+        projects={
+            "p1": ProjectMembership("o9", frozenset({"viewer"})),
+            "p2": ProjectMembership("o9", frozenset({"blocked"})),
+        },
     )
     compiled = compile_subject(policy, subject)
     seen = Object("t", "seen", org_id="o9", project_id="p1")

@@ -200,8 +200,8 @@ def integer_world(world: World) -> World:
         scope = (names, frozenset((t, allow_listed_id(i)) for t, i in allow))
     subject = replace(
         s,
-        org_roles={SUBJECT_ORG[o]: r for o, r in s.org_roles.items()},
-        project_roles={PROJECT[p]: r for p, r in s.project_roles.items()},
+        organizations={SUBJECT_ORG[o]: r for o, r in s.organizations.items()},
+        projects={PROJECT[p]: r for p, r in s.projects.items()},
         scope=scope,
     )
     objects = [
@@ -286,7 +286,7 @@ def test_integer_world_keeps_subject_and_objects_consistent() -> None:
     world = integer_world(World({"t": frozenset({"read"})}, {}, subject, [obj]))
     assert world.objects[0].id == "4" and world.objects[0].org == "4"
     assert world.objects[0].project == "12"
-    assert set(world.subject.org_roles) == {"+4", "1"}
+    assert set(world.subject.organizations) == {"+4", "1"}
     assert world.subject.scope is not None
     assert world.subject.scope[1] == {("*", "01"), ("*", "4"), ("*", "*")}
 

@@ -147,7 +147,7 @@ def test_resolve_system_account_has_no_organizations_and_global_roles() -> None:
     facts = _facts(GroupFacts("g1", "o1", frozenset({"r1"})), system_role_ids=frozenset({"r2"}))
     res = resolve_subject(ident, facts)
     assert res.subject.account_type is AccountType.SYSTEM
-    assert res.member_orgs == frozenset() and res.subject.org_roles == {}
+    assert res.member_orgs == frozenset() and res.subject.organizations == {}
     assert res.subject.global_roles == {"r2"}
 
 
@@ -158,7 +158,7 @@ def test_resolve_claimed_orgs_restrict_groups_to_those_orgs() -> None:
     )
     res = resolve_subject(ident, facts)
     assert res.member_orgs == {"o2"}  # unknown org ids are dropped
-    assert dict(res.subject.org_roles) == {"o2": frozenset({"r2"})}
+    assert dict(res.subject.organizations) == {"o2": frozenset({"r2"})}
 
 
 def test_resolve_foreign_project_link_grants_nothing() -> None:
@@ -166,7 +166,7 @@ def test_resolve_foreign_project_link_grants_nothing() -> None:
     res = resolve_subject(
         ident, _facts(GroupFacts("g1", "o1", frozenset({"r1"}), frozenset({"p3"})))
     )
-    assert res.subject.project_roles == {}
+    assert res.subject.projects == {}
 
 
 def test_acl_document_scoped_non_member_is_not_a_member() -> None:

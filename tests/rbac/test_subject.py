@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchword.authz.model import AccountType, TokenScope
+from watchword.authz.model import AccountType, ProjectMembership, TokenScope
 from watchword.rbac.claims import Identity
 from watchword.rbac.errors import WrongOrganizationCount
 from watchword.rbac.subject import GroupFacts, SubjectFacts, resolve_subject
@@ -43,7 +43,7 @@ def test_resolve_subject_two_groups_in_one_org_unites_their_roles() -> None:
     )
     r = resolve_subject(user(), facts)
     assert r.member_orgs == {"o1"}
-    assert dict(r.subject.org_roles) == {"o1": {"reader", "writer"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader", "writer"}}
     assert r.subject.groups == {"g1", "g2"}
     assert dict(r.group_orgs) == {"g1": "o1", "g2": "o1"}
     assert r.subject.global_roles == frozenset()
@@ -59,7 +59,7 @@ def test_resolve_subject_groups_in_two_orgs_keep_roles_apart() -> None:
     )
     r = resolve_subject(user(), facts)
     assert r.member_orgs == {"o1", "o2"}
-    assert dict(r.subject.org_roles) == {"o1": {"reader", "admin"}, "o2": {"writer"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader", "admin"}, "o2": {"writer"}}
 
 
 def test_resolve_subject_group_without_roles_counts_as_group_only() -> None:
@@ -67,8 +67,8 @@ def test_resolve_subject_group_without_roles_counts_as_group_only() -> None:
     r = resolve_subject(user(), facts)
     assert r.member_orgs == {"o1"}
     assert r.subject.groups == {"g1"}
-    assert dict(r.subject.org_roles) == {}
-    assert dict(r.subject.project_roles) == {}
+    assert dict(r.subject.organizations) == {}
+    assert dict(r.subject.projects) == {}
 
 
 def test_resolve_subject_project_links_grant_project_roles_of_every_linking_group() -> None:
@@ -80,11 +80,13 @@ def test_resolve_subject_project_links_grant_project_roles_of_every_linking_grou
         project_orgs={"p1": "o1", "p2": "o1"},
     )
     r = resolve_subject(user(), facts)
-    assert dict(r.subject.project_roles) == {"p1": {"reader", "writer"}, "p2": {"writer"}}
-    assert dict(r.subject.project_orgs) == {"p1": "o1", "p2": "o1"}
+    assert dict(r.subject.projects) == {
+        "p1": ProjectMembership("o1", frozenset({"reader", "writer"})),
+        "p2": ProjectMembership("o1", frozenset({"writer"})),
+    }
     assert dict(r.projects_by_org) == {"o1": ("p1", "p2")}
     # project roles do not leak to organization level and vice versa
-    assert dict(r.subject.org_roles) == {"o1": {"reader", "writer"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader", "writer"}}
 
 
 def test_resolve_subject_foreign_or_dangling_project_link_grants_nothing() -> None:
@@ -96,7 +98,7 @@ def test_resolve_subject_foreign_or_dangling_project_link_grants_nothing() -> No
         project_orgs={"p2": "o2"},
     )
     r = resolve_subject(user(), facts)
-    assert dict(r.subject.project_roles) == {"p2": {"writer"}}
+    assert dict(r.subject.projects) == {"p2": ProjectMembership("o2", frozenset({"writer"}))}
     assert dict(r.projects_by_org) == {"o2": ("p2",)}
 
 
@@ -112,8 +114,8 @@ def test_resolve_subject_trusted_claim_limits_orgs_to_claimed_existing_ones() ->
     r = resolve_subject(user(frozenset({"o1", "o9"})), facts)
     assert r.member_orgs == {"o1"}
     assert r.subject.groups == {"g1"}
-    assert dict(r.subject.org_roles) == {"o1": {"reader"}}
-    assert dict(r.subject.project_roles) == {"p1": {"reader"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader"}}
+    assert dict(r.subject.projects) == {"p1": ProjectMembership("o1", frozenset({"reader"}))}
     assert dict(r.group_orgs) == {"g1": "o1"}
 
 
@@ -148,7 +150,7 @@ def test_resolve_subject_service_home_org_wins_over_groups_elsewhere() -> None:
     )
     r = resolve_subject(service(frozenset({"o2"})), facts)
     assert r.member_orgs == {"o1"}
-    assert dict(r.subject.org_roles) == {"o1": {"reader"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader"}}
     assert r.subject.account_type is AccountType.SERVICE
 
 
@@ -162,7 +164,7 @@ def test_resolve_subject_service_claimed_org_is_not_widened() -> None:
     )
     r = resolve_subject(service(frozenset({"o2"})), facts)
     assert r.member_orgs == {"o2"}
-    assert dict(r.subject.org_roles) == {"o2": {"writer"}}
+    assert dict(r.subject.organizations) == {"o2": {"writer"}}
     # a claimed organization that does not exist gives no membership at all
     r = resolve_subject(service(frozenset({"o9"})), facts)
     assert r.member_orgs == frozenset()
@@ -195,7 +197,7 @@ def test_resolve_subject_service_in_groups_of_one_org_belongs_to_it() -> None:
     )
     r = resolve_subject(service(), facts)
     assert r.member_orgs == {"o1"}
-    assert dict(r.subject.org_roles) == {"o1": {"reader", "writer"}}
+    assert dict(r.subject.organizations) == {"o1": {"reader", "writer"}}
 
 
 def test_resolve_subject_service_in_no_group_has_no_org() -> None:
@@ -228,8 +230,8 @@ def test_resolve_subject_system_record_makes_a_global_only_system_account() -> N
     assert r.identity == Identity(ISS, "ops", AccountType.SYSTEM, None, frozenset({"idp-ops"}))
     assert r.member_orgs == frozenset()
     assert r.subject.global_roles == {"root", "auditor"}
-    assert dict(r.subject.org_roles) == {}
-    assert dict(r.subject.project_roles) == {}
+    assert dict(r.subject.organizations) == {}
+    assert dict(r.subject.projects) == {}
     assert r.subject.groups == frozenset()
 
 
@@ -254,8 +256,8 @@ ROLES = ("r1", "r2", "r3")
 class Expected:
     account_type: AccountType
     member_orgs: frozenset[str]
-    org_roles: dict[str, frozenset[str]]
-    project_roles: dict[str, frozenset[str]]
+    organizations: dict[str, frozenset[str]]
+    projects: dict[str, ProjectMembership]
     groups: frozenset[str]
     global_roles: frozenset[str]
 
@@ -283,22 +285,25 @@ def reference(identity: Identity, facts: SubjectFacts) -> Expected | None:
             member = {o for o in identity.claimed_org_ids if o in facts.organizations}
         else:
             member = {g.organization_id for g in facts.groups}
-    org_roles: dict[str, frozenset[str]] = {}
+    organizations: dict[str, frozenset[str]] = {}
     project_roles: dict[str, frozenset[str]] = {}
     groups = set()
     for g in facts.groups:
         if g.organization_id not in member:
             continue
         groups.add(g.id)
-        org_roles[g.organization_id] = org_roles.get(g.organization_id, frozenset()) | g.role_ids
+        org = g.organization_id
+        organizations[org] = organizations.get(org, frozenset()) | g.role_ids
         for p in g.project_ids:
-            if facts.project_orgs.get(p) == g.organization_id:
+            if facts.project_orgs.get(p) == org:
                 project_roles[p] = project_roles.get(p, frozenset()) | g.role_ids
     return Expected(
         account_type=kind,
         member_orgs=frozenset(member),
-        org_roles={o: r for o, r in org_roles.items() if r},
-        project_roles={p: r for p, r in project_roles.items() if r},
+        organizations={o: r for o, r in organizations.items() if r},
+        projects={
+            p: ProjectMembership(facts.project_orgs[p], r) for p, r in project_roles.items() if r
+        },
         groups=frozenset(groups),
         global_roles=facts.binding_role_ids | (facts.system_role_ids or frozenset()),
     )
@@ -353,13 +358,12 @@ def test_resolve_subject_random_facts_match_reference(case: tuple[Identity, Subj
     assert s.account_type is expected.account_type
     assert r.identity.account_type is expected.account_type
     assert r.member_orgs == expected.member_orgs
-    assert dict(s.org_roles) == expected.org_roles
-    assert dict(s.project_roles) == expected.project_roles
-    assert dict(s.project_orgs) == {p: facts.project_orgs[p] for p in expected.project_roles}
+    assert dict(s.organizations) == expected.organizations
+    assert dict(s.projects) == expected.projects
     assert s.groups == expected.groups
     assert dict(r.group_orgs) == {g.id: g.organization_id for g in facts.groups if g.id in s.groups}
     assert s.global_roles == expected.global_roles
     by_org: dict[str, list[str]] = {}
-    for p in sorted(expected.project_roles):
+    for p in sorted(expected.projects):
         by_org.setdefault(facts.project_orgs[p], []).append(p)
     assert dict(r.projects_by_org) == {o: tuple(ps) for o, ps in by_org.items()}

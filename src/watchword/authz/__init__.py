@@ -21,6 +21,7 @@ from watchword.authz.decisionlog import DecisionEvent, DecisionLog, DecisionSink
 from watchword.authz.engine import DEFAULT_OBSERVE_EVERY, TRACER_NAME, Engine
 from watchword.authz.evaluate import Prepared, check, filter_objects, prepare
 from watchword.authz.explain import Explanation, Match, ScopeReport, StageReport, Verdict, explain
+from watchword.authz.mapping import ObjectMapping, ObjectMappings, ObjectView, as_object
 from watchword.authz.metrics import BUCKETS, AuthzMetrics
 from watchword.authz.model import (
     WILDCARD,
@@ -32,6 +33,7 @@ from watchword.authz.model import (
     Object,
     Permission,
     Policy,
+    ProjectMembership,
     Registry,
     ResourceType,
     Role,
@@ -85,10 +87,12 @@ from watchword.errors import StaleSubject, UnknownRole
 __all__ = [
     # values
     "WILDCARD", "AccountType", "DecidedBy", "Decision", "Effect", "Level", "Object",
-    "Permission", "Policy", "Registry", "ResourceType", "Role", "Subject", "TokenScope",
-    "subject_key",
+    "Permission", "Policy", "ProjectMembership", "Registry", "ResourceType", "Role", "Subject",
+    "TokenScope", "subject_key",
     # errors authz raises (defined in watchword.errors)
     "StaleSubject", "UnknownRole",
+    # the application's own objects, read through a declared mapping
+    "ObjectMapping", "ObjectMappings", "ObjectView", "as_object",
     # parsing (JSON-shaped documents, errors carry a JSON pointer)
     "parse_object", "parse_policy", "parse_resource_type", "parse_role", "parse_subject",
     # the engine and its pure functions

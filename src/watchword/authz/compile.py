@@ -35,6 +35,7 @@ from watchword.authz.model import (
     Level,
     Permission,
     Policy,
+    ProjectMembership,
     Role,
     Subject,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "CompiledSubject",
     "LevelDecisions",
     "LevelKind",
+    "ProjectRoles",
     "Table",
     "Vote",
     "block_vote",
@@ -202,6 +204,35 @@ class LevelDecisions:
                 yield key, decision
 
 
+class ProjectRoles(Mapping[str, frozenset[str]]):
+    """Project id → the role names held there: a view of ``subject.projects`` (O(1) to
+    make; each read takes the entry's ``roles``), what the project levels look up."""
+
+    __slots__ = ("_projects",)
+
+    def __init__(self, projects: Mapping[str, ProjectMembership]) -> None:
+        self._projects = projects
+
+    def get(self, key: str, default: object = None) -> frozenset[str] | None:  # type: ignore[override]
+        membership = self._projects.get(key)
+        return default if membership is None else membership.roles  # type: ignore[return-value]
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        return self._projects[key].roles
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._projects
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._projects)
+
+    def __len__(self) -> int:
+        return len(self._projects)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._projects)} projects)"
+
+
 FOREIGN_KEYS: Final = 4096
 """At most this many keys outside the subject's memberships are remembered per level..."""
 
@@ -253,8 +284,8 @@ class Table:
             self.owner_global = roleset_decision(policy, global_roles, OWNER, type_name, action)
         else:
             self.global_decision = self.owner_global = None
-        self.org_level = LevelDecisions(self, subject.org_roles, ORGANIZATION)
-        self.project_level = LevelDecisions(self, subject.project_roles, PROJECT)
+        self.org_level = LevelDecisions(self, subject.organizations, ORGANIZATION)
+        self.project_level = LevelDecisions(self, ProjectRoles(subject.projects), PROJECT)
         self.org = self.org_level.cache
         self.project = self.project_level.cache
         self._owner_levels: tuple[LevelDecisions, LevelDecisions] | None = None
@@ -278,10 +309,9 @@ class Table:
         check of an object the subject owns)."""
         levels = self._owner_levels
         if levels is None:
-            subject = self.subject
             levels = self._owner_levels = (
-                LevelDecisions(self, subject.org_roles, OWNER),
-                LevelDecisions(self, subject.project_roles, OWNER),
+                LevelDecisions(self, self.subject.organizations, OWNER),
+                LevelDecisions(self, self.project_level.roles, OWNER),
             )
         return levels
 
@@ -348,8 +378,8 @@ class CompiledSubject:
         seen: set[frozenset[str]] = set()
         for names in (
             subject.global_roles,
-            *subject.org_roles.values(),
-            *subject.project_roles.values(),
+            *subject.organizations.values(),
+            *(membership.roles for membership in subject.projects.values()),
         ):
             if names not in seen:
                 seen.add(names)

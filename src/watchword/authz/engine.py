@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
 from opentelemetry.trace import Tracer, TracerProvider
@@ -30,10 +31,11 @@ from watchword.authz.evaluate import (
     prepare,
 )
 from watchword.authz.explain import Explanation, explain
+from watchword.authz.mapping import ObjectMappings, ObjectView
 from watchword.authz.metrics import AuthzMetrics
 from watchword.authz.model import Decision, Object, Policy, ResourceType, Role, Subject
 from watchword.clock import Clock, SystemClock
-from watchword.errors import StaleSubject, VersionConflict, WatchwordError
+from watchword.errors import InvalidInput, StaleSubject, VersionConflict, WatchwordError
 
 __all__ = ["DEFAULT_OBSERVE_EVERY", "TRACER_NAME", "Engine"]
 
@@ -42,6 +44,8 @@ TRACER_NAME = "watchword.authz"
 # 6 µs (histogram + span, even a no-op one) against about 0.3 µs for the check itself; one in
 # 256 adds about 0.02 µs per check on average.
 DEFAULT_OBSERVE_EVERY = 256
+
+T = TypeVar("T")
 
 
 class Engine:
@@ -56,6 +60,7 @@ class Engine:
         observe_every: int = DEFAULT_OBSERVE_EVERY,
         decision_log: DecisionLog | None = None,
         clock: Clock | None = None,
+        objects: ObjectMappings | None = None,
     ) -> None:
         if observe_every < 1:
             raise ValueError("observe_every must be at least 1")
@@ -66,6 +71,7 @@ class Engine:
         self._tick = 0
         self._log = decision_log
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._objects = objects
         if metrics is not None:
             metrics.observe_every.set(observe_every)
 
@@ -100,6 +106,34 @@ class Engine:
         self._policy = self._policy.with_resource_type(rt)
         return self._policy
 
+    @property
+    def objects(self) -> ObjectMappings | None:
+        """How the application's own objects are read (``None``: only :class:`Object`).
+        Set it once, at start-up, on an engine built elsewhere (``Services.policy_engine``)."""
+        return self._objects
+
+    @objects.setter
+    def objects(self, objects: ObjectMappings | None) -> None:
+        self._objects = objects
+
+    def view(self, obj: object) -> Object | ObjectView:
+        """``obj`` as a check reads it: an :class:`Object` or :class:`ObjectView` as it is,
+        an application object through :attr:`objects`."""
+        objects = self._objects
+        if objects is not None:
+            return objects.view(obj)
+        if obj.__class__ is Object or isinstance(obj, ObjectView):
+            return obj
+        raise InvalidInput(
+            f"{type(obj).__name__} is not an Object; give the engine "
+            "objects=ObjectMappings({...}) to check the application's own objects"
+        )
+
+    def _read(self, obj: object) -> Object:
+        # An ObjectView reads like an Object (the same attributes): the core's functions
+        # take either.
+        return cast("Object", self.view(obj))
+
     # Questions ---------------------------------------------------------------------------
 
     def compile(self, subject: Subject) -> CompiledSubject:
@@ -120,10 +154,14 @@ class Engine:
                 f"current is {self._policy.version}"
             )
 
-    def check(self, compiled: CompiledSubject, action: str, obj: Object) -> Decision:
-        """Decide one question; see :func:`watchword.authz.evaluate.check`."""
+    def check(self, compiled: CompiledSubject, action: str, obj: object) -> Decision:
+        """Decide one question; see :func:`watchword.authz.evaluate.check`. ``obj`` is an
+        :class:`Object` or an application object read through :attr:`objects`."""
         if compiled.policy is not self._policy:
             self._require_current(compiled)
+        if obj.__class__ is not Object:
+            objects = self._objects
+            obj = cast("Object", objects.view(obj)) if objects is not None else self._read(obj)
         tick = self._tick + 1
         if tick < self._every and self._log is None:
             self._tick = tick
@@ -186,8 +224,9 @@ class Engine:
             )
         return decision
 
-    def explain(self, compiled: CompiledSubject, action: str, obj: Object) -> Explanation:
+    def explain(self, compiled: CompiledSubject, action: str, obj: object) -> Explanation:
         self._require_current(compiled, "explain")
+        obj = self._read(obj)
         with self._tracer.start_as_current_span("authz.explain") as span:
             span.set_attribute("authz.action", action)
             span.set_attribute("authz.object_type", obj.type)
@@ -229,17 +268,26 @@ class Engine:
         self,
         compiled: CompiledSubject,
         action: str,
-        objects: Iterable[Object],
+        objects: Iterable[T],
         *,
         prepare_from: int = FILTER_PREPARE_THRESHOLD,
-    ) -> list[Object]:
-        """The objects ``action`` is allowed on: checked one by one below ``prepare_from``
-        objects, through :meth:`prepare` from there (the same answers either way; the default,
-        1,000, is where ``benchmarks/authz/crossover.md`` measured the two to cost the same)."""
+    ) -> list[T]:
+        """The objects ``action`` is allowed on, in their order: :class:`Object` values or the
+        application's own objects (read through :attr:`objects`), types mixed or not; the
+        same objects come back. Checked one by one below ``prepare_from`` objects, through
+        :meth:`prepare` (once per type) from there: the same answers either way; the
+        default, 1,000, is where ``benchmarks/authz/crossover.md`` measured the two to cost
+        the same."""
         self._require_current(compiled, "filter")
-        items: Sequence[Object] = objects if isinstance(objects, Sequence) else list(objects)
-        if not items:
+        given: Sequence[Any] = objects if isinstance(objects, Sequence) else list(objects)
+        if not given:
             return []
+        if all(type(o) is Object for o in given):
+            items: Sequence[Any] = given
+            views = False
+        else:
+            items = [self._read(o) for o in given]
+            views = True
         metrics = self._metrics
         start = time.perf_counter()
         with self._tracer.start_as_current_span("authz.filter") as span:
@@ -261,13 +309,16 @@ class Engine:
             span.set_attribute("authz.outcome", "ok")
         if metrics is not None:
             metrics.filter_duration.labels(outcome="ok").observe(time.perf_counter() - start)
-        return kept
+        if views:
+            back: list[Any] = kept
+            return cast("list[T]", [o.target if isinstance(o, ObjectView) else o for o in back])
+        return kept  # type: ignore[return-value]
 
 
 def _subject_attributes(span: trace.Span, compiled: CompiledSubject) -> None:
     """The subject's size, counted without walking its memberships (O(1))."""
     subject = compiled.subject
     span.set_attribute("authz.subject_global_roles", len(subject.global_roles))
-    span.set_attribute("authz.subject_organizations", len(subject.org_roles))
-    span.set_attribute("authz.subject_projects", len(subject.project_roles))
+    span.set_attribute("authz.subject_organizations", len(subject.organizations))
+    span.set_attribute("authz.subject_projects", len(subject.projects))
     span.set_attribute("authz.subject_groups", len(subject.groups))

@@ -250,23 +250,18 @@ def filter_objects(
     *,
     prepare_from: int = FILTER_PREPARE_THRESHOLD,
 ) -> list[Object]:
-    """Keep the objects ``action`` is allowed on; all must share one type, else InvalidInput.
+    """Keep the objects ``action`` is allowed on, in their order; types may be mixed.
 
     Lists shorter than ``prepare_from`` are checked object by object, longer ones through
-    :func:`prepare` (same answers either way).
+    :func:`prepare`, once per type among them (same answers either way).
     """
     items = objects if isinstance(objects, Sequence) else list(objects)
     if not items:
         return []
-    type_name = items[0].type
     if len(items) < prepare_from:
-        kept = []
-        for obj in items:
-            if obj.type != type_name:
-                raise InvalidInput(
-                    f"all objects must be of type {type_name!r}; found {obj.type!r} (id {obj.id!r})"
-                )
-            if check(compiled, action, obj).allowed:
-                kept.append(obj)
-        return kept
-    return prepare(compiled, action, type_name).filter(items)
+        return [obj for obj in items if check(compiled, action, obj).allowed]
+    types = {obj.type for obj in items}
+    if len(types) == 1:
+        return prepare(compiled, action, types.pop()).filter(items)
+    prepared = {name: prepare(compiled, action, name) for name in sorted(types)}
+    return [obj for obj in items if prepared[obj.type].matches(obj)]

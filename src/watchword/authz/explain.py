@@ -165,7 +165,7 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
         )
     )
 
-    org_names = subject.org_roles.get(obj.org_id, frozenset()) if obj.org_id else frozenset()
+    org_names = subject.organizations.get(obj.org_id, frozenset()) if obj.org_id else frozenset()
     if obj.org_id is None:
         note = "object has no organization"
     elif not org_names:
@@ -184,7 +184,7 @@ def _stages(compiled: CompiledSubject, action: str, obj: Object) -> list[StageRe
     )
 
     prj = obj.project_id
-    prj_names = subject.project_roles.get(prj, frozenset()) if prj else frozenset()
+    prj_names = subject.projects[prj].roles if prj and prj in subject.projects else frozenset()
     if prj is None:
         note = "object has no project"
     elif not prj_names:

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, Never, NoReturn
 
 from watchword.errors import InvalidInput, UnknownAction, UnknownResourceType, UnknownRole
 
@@ -32,6 +33,7 @@ __all__ = [
     "Object",
     "Permission",
     "Policy",
+    "ProjectMembership",
     "Registry",
     "ResourceType",
     "Role",
@@ -225,24 +227,99 @@ def subject_key(issuer: str, subject_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectMembership:
+    """The subject's place in one project: the project's organization (``None`` when the
+    document does not name one) and the role names held there."""
+
+    organization: str | None
+    roles: frozenset[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"organization": self.organization, "roles": sorted(self.roles)}
+
+
+_RENAMED_SUBJECT_FIELDS: Final = frozenset({"org_roles", "project_roles", "project_orgs"})
+
+
+def _refuse_renamed_keywords(keywords: Mapping[str, object]) -> NoReturn:
+    """The ``TypeError`` of ``Subject(...)`` given keywords it does not take; for a former
+    field name, it names the new fields."""
+    for name in keywords:
+        if name in _RENAMED_SUBJECT_FIELDS:
+            raise TypeError(
+                f"Subject() got an unexpected keyword argument {name!r}: use "
+                "organizations={org id: role names} and "
+                "projects={id: ProjectMembership(organization, roles)}"
+            )
+    raise TypeError(f"Subject() got an unexpected keyword argument {next(iter(keywords))!r}")
+
+
+def _missing_attribute(name: str) -> NoReturn:
+    """``AttributeError`` for a missing attribute, naming the new fields for a removed one."""
+    message = f"'Subject' object has no attribute {name!r}"
+    if name in _RENAMED_SUBJECT_FIELDS:
+        message += (
+            ": read subject.organizations ({org id: role names}) and "
+            "subject.projects ({id: ProjectMembership(organization, roles)})"
+        )
+    raise AttributeError(message, name=name)
+
+
+_NO_ORGANIZATIONS: Final[Mapping[str, frozenset[str]]] = MappingProxyType({})
+_NO_PROJECTS: Final[Mapping[str, ProjectMembership]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Subject:
-    """Who is asking: identity, roles by level, groups and an optional token scope."""
+    """Who is asking: identity, roles by level, groups and an optional token scope.
+
+    The fields are the subject document's (see :func:`~.parse.parse_subject`):
+    ``organizations`` maps an organization id to the role names held there, ``projects`` a
+    project id to its :class:`ProjectMembership`. The former names ``org_roles``,
+    ``project_roles`` and ``project_orgs`` raise an error that names these.
+    """
 
     issuer: str
     id: str
-    account_type: AccountType = AccountType.USER
-    global_roles: frozenset[str] = frozenset()
-    org_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    project_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    project_orgs: Mapping[str, str] = field(default_factory=dict)
-    groups: frozenset[str] = frozenset()
-    scope: TokenScope | None = None
+    account_type: AccountType
+    global_roles: frozenset[str]
+    organizations: Mapping[str, frozenset[str]]
+    projects: Mapping[str, ProjectMembership]
+    groups: frozenset[str]
+    scope: TokenScope | None
 
-    def __post_init__(self) -> None:
-        _require_name(self.issuer, "issuer", "/issuer")
-        _require_name(self.id, "subject id", "/id")
-        if "|" in self.issuer:
+    def __init__(
+        self,
+        issuer: str,
+        id: str,
+        account_type: AccountType = AccountType.USER,
+        global_roles: frozenset[str] = frozenset(),
+        organizations: Mapping[str, frozenset[str]] = _NO_ORGANIZATIONS,
+        projects: Mapping[str, ProjectMembership] = _NO_PROJECTS,
+        groups: frozenset[str] = frozenset(),
+        scope: TokenScope | None = None,
+        **removed: Never,  # only so that the former names get an error naming the new ones
+    ) -> None:
+        if removed:
+            _refuse_renamed_keywords(removed)
+        _require_name(issuer, "issuer", "/issuer")
+        _require_name(id, "subject id", "/id")
+        if "|" in issuer:
             raise InvalidInput("issuer must not contain '|'", pointer="/issuer")
+        set_field = object.__setattr__
+        set_field(self, "issuer", issuer)
+        set_field(self, "id", id)
+        set_field(self, "account_type", account_type)
+        set_field(self, "global_roles", global_roles)
+        set_field(self, "organizations", organizations)
+        set_field(self, "projects", projects)
+        set_field(self, "groups", groups)
+        set_field(self, "scope", scope)
+
+    if not TYPE_CHECKING:
+        # Hidden from mypy, which would otherwise accept any attribute name on a Subject.
+        def __getattr__(self, name: str) -> NoReturn:  # only called for missing ones
+            _missing_attribute(name)
 
     @property
     def key(self) -> str:
@@ -251,21 +328,19 @@ class Subject:
     def role_count(self) -> int:
         return (
             len(self.global_roles)
-            + sum(len(r) for r in self.org_roles.values())
-            + sum(len(r) for r in self.project_roles.values())
+            + sum(len(r) for r in self.organizations.values())
+            + sum(len(m.roles) for m in self.projects.values())
         )
 
     def to_dict(self) -> dict[str, object]:
+        projects = self.projects
         return {
             "issuer": self.issuer,
             "id": self.id,
             "account_type": self.account_type.value,
             "global_roles": sorted(self.global_roles),
-            "organizations": {o: sorted(r) for o, r in sorted(self.org_roles.items())},
-            "projects": {
-                p: {"organization": self.project_orgs.get(p), "roles": sorted(r)}
-                for p, r in sorted(self.project_roles.items())
-            },
+            "organizations": {o: sorted(r) for o, r in sorted(self.organizations.items())},
+            "projects": {p: projects[p].to_dict() for p in sorted(projects)},
             "groups": sorted(self.groups),
             "scope": None if self.scope is None else self.scope.to_dict(),
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
 from watchword.authz.model import (
     WILDCARD,
@@ -20,6 +20,7 @@ from watchword.authz.model import (
     Object,
     Permission,
     Policy,
+    ProjectMembership,
     Registry,
     ResourceType,
     Role,
@@ -83,10 +84,19 @@ def _str_list(value: object, pointer: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def _known(data: Mapping[str, object], allowed: set[str], pointer: str) -> None:
+def _known(
+    data: Mapping[str, object],
+    allowed: set[str],
+    pointer: str,
+    renamed: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a key not in ``allowed``; a ``renamed`` one's error names its replacement."""
     for key in data:
         if key not in allowed:
-            raise InvalidInput(f"unknown field {key!r}", pointer=f"{pointer}/{_escape(key)}")
+            message = f"unknown field {key!r}"
+            if renamed is not None and key in renamed:
+                message += f"; use {renamed[key]!r}"
+            raise InvalidInput(message, pointer=f"{pointer}/{_escape(key)}")
 
 
 def parse_resource_type(data: object, pointer: str = "") -> ResourceType:
@@ -184,32 +194,37 @@ def _parse_scope(data: object, pointer: str) -> TokenScope | None:
 
 
 _MISS: Final = object()
+_V = TypeVar("_V")
 
 
-class _LazyRoles(Mapping[str, frozenset[str]]):
-    """A subject document's ``organizations`` object (id → role names) as a mapping whose
-    entries are checked and converted the first time they are read: parsing a subject in a
-    thousand organizations does not walk them; a check reads the one it needs. Iterating
-    (``to_dict``, ``prepare``, ``validate``) checks every entry."""
+class _Lazy(Mapping[str, _V]):
+    """A JSON object of a subject document (id → entry) as a mapping whose entries are
+    checked and converted (:meth:`_convert`, with the entry's pointer) the first time they
+    are read: parsing a subject in a thousand organizations does not walk them; a check
+    reads the one it needs. Iterating (``to_dict``, ``prepare``, ``validate``) checks every
+    entry."""
 
     __slots__ = ("_done", "_pointer", "_raw")
 
     def __init__(self, raw: Mapping[str, object], pointer: str) -> None:
         self._raw = raw
         self._pointer = pointer
-        self._done: dict[str, frozenset[str]] = {}
+        self._done: dict[str, _V] = {}
 
-    def get(self, key: str, default: object = None) -> frozenset[str] | None:  # type: ignore[override]
+    def _convert(self, raw: object, pointer: str) -> _V:
+        raise NotImplementedError
+
+    def get(self, key: str, default: object = None) -> _V | None:  # type: ignore[override]
         done = self._done.get(key)
         if done is not None:
             return done
         raw = self._raw.get(key, _MISS)
         if raw is _MISS:
             return default  # type: ignore[return-value]
-        value = self._done[key] = _str_list(raw, f"{self._pointer}/{_escape(key)}")
+        value = self._done[key] = self._convert(raw, f"{self._pointer}/{_escape(key)}")
         return value
 
-    def __getitem__(self, key: str) -> frozenset[str]:
+    def __getitem__(self, key: str) -> _V:
         value = self.get(key, _MISS)
         if value is _MISS:
             raise KeyError(key)
@@ -231,98 +246,27 @@ class _LazyRoles(Mapping[str, frozenset[str]]):
         return f"{type(self).__name__}({len(self._raw)} entries)"
 
 
-class _LazyProjects:
-    """A subject document's ``projects`` object, each entry checked on first read; its
-    roles and organizations are two mappings over it (:class:`_ProjectView`)."""
+class _LazyRoles(_Lazy[frozenset[str]]):
+    """A subject document's ``organizations`` (org id → role names), see :class:`_Lazy`."""
 
-    __slots__ = ("_done", "_pointer", "_raw")
+    __slots__ = ()
 
-    def __init__(self, raw: Mapping[str, object], pointer: str) -> None:
-        self._raw = raw
-        self._pointer = pointer
-        self._done: dict[str, tuple[frozenset[str], str | None]] = {}
+    def _convert(self, raw: object, pointer: str) -> frozenset[str]:
+        return _str_list(raw, pointer)
 
-    def entry(self, key: str) -> tuple[frozenset[str], str | None] | None:
-        done = self._done.get(key)
-        if done is not None:
-            return done
-        raw = self._raw.get(key, _MISS)
-        if raw is _MISS:
-            return None
-        at = f"{self._pointer}/{_escape(key)}"
-        e = _obj(raw, at)
-        _known(e, {"organization", "roles"}, at)
-        value = self._done[key] = (
-            _str_list(e.get("roles"), f"{at}/roles"),
-            _opt_str(e, "organization", at),
+
+class _LazyProjects(_Lazy[ProjectMembership]):
+    """A subject document's ``projects`` (project id → ``{"organization", "roles"}``), see
+    :class:`_Lazy`."""
+
+    __slots__ = ()
+
+    def _convert(self, raw: object, pointer: str) -> ProjectMembership:
+        e = _obj(raw, pointer)
+        _known(e, {"organization", "roles"}, pointer)
+        return ProjectMembership(
+            _opt_str(e, "organization", pointer), _str_list(e.get("roles"), f"{pointer}/roles")
         )
-        return value
-
-    def keys(self) -> Iterator[str]:
-        for key in self._raw:
-            if not isinstance(key, str):
-                raise InvalidInput("object keys must be strings", pointer=self._pointer)
-            yield key
-
-
-class _ProjectRoles(Mapping[str, frozenset[str]]):
-    __slots__ = ("_projects",)
-
-    def __init__(self, projects: _LazyProjects) -> None:
-        self._projects = projects
-
-    def get(self, key: str, default: object = None) -> frozenset[str] | None:  # type: ignore[override]
-        entry = self._projects.entry(key)
-        return default if entry is None else entry[0]  # type: ignore[return-value]
-
-    def __getitem__(self, key: str) -> frozenset[str]:
-        entry = self._projects.entry(key)
-        if entry is None:
-            raise KeyError(key)
-        return entry[0]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._projects._raw
-
-    def __iter__(self) -> Iterator[str]:
-        return self._projects.keys()
-
-    def __len__(self) -> int:
-        return len(self._projects._raw)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({len(self)} entries)"
-
-
-class _ProjectOrgs(Mapping[str, str]):
-    """Project → organization, for the projects whose entry names one."""
-
-    __slots__ = ("_projects",)
-
-    def __init__(self, projects: _LazyProjects) -> None:
-        self._projects = projects
-
-    def get(self, key: str, default: object = None) -> str | None:  # type: ignore[override]
-        entry = self._projects.entry(key)
-        return default if entry is None or entry[1] is None else entry[1]  # type: ignore[return-value]
-
-    def __getitem__(self, key: str) -> str:
-        entry = self._projects.entry(key)
-        if entry is None or entry[1] is None:
-            raise KeyError(key)
-        return entry[1]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key in self._projects.keys() if self.get(key) is not None)  # noqa: SIM118
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({len(self._projects._raw)} projects)"
 
 
 def _mapping(data: object, pointer: str) -> Mapping[str, object]:
@@ -336,6 +280,12 @@ _SUBJECT_FIELDS: Final = frozenset(
     {"issuer", "id", "account_type", "global_roles", "organizations", "projects", "groups",
      "scope"}
 )  # fmt: skip
+_RENAMED_SUBJECT_FIELDS: Final = {
+    "org_roles": "organizations",
+    "project_roles": "projects",
+    "project_orgs": "projects",
+}
+"""The Python field names of an older :class:`Subject`, refused with their replacement."""
 _ACCOUNT_TYPES: Final = {t.value: t for t in AccountType}
 _NO_NAMES: Final = frozenset[str]()
 _EMPTY: Final[dict[str, object]] = {}
@@ -356,7 +306,9 @@ def _names(value: object, pointer: str, name: str) -> frozenset[str]:
 
 def parse_subject(data: object, pointer: str = "") -> Subject:
     """A subject document. Its ``organizations`` and ``projects`` entries are checked when
-    first read (see :class:`_LazyRoles`): O(1) in the number of memberships.
+    first read (see :class:`_Lazy`): O(1) in the number of memberships. The former Python
+    names ``org_roles``, ``project_roles`` and ``project_orgs`` are refused, the error
+    naming ``organizations`` or ``projects``.
 
     The document is read, not copied: do not change it after parsing (a check may already
     have read and remembered some of its entries, and not others)."""
@@ -366,7 +318,7 @@ def parse_subject(data: object, pointer: str = "") -> Subject:
     for key in doc:
         if key not in _SUBJECT_FIELDS:
             _obj(doc, pointer)  # a key that is not a string says so
-            _known(doc, set(_SUBJECT_FIELDS), pointer)
+            _known(doc, set(_SUBJECT_FIELDS), pointer, _RENAMED_SUBJECT_FIELDS)
     given = doc.get("account_type", "user")
     account_type = _ACCOUNT_TYPES.get(given) if type(given) is str else None
     if account_type is None:
@@ -379,7 +331,6 @@ def parse_subject(data: object, pointer: str = "") -> Subject:
     projects_doc = doc.get("projects", _EMPTY)
     if type(projects_doc) is not dict:
         projects_doc = _mapping(projects_doc, f"{pointer}/projects")
-    projects = _LazyProjects(projects_doc, pointer + "/projects")
     scope = doc.get("scope")
     try:
         return Subject(
@@ -388,8 +339,7 @@ def parse_subject(data: object, pointer: str = "") -> Subject:
             account_type,
             _names(doc.get("global_roles"), pointer, "global_roles"),
             _LazyRoles(orgs_doc, pointer + "/organizations"),
-            _ProjectRoles(projects),
-            _ProjectOrgs(projects),
+            _LazyProjects(projects_doc, pointer + "/projects"),
             _names(doc.get("groups"), pointer, "groups"),
             None if scope is None else _parse_scope(scope, f"{pointer}/scope"),
         )

@@ -167,6 +167,17 @@ class ColumnMapping:
     owner: SqlColumn | None = None
     acl: JsonAcl | AclTable | NoAcl | None = None
     array_params: bool = False
+    issuer: str | None = None
+    """The owner column and the user ACL's keys hold the user ids of this issuer (the
+    application's own user ids), not subject keys ``"<issuer>|<id>"``: a subject of another
+    issuer owns nothing and is granted nothing here."""
+
+    def user_ids(self, keys: Iterable[str]) -> list[str]:
+        """Subject keys as the owner column and user ACL hold them (see :attr:`issuer`)."""
+        if self.issuer is None:
+            return sorted(keys)
+        prefix = f"{self.issuer}|"
+        return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
 
     def column(self, field: Field) -> SqlColumn:
         col = getattr(self, field.value)
@@ -399,10 +410,11 @@ def _with_index_copy_postgresql(
     return f"({compiler.process(and_(element.exact, element.index_copy), **kw)})"
 
 
-def _granted_ids(node: AclHas, acl: AclTable, mapping: ColumnMapping) -> Select[Any]:
+def _granted_ids(
+    node: AclHas, keys: Sequence[str], acl: AclTable, mapping: ColumnMapping
+) -> Select[Any]:
     """``SELECT object_id FROM acl WHERE kind = ... AND key IN (...) AND action IN (...)``."""
     kind = acl.user_kind if node.kind is AclKind.USERS else acl.group_kind
-    keys = sorted(node.keys)
     key_test = _equals(acl.key, keys[0]) if len(keys) == 1 else _in_list(acl.key, keys, mapping)
     return (
         select(acl.object_id)
@@ -437,17 +449,20 @@ def _acl(node: AclHas, m: ColumnMapping, index_copy: bool, built: _Built) -> Sql
         )
     if isinstance(acl, NoAcl):
         return false()
+    keys = m.user_ids(node.keys) if node.kind is AclKind.USERS else sorted(node.keys)
+    if not keys:
+        return false()
     if isinstance(acl, JsonAcl):
         col = acl.users if node.kind is AclKind.USERS else acl.groups
         if col is None:
             return false()
         # One containment per key (keys are the subject's groups, not its organizations).
-        return or_(*(_JsonAclHas(col, key, node.action) for key in sorted(node.keys)))
+        return or_(*(_JsonAclHas(col, key, node.action) for key in keys))
     if isinstance(acl, AclTable):
         id_col = m.column(Field.ID)
         granted = built.granted.get(id(node))
         if granted is None:
-            granted = built.granted[id(node)] = _granted_ids(node, acl, m)
+            granted = built.granted[id(node)] = _granted_ids(node, keys, acl, m)
         if index_copy:
             # An InitPlan: one array, then an index condition on the id column.
             return id_col == any_(_ArrayOf(granted, _type_of(id_col)))
@@ -459,10 +474,17 @@ def _acl(node: AclHas, m: ColumnMapping, index_copy: bool, built: _Built) -> Sql
 def _leaf(node: In | Eq | IsNull | AclHas, m: ColumnMapping, negated: bool) -> SqlCondition:
     if isinstance(node, In):
         col = m.column(node.field)
-        return _not_in_list(col, node.values, m) if negated else _in_list(col, node.values, m)
+        values = m.user_ids(node.values) if node.field is Field.OWNER else node.values
+        return _not_in_list(col, values, m) if negated else _in_list(col, values, m)
     if isinstance(node, Eq):
         col = m.column(node.field)
-        return _not_equals(col, node.value) if negated else _equals(col, node.value)
+        value: str | None = node.value
+        if node.field is Field.OWNER and m.issuer is not None:
+            ids = m.user_ids((node.value,))
+            value = ids[0] if ids else None
+        if value is None:
+            return true() if negated else false()
+        return _not_equals(col, value) if negated else _equals(col, value)
     if isinstance(node, IsNull):
         col = m.column(node.field)
         return col.is_not(None) if negated else col.is_(None)

@@ -177,14 +177,14 @@ class _Levels:
 def _owner(
     policy: Policy,
     global_roles: frozenset[str],
-    org_roles: frozenset[str],
+    organization_roles: frozenset[str],
     open_pairs: tuple[Pair, ...],
 ) -> Endpoints:
     allowed: list[Pair] = []
     for type_name, action in open_pairs:
         votes = [
             level_vote(policy, roles, Level.OWNER, type_name, action)
-            for roles in (global_roles, org_roles)
+            for roles in (global_roles, organization_roles)
             if roles
         ]
         effects = {v.effect for v in votes if v is not None}
@@ -229,21 +229,21 @@ def acl_document(
     organizations: list[OrganizationAcl] = []
     scoped: OrganizationAcl | None = None
     for org in sorted(resolution.member_orgs):
-        roles = subject.org_roles.get(org, empty)
+        roles = subject.organizations.get(org, empty)
         org_endpoints, org_open = org_level.decide(roles, open_pairs, subject.global_roles)
         owner = owner_memo.get(roles)
         if owner is None:
             owner = owner_memo[roles] = _owner(policy, subject.global_roles, roles, org_open)
         projects: list[ProjectAcl] = []
-        by_project_roles = project_memo.get(roles)
-        if by_project_roles is None:
-            by_project_roles = project_memo[roles] = {}
+        by_project_set = project_memo.get(roles)
+        if by_project_set is None:
+            by_project_set = project_memo[roles] = {}
         for p in resolution.projects_by_org.get(org, ()):
-            project_roles = subject.project_roles[p]
-            hit = by_project_roles.get(project_roles)
+            project_set = subject.projects[p].roles
+            hit = by_project_set.get(project_set)
             if hit is None:
-                hit = project_level.decide(project_roles, org_open, roles)[0]
-                by_project_roles[project_roles] = hit
+                hit = project_level.decide(project_set, org_open, roles)[0]
+                by_project_set[project_set] = hit
             projects.append((p, hit))
         entry = OrganizationAcl(org, org_endpoints, owner, tuple(projects))
         organizations.append(entry)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from watchword.authz.model import AccountType, Subject, TokenScope
+from watchword.authz.model import AccountType, ProjectMembership, Subject, TokenScope
 from watchword.rbac.claims import Identity, json_pointer
 from watchword.rbac.errors import WrongOrganizationCount
 
@@ -166,10 +166,18 @@ def resolve_subject(
             merged = unions[key] = interned.setdefault(merged, merged)
         return merged
 
-    org_roles = {o: union(sets) for o, sets in org_sets.items()}
-    project_roles = {p: union(sets) for p, sets in project_sets.items()}
+    organizations = {o: union(sets) for o, sets in org_sets.items()}
+    # One membership per (organization, role set): projects share them as they share sets.
+    memberships: dict[tuple[str, frozenset[str]], ProjectMembership] = {}
+    projects: dict[str, ProjectMembership] = {}
+    for project, sets in project_sets.items():
+        pair = (project_orgs[project], union(sets))
+        membership = memberships.get(pair)
+        if membership is None:
+            membership = memberships[pair] = ProjectMembership(*pair)
+        projects[project] = membership
     projects_by_org: dict[str, list[str]] = {}
-    for project in sorted(project_roles):
+    for project in sorted(projects):
         projects_by_org.setdefault(project_orgs[project], []).append(project)
     global_roles = facts.binding_role_ids | (facts.system_role_ids or frozenset())
     subject = Subject(
@@ -177,9 +185,8 @@ def resolve_subject(
         id=identity.id,
         account_type=account_type,
         global_roles=global_roles,
-        org_roles=MappingProxyType(org_roles),
-        project_roles=MappingProxyType(project_roles),
-        project_orgs=MappingProxyType({p: project_orgs[p] for p in project_roles}),
+        organizations=MappingProxyType(organizations),
+        projects=MappingProxyType(projects),
         groups=frozenset(group_orgs),
         scope=scope,
     )
