@@ -135,9 +135,13 @@ def worktree(rev: str, folder: Path) -> Path:
 
 
 def one_round(src: Path, orgs: str, questions: int, seed: int) -> dict[str, Any]:
+    """One measurement in a fresh process, by the revision's own copy of this script where
+    it has one (its workload code, ``run.py``, speaks that revision's API)."""
     env = {**os.environ, "PYTHONPATH": str(src)}
+    own = src.parent / "benchmarks" / "authz" / "cold.py"
+    script = own if own.exists() else Path(__file__)
     done = subprocess.run(
-        [sys.executable, str(Path(__file__)), "--measure", "--orgs", orgs,
+        [sys.executable, str(script), "--measure", "--orgs", orgs,
          "--questions", str(questions), "--seed", str(seed)],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
