@@ -203,6 +203,11 @@ def test_what_cannot_be_read_says_so() -> None:
         e.check(e.compile(subject(orgs=())), "read", Cluster(1, None, shares=["x"]))  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="subject pair"):
         e.check(e.compile(subject(orgs=())), "read", Bucket(uuid.uuid4(), None, ("a", "b", "c")))  # type: ignore[arg-type]
+    # ("https://app.example|bob", "x") would spell the key of (https://app.example, "bob|x")
+    with pytest.raises(InvalidInput, match="subject pair"):
+        e.check(
+            e.compile(subject(orgs=())), "read", Bucket(uuid.uuid4(), None, (f"{ISSUER}|bob", "x"))
+        )
 
 
 # SQLAlchemy: the columns the mapping names -----------------------------------------------------

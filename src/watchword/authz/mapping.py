@@ -77,9 +77,10 @@ def _subject(value: object, issuer: str | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, tuple):
-        if len(value) != 2:
-            raise InvalidInput(f"a subject pair is (issuer, id), not {value!r}")
-        return subject_key(str(value[0]), str(_text(value[1])))
+        if len(value) != 2 or not isinstance(value[0], str) or "|" in value[0]:
+            # An issuer with "|" names no subject, and its key could equal another's.
+            raise InvalidInput(f"a subject pair is (issuer without '|', id), not {value!r}")
+        return subject_key(value[0], str(_text(value[1])))
     text = _text(value)
     return text if issuer is None else f"{issuer}|{text}"
 
