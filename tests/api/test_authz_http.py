@@ -223,6 +223,74 @@ async def test_authz_filter_residual_objects_and_sql_agree(
         assert [row.id for row in rows] == ["c1", "c5"]
 
 
+async def test_authz_filter_sql_with_an_issuer_matches_the_apps_own_user_ids(
+    client: httpx.AsyncClient, admin: dict[str, str], runtime: Runtime
+) -> None:
+    """Owner and user-ACL columns holding app user ids (``sql.issuer``) select the rows the
+    same objects, given with subject keys, are allowed."""
+    import json
+
+    rows = [  # (id, org, owner app id, user ACL by app id)
+        ("k1", "acme", "bob", {}),
+        ("k2", "acme", "alice", {}),
+        ("k3", "globex", None, {"bob": ["*"]}),
+        ("k4", None, "bob", {"alice": ["*"]}),
+        ("k5", None, None, {"bob": ["update"]}),
+    ]
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE app_clusters "
+                "(id TEXT PRIMARY KEY, org_id TEXT, owner TEXT, shares TEXT)"
+            )
+        )
+        for i, org, owner, shares in rows:
+            await conn.execute(
+                text("INSERT INTO app_clusters VALUES (:i, :o, :w, :s)"),
+                {"i": i, "o": org, "w": owner, "s": json.dumps(shares)},
+            )
+    objects = [
+        _obj(i, org=org, owner=None if w is None else f"{ISS}|{w}",
+             acl={"users": {f"{ISS}|{k}": v for k, v in acl.items()}})
+        for i, org, w, acl in rows
+    ]  # fmt: skip
+    differs = False
+    for action in ("read", "update", "delete"):
+        sql = {
+            "dialect": "sqlite",
+            "table": "app_clusters",
+            "columns": {"id": "id", "org_id": "org_id", "owner": "owner"},
+            "acl": {"kind": "json", "users": "shares"},
+        }
+        answers = []
+        for target in ({**sql, "issuer": ISS}, sql):
+            r = await client.post(
+                "/v1/authz/filter",
+                json={"subject": BOB, "action": action, "type": "compute:clusters",
+                      "objects": objects, "sql": target},
+                headers=admin,
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+            body = r.json()
+            async with runtime.engine.connect() as conn:
+                found = await conn.execute(
+                    text(f"SELECT id FROM app_clusters WHERE {body['sql']['sql']} ORDER BY id"),
+                    body["sql"]["params"],
+                )
+                answers.append(([row.id for row in found], body["allowed_ids"]))
+        (with_issuer, allowed), (without, _) = answers
+        assert with_issuer == allowed, action
+        differs = differs or without != allowed
+    assert differs  # without the issuer, app user ids match no subject key
+    r = await client.post(
+        "/v1/authz/filter",
+        json={"subject": BOB, "action": "read", "type": "compute:clusters",
+              "sql": {"dialect": "sqlite", "table": "t", "issuer": "a|b"}},
+        headers=admin,
+    )  # fmt: skip
+    assert r.status_code == 400 and r.json()["pointer"] == "/sql/issuer"
+
+
 async def test_authz_filter_rejects_unsafe_identifiers(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

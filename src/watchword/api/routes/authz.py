@@ -144,6 +144,13 @@ class SqlTarget(PrintableModel):
         default_factory=NoAclColumns, discriminator="kind"
     )
     paramstyle: Literal["named", "pyformat", "qmark", "numeric_dollar"] = "named"
+    issuer: Line | None = Field(
+        default=None,
+        description=(
+            "The owner column and the user ACL hold the user ids of this issuer (the "
+            "application's own user ids) instead of subject keys 'issuer|id'."
+        ),
+    )
 
 
 class FilterRequest(SubjectPart):
@@ -289,8 +296,15 @@ def _mapping(target: SqlTarget) -> tuple[TableClause, ColumnMapping]:
         project_id=main.c[cols["project_id"].name] if "project_id" in cols else None,
         owner=main.c[cols["owner"].name] if "owner" in cols else None,
         acl=acl,
+        issuer=_issuer(target.issuer),
     )
     return main, mapping
+
+
+def _issuer(value: str | None) -> str | None:
+    if value is not None and (not value or "|" in value):
+        raise InvalidInput("an issuer must not be empty nor contain '|'", pointer="/sql/issuer")
+    return value
 
 
 @router.post(
