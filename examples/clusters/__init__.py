@@ -5,9 +5,8 @@ id) and per-user shares. The pieces, one module each:
 
 - :mod:`.models`: the ORM table, and the one declaration of how watchword reads a row
   (:func:`~.models.cluster_objects`);
-- :mod:`.row_filter`: the list question (*which rows may this caller read?*) as a SQL
-  condition, in both modes;
-- :mod:`.routes`: the HTTP routes, each guarded by ``watchword.integrations.fastapi.Guard``;
+- :mod:`.routes`: the HTTP routes, each guarded by ``watchword.integrations.fastapi.Guard``
+  (lists narrowed in SQL by ``guard.authorized``, in both modes);
 - :mod:`.app`: the app factory, which picks the mode from :mod:`.config`;
 - :mod:`.seed`: demo data in a watchword server (policy, organizations, members, tokens).
 

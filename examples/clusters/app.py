@@ -38,7 +38,6 @@ from watchword.services import Services
 from .config import Config
 from .models import Base, cluster_objects
 from .routes import clusters_router
-from .row_filter import EngineRowFilter, RowFilter, ServerRowFilter
 
 __all__ = ["create_app"]
 
@@ -67,7 +66,6 @@ def _embedded(config: Config, services: Services | None) -> FastAPI:
     issuer = config.issuer or runtime.settings.issuer_url
     objects = cluster_objects(issuer)
     guard = Guard.embedded(services, objects=objects)
-    rows = EngineRowFilter(services.policy_engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +79,7 @@ def _embedded(config: Config, services: Services | None) -> FastAPI:
                 await services.aclose()
                 await runtime.close()
 
-    return _app(guard, runtime.engine, rows, issuer, lifespan)
+    return _app(guard, runtime.engine, issuer, lifespan)
 
 
 def _remote(config: Config, client: AsyncClient | None) -> FastAPI:
@@ -95,7 +93,6 @@ def _remote(config: Config, client: AsyncClient | None) -> FastAPI:
         client = AsyncClient(url, credential=token)
     objects = cluster_objects(issuer)
     guard = Guard.remote(client, objects=objects)
-    rows = ServerRowFilter(client, objects)
     database = create_async_engine(config.database_url)
 
     @asynccontextmanager
@@ -108,12 +105,10 @@ def _remote(config: Config, client: AsyncClient | None) -> FastAPI:
             if owned:
                 await client.aclose()
 
-    return _app(guard, database, rows, issuer, lifespan)
+    return _app(guard, database, issuer, lifespan)
 
 
-def _app(
-    guard: Guard, database: AsyncEngine, rows: RowFilter, issuer: str, lifespan: Lifespan
-) -> FastAPI:
+def _app(guard: Guard, database: AsyncEngine, issuer: str, lifespan: Lifespan) -> FastAPI:
     app = FastAPI(title="clusters", summary="A watchword example", lifespan=lifespan)
     install_problem_handlers(app)  # 404, 405, 422 as problem+json too
     guard.install(app)  # watchword's errors as problem+json; the policy checked at start-up
@@ -123,7 +118,7 @@ def _app(
         async with sessions() as opened:
             yield opened
 
-    app.include_router(clusters_router(guard, session, rows, issuer=issuer))
+    app.include_router(clusters_router(guard, session, issuer=issuer))
     app.state.database = database
     return app
 

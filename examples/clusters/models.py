@@ -5,7 +5,7 @@ optionally project) it lives in, its owner as the app's own user id, and its sha
 JSON column ``{user_id: [action, ...]}``. watchword never copies it into anything: the
 mapping :func:`cluster_objects` declares once where each field lives, and the engine
 (embedded), the guard (remote: it converts the row for the wire) and the SQL filter
-(:mod:`.row_filter`) all read the row through it.
+(``guard.authorized``) all read the row through it.
 """
 
 from __future__ import annotations

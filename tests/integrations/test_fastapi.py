@@ -18,7 +18,9 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import JSON, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.integrations.world import (
     DOCS,
     World,
@@ -520,3 +522,71 @@ async def test_a_routes_object_may_be_the_apps_own_row_in_both_modes(
         assert "notes:folders" in body["detail"]
         body = assert_problem(await client.get("/unmapped", headers=rita), 500, "config_invalid")
         assert "no object mapping for int" in body["detail"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class NoteRow(_Base):
+    __tablename__ = "guard_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org: Mapped[str | None]
+    owner: Mapped[str | None]
+    shares: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
+
+
+async def test_guard_authorized_narrows_a_select_as_allowed_decides_row_by_row(
+    world: World, mode: str
+) -> None:
+    """A list in SQL, in both modes: the rows ``guard.authorized`` selects are the rows
+    ``guard.allowed`` admits one by one, for members, another organization's outsider, and a
+    read-only token asked to update (its scope refuses every row)."""
+    objects = ObjectMappings(
+        {NoteRow: ObjectMapping(type=DOCS, organization="org", owner="owner",
+                                acl_users="shares", issuer=world.issuer)}
+    )  # fmt: skip
+    guard = (
+        Guard.embedded(world.services, objects=objects)
+        if mode == "embedded"
+        else Guard.remote(
+            world.client(world.tokens["notes-app"]), clock=world.clock, objects=objects
+        )
+    )
+    database = world.services.runtime.engine
+    async with database.begin() as conn:
+        await conn.run_sync(_Base.metadata.create_all)
+        await conn.execute(
+            insert(NoteRow),
+            [
+                {"id": 1, "org": world.acme, "owner": None, "shares": {}},
+                {"id": 2, "org": world.globex, "owner": "will", "shares": {}},
+                {"id": 3, "org": world.globex, "owner": None, "shares": {"will": ["update"]}},
+                {"id": 4, "org": None, "owner": None, "shares": {"olga": ["*"]}},
+            ],
+        )
+    app = FastAPI()
+    guard.install(app)
+
+    @app.get("/list/{action}")
+    async def listed(
+        action: str, caller: Annotated[Caller, Depends(guard.caller)]
+    ) -> dict[str, list[int]]:
+        async with AsyncSession(database) as session:
+            narrowed = await guard.authorized(select(NoteRow).order_by(NoteRow.id), caller, action)
+            in_sql = [row.id for row in await session.scalars(narrowed)]
+            every = list(await session.scalars(select(NoteRow).order_by(NoteRow.id)))
+        one_by_one = [row.id for row in every if await guard.allowed(caller, action, row)]
+        return {"in_sql": in_sql, "one_by_one": one_by_one}
+
+    seen: dict[tuple[str, str], list[int]] = {}
+    async with serve(app) as client:
+        for who in ("rita", "will", "will-ro", "outsider"):
+            for action in ("read", "update"):
+                body = (
+                    await client.get(f"/list/{action}", headers=bearer(world.tokens[who]))
+                ).json()
+                assert body["in_sql"] == body["one_by_one"], (who, action, body)
+                seen[(who, action)] = body["in_sql"]
+    assert seen[("rita", "read")] == [1] and seen[("will", "update")] == [1, 3]
+    assert seen[("will-ro", "update")] == [] and seen[("outsider", "read")] == [4]

@@ -36,6 +36,7 @@ def test_every_public_member_of_the_guard_is_documented() -> None:
     assert sorted(members) == [
         "aclose",
         "allowed",
+        "authorized",
         "embedded",
         "install",
         "remote",

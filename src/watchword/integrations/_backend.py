@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Final, Protocol
 
 from watchword.authz.model import Object
+from watchword.authz.residual import Node
 from watchword.client import Resource
 from watchword.integrations._bearer import VerifiedBearer
 from watchword.integrations._caller import Caller
@@ -56,6 +57,12 @@ class Backend(Protocol):
         ``Resource`` in both modes; in embedded mode also an application object the engine
         maps (``Engine(objects=ObjectMappings(...))``). Raises
         ``UnknownResourceType``/``UnknownAction`` for what the policy does not define."""
+        ...
+
+    async def residual(self, caller: Caller, action: str, type_name: str) -> Node:
+        """The condition an object of ``type_name`` must meet for ``caller`` to ``action``
+        it (the policy partially evaluated, token scope included): what lists compile to
+        SQL. Raises ``UnknownResourceType``/``UnknownAction`` as :meth:`allowed` does."""
         ...
 
     async def unknown_pairs(self, pairs: Iterable[Pair]) -> list[str]:

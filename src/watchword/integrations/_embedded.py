@@ -22,6 +22,7 @@ from typing import assert_never, cast
 
 from watchword.authz.compile import CompiledSubject
 from watchword.authz.model import Object, TokenScope
+from watchword.authz.residual import Node
 from watchword.bootstrap import AdminKeyAuthenticator
 from watchword.errors import (
     AuthenticationError,
@@ -108,6 +109,13 @@ class EmbeddedBackend:
         # The app's own objects reach the engine as they are: it maps them (or refuses).
         obj = cast(Object, as_object(target))
         return engine.check(engine.refresh(compiled), action, obj).allowed
+
+    async def residual(self, caller: Caller, action: str, type_name: str) -> Node:
+        compiled = caller.authz_subject
+        if not isinstance(compiled, CompiledSubject):
+            raise ConfigurationError("this caller was authenticated in remote mode")
+        engine = self._services.policy_engine
+        return engine.prepare(engine.refresh(compiled), action, type_name).residual
 
     async def unknown_pairs(self, pairs: Iterable[Pair]) -> list[str]:
         await self._services.rbac.generation()  # the engine now holds the stored policy

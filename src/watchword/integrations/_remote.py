@@ -39,6 +39,7 @@ import httpx
 
 from watchword.authz.mapping import ObjectMappings, as_object
 from watchword.authz.model import Object, TokenScope
+from watchword.authz.residual import FALSE, Node, residual_from_dict
 from watchword.client import AsyncClient, Resource, SubjectRef
 from watchword.clock import Clock
 from watchword.errors import (
@@ -174,6 +175,18 @@ class RemoteBackend:
         if not decision.allowed or caller.scopes is None:
             return decision.allowed
         return TokenScope(caller.scopes).allows_name(wire.type, action)
+
+    async def residual(self, caller: Caller, action: str, type_name: str) -> Node:
+        ref = caller.authz_subject
+        if not isinstance(ref, SubjectRef):
+            raise ConfigurationError("this caller was authenticated in embedded mode")
+        with _server_errors():
+            result = await self._client.filter(ref, action, type_name)
+        if caller.scopes is not None and not TokenScope(caller.scopes).allows_name(
+            type_name, action
+        ):
+            return FALSE  # the token may not do this to any object of the type
+        return residual_from_dict(result.residual)
 
     async def unknown_pairs(self, pairs: Iterable[Pair]) -> list[str]:
         reasons: list[str] = []

@@ -36,18 +36,20 @@ annotations: FastAPI reads the dependencies' annotations, built in closures, at 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select
 
 from watchword.api.deps import check_same_origin, session_cookie_name
 from watchword.api.problem import error_response
 from watchword.api.ratelimit import FailedAuthLimiter
-from watchword.authz.mapping import ObjectMappings
+from watchword.authz.mapping import ObjectMapping, ObjectMappings
 from watchword.authz.model import Object
+from watchword.authz.sql import AclTable, JsonAcl, NoAcl, residual_to_sql
 from watchword.client import AsyncClient
 from watchword.clock import Clock, SystemClock
 from watchword.errors import (
@@ -64,12 +66,15 @@ from watchword.integrations._bearer import BearerIssuer, BearerVerifier, looks_l
 from watchword.integrations._caller import Caller, CallerKind
 from watchword.integrations._embedded import EmbeddedBackend, embedded_verifier
 from watchword.integrations._remote import SESSIONS_UNSUPPORTED, RemoteBackend, remote_verifier
+from watchword.integrations.sqlalchemy import column_mapping, selected_entity
 from watchword.observability.logging import get_logger
 from watchword.principal import Credential, CredentialSource
 from watchword.secret import Secret
 from watchword.services import Services
 
 __all__ = ["TYPE_LEVEL_ID", "BearerIssuer", "Caller", "CallerKind", "Guard"]
+
+S = TypeVar("S", bound=Select[Any])
 
 log = get_logger("watchword.integrations")
 
@@ -261,6 +266,52 @@ class Guard:
         return object_level
 
     # Questions ----------------------------------------------------------------------------
+
+    async def authorized(
+        self,
+        stmt: S,
+        caller: Caller,
+        action: str,
+        *,
+        entity: type | None = None,
+        mapping: ObjectMapping | None = None,
+        acl: JsonAcl | AclTable | NoAcl | None = None,
+        array_params: bool = False,
+    ) -> S:
+        """``stmt``, a select over a mapped class, keeping only the rows ``caller`` may
+        ``action``: lists filtered (and paged, counted) by the database, in both modes.
+
+        The class is the statement's first selected entity (or ``entity``), read through
+        the guard's object mappings (or ``mapping``), as
+        :func:`watchword.integrations.sqlalchemy.authorized`. Embedded: the engine prepares
+        the condition (token scope included). Remote: one ``POST /v1/authz/filter`` gives the
+        residual, compiled to SQL here over the same columns; the token's scope names are
+        applied here (its allow-list of ids is not: ``subject_ref`` carries no scope). A
+        mapping SQL cannot follow, or a type or action the policy lacks, is the app's
+        :class:`ConfigurationError` (500), never the caller's error.
+        """
+        try:
+            target = entity if entity is not None else selected_entity(stmt)
+            if mapping is None:
+                objects = self._objects()
+                if objects is None:
+                    raise ConfigurationError(
+                        "the guard has no object mappings: give objects=ObjectMappings({...}) "
+                        "or mapping=..."
+                    )
+                mapping = objects.for_class(target)
+            if mapping.type is None:
+                raise ConfigurationError(
+                    f"the mapping of {target.__name__} reads the type from each object; SQL "
+                    "needs a fixed type=..."
+                )
+            columns = column_mapping(target, mapping, acl=acl, array_params=array_params)
+            residual = await self._backend.residual(caller, action, mapping.type)
+        except (UnknownResourceType, UnknownAction) as exc:
+            raise ConfigurationError(f"the policy changed under this app: {exc.detail}") from exc
+        except InvalidInput as exc:
+            raise ConfigurationError(f"cannot filter these rows: {exc.detail}") from exc
+        return stmt.where(residual_to_sql(residual, columns))
 
     async def allowed(self, caller: Caller, action: str, target: object) -> bool:
         """Whether ``caller`` may do ``action`` on ``target``: for checks a route makes

@@ -35,7 +35,7 @@ from watchword.authz.mapping import Getter, ObjectMapping
 from watchword.authz.sql import NO_ACL, AclTable, ColumnMapping, JsonAcl, NoAcl, SqlColumn
 from watchword.errors import InvalidInput
 
-__all__ = ["authorized", "column_mapping"]
+__all__ = ["authorized", "column_mapping", "selected_entity"]
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -99,7 +99,8 @@ def column_mapping(
     )
 
 
-def _entity(stmt: Select[Any]) -> type:
+def selected_entity(stmt: Select[Any]) -> type:
+    """The mapped class ``stmt`` selects first (``select(Cluster)``, ``select(Cluster.id)``)."""
     descriptions = stmt.column_descriptions
     entity = descriptions[0].get("entity") if descriptions else None
     if not isinstance(entity, type):
@@ -128,7 +129,7 @@ def authorized(
     policy, :class:`~watchword.errors.UnknownAction` / ``UnknownResourceType`` as a check
     would, and :class:`~watchword.errors.InvalidInput` for a mapping SQL cannot follow.
     """
-    target = entity if entity is not None else _entity(stmt)
+    target = entity if entity is not None else selected_entity(stmt)
     if mapping is None:
         if engine.objects is None:
             raise InvalidInput(
