@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from watchword.api.problem import install_problem_handlers
 from watchword.client import AsyncClient
 from watchword.config import load_settings
 from watchword.errors import ConfigurationError
@@ -110,8 +109,9 @@ def _remote(config: Config, client: AsyncClient | None) -> FastAPI:
 
 def _app(guard: Guard, database: AsyncEngine, issuer: str, lifespan: Lifespan) -> FastAPI:
     app = FastAPI(title="clusters", summary="A watchword example", lifespan=lifespan)
-    install_problem_handlers(app)  # 404, 405, 422 as problem+json too
-    guard.install(app)  # watchword's errors as problem+json; the policy checked at start-up
+    # watchword's errors, and FastAPI's 404, 405 and 422, as problem+json; the policy is
+    # checked at start-up.
+    guard.install(app, all_errors=True)
     sessions = async_sessionmaker(database, expire_on_commit=False)
 
     async def session() -> AsyncIterator[AsyncSession]:

@@ -45,7 +45,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select
 
 from watchword.api.deps import check_same_origin, session_cookie_name
-from watchword.api.problem import error_response
+from watchword.api.problem import error_response, install_problem_handlers
 from watchword.api.ratelimit import FailedAuthLimiter
 from watchword.authz.mapping import ObjectMapping, ObjectMappings
 from watchword.authz.model import Object
@@ -341,11 +341,14 @@ class Guard:
 
     # Wiring -------------------------------------------------------------------------------
 
-    def install(self, app: FastAPI, *, validate: bool = True) -> None:
+    def install(self, app: FastAPI, *, validate: bool = True, all_errors: bool = False) -> None:
         """Make ``app`` answer watchword's errors as ``application/problem+json`` (every
-        :class:`WatchwordError`, the app's own included) and, with ``validate``, run
+        :class:`WatchwordError`, the app's own included; with ``all_errors`` also FastAPI's
+        own 404, 405 and 422, as watchword's API answers them) and, with ``validate``, run
         :meth:`validate` once the app's own lifespan has started (a failure stops the
         start), closing the guard at shutdown."""
+        if all_errors:
+            install_problem_handlers(app)
         app.add_exception_handler(WatchwordError, _problem)
         inner = app.router.lifespan_context
 
