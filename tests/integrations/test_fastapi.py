@@ -590,3 +590,26 @@ async def test_guard_authorized_narrows_a_select_as_allowed_decides_row_by_row(
                 seen[(who, action)] = body["in_sql"]
     assert seen[("rita", "read")] == [1] and seen[("will", "update")] == [1, 3]
     assert seen[("will-ro", "update")] == [] and seen[("outsider", "read")] == [4]
+
+
+async def test_a_view_of_another_type_than_declared_is_a_500_even_without_mappings(
+    world: World, mode: str
+) -> None:
+    guard = guard_for(world, mode)  # no object mappings given
+    app = FastAPI()
+    guard.install(app)
+    folders = ObjectMapping(type="notes:folders", organization="org")
+
+    async def folder(org_id: str) -> Any:
+        return folders.view(Note(1, org_id))
+
+    @app.get("/orgs/{org_id}/folder", dependencies=[Depends(guard.require(DOCS, "read", folder))])
+    async def read() -> None:
+        return None
+
+    async with serve(app) as client:
+        response = await client.get(
+            f"/orgs/{world.acme}/folder", headers=bearer(world.tokens["rita"])
+        )
+        body = assert_problem(response, 500, "config_invalid")
+        assert "notes:folders" in body["detail"]

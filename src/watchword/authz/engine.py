@@ -282,12 +282,12 @@ class Engine:
         given: Sequence[Any] = objects if isinstance(objects, Sequence) else list(objects)
         if not given:
             return []
+        origin: dict[int, Any] | None = None
         if all(type(o) is Object for o in given):
             items: Sequence[Any] = given
-            views = False
         else:
             items = [self._read(o) for o in given]
-            views = True
+            origin = {id(item): o for item, o in zip(items, given, strict=True)}
         metrics = self._metrics
         start = time.perf_counter()
         with self._tracer.start_as_current_span("authz.filter") as span:
@@ -309,9 +309,8 @@ class Engine:
             span.set_attribute("authz.outcome", "ok")
         if metrics is not None:
             metrics.filter_duration.labels(outcome="ok").observe(time.perf_counter() - start)
-        if views:
-            back: list[Any] = kept
-            return cast("list[T]", [o.target if isinstance(o, ObjectView) else o for o in back])
+        if origin is not None:  # what was given: the app's objects, Objects, views
+            return [origin[id(o)] for o in kept]
         return kept  # type: ignore[return-value]
 
 

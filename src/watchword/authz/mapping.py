@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
@@ -67,9 +68,11 @@ def _reader(getter: Getter | None, items: bool) -> _Read:
 def _text(value: object) -> str | None:
     if value is None or type(value) is str:
         return value
-    if isinstance(value, bool):
-        raise InvalidInput(f"an id must be a string, a number or a UUID, not {value!r}")
-    return str(value)
+    if isinstance(value, int | uuid.UUID) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):  # a str subclass (an enum member's value, say)
+        return str.__str__(value)
+    raise InvalidInput(f"an id must be a string, an integer or a UUID, not {type(value).__name__}")
 
 
 def _subject(value: object, issuer: str | None) -> str | None:
@@ -77,12 +80,19 @@ def _subject(value: object, issuer: str | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, tuple):
-        if len(value) != 2 or not isinstance(value[0], str) or "|" in value[0]:
+        if len(value) != 2 or not isinstance(value[0], str) or not value[0] or "|" in value[0]:
             # An issuer with "|" names no subject, and its key could equal another's.
             raise InvalidInput(f"a subject pair is (issuer without '|', id), not {value!r}")
-        return subject_key(value[0], str(_text(value[1])))
-    text = _text(value)
+        return subject_key(value[0], _subject_id(value[1]))
+    text = _subject_id(value)
     return text if issuer is None else f"{issuer}|{text}"
+
+
+def _subject_id(value: object) -> str:
+    text = _text(value)
+    if not text:  # None or "": no subject has it (a subject id is never empty)
+        raise InvalidInput(f"a subject id must not be empty nor None, not {value!r}")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +147,10 @@ def _acl(value: object, users: bool, issuer: str | None) -> _ACL:
         raise InvalidInput(
             f"an ACL must be a mapping of grantee to actions, not {type(value).__name__}"
         )
+    for actions in value.values():
+        if isinstance(actions, str | bytes):
+            # "read,delete" would match "read" by substring: action lists only.
+            raise InvalidInput(f"ACL actions must be a list of names, not {actions!r}")
     if not users:
         if all(type(k) is str for k in value):
             return value
@@ -150,7 +164,9 @@ def _acl(value: object, users: bool, issuer: str | None) -> _ACL:
 
 class _IssuerKeyed(Mapping[str, Collection[str]]):
     """A user ACL keyed by the application's user ids of one issuer, seen keyed by subject
-    keys: a look-up strips the issuer (O(1)); iterating converts every key."""
+    keys: a look-up strips the issuer and finds text keys directly; a miss walks the keys
+    once to see whether some are not text (ints, UUIDs, pairs), and only then converts
+    them all; iterating converts every key."""
 
     __slots__ = ("_converted", "_prefix", "_raw")
 
@@ -277,8 +293,10 @@ def _view_class(m: ObjectMapping) -> type[ObjectView]:
         return value
 
     namespace["id"] = property(id_)
-    namespace["org_id"] = _text_field(_reader(m.organization, items)) if m.organization else None
-    namespace["project_id"] = _text_field(_reader(m.project, items)) if m.project else None
+    namespace["org_id"] = (
+        None if m.organization is None else _text_field(_reader(m.organization, items))
+    )
+    namespace["project_id"] = None if m.project is None else _text_field(_reader(m.project, items))
     if m.owner is None:
         namespace["owner"] = None
     else:

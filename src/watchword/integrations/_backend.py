@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Protocol
 
+from watchword.authz.mapping import ObjectView
 from watchword.authz.model import Object
 from watchword.authz.residual import Node
 from watchword.client import Resource
@@ -77,7 +78,7 @@ class Backend(Protocol):
 def type_of(target: object) -> str | None:
     """The resource type ``target`` names, when it is one of watchword's object shapes
     (``None`` for an app's own object, which the embedded engine maps itself)."""
-    return target.type if isinstance(target, Object | Resource) else None
+    return target.type if isinstance(target, Object | Resource | ObjectView) else None
 
 
 def as_object(target: object) -> object:

@@ -37,7 +37,7 @@ from typing import Final
 
 import httpx
 
-from watchword.authz.mapping import ObjectMappings, as_object
+from watchword.authz.mapping import ObjectMappings, ObjectView, as_object
 from watchword.authz.model import Object, TokenScope
 from watchword.authz.residual import FALSE, Node, residual_from_dict
 from watchword.client import AsyncClient, Resource, SubjectRef
@@ -48,11 +48,13 @@ from watchword.errors import (
     InvalidInput,
     MalformedClaim,
     PermissionDenied,
+    ServiceAccountForeignOrg,
     TokenUnknown,
     TooManyFailedAttempts,
     Unavailable,
     UnknownAction,
     UnknownResourceType,
+    WrongOrganizationCount,
 )
 from watchword.federation.jwt import KeySource
 from watchword.integrations._backend import TYPE_LEVEL_ID, Pair
@@ -85,8 +87,8 @@ def _server_errors() -> Iterator[None]:
         yield
     except (UnknownResourceType, UnknownAction):
         raise  # the caller of the backend turns these into a configuration error
-    except MalformedClaim:
-        raise  # the caller's own claims (a bearer JWT's), 400 as in process
+    except (MalformedClaim, WrongOrganizationCount, ServiceAccountForeignOrg):
+        raise  # the caller's own claims and memberships, 400 as in process
     except (AuthenticationError, PermissionDenied) as exc:
         raise ConfigurationError(
             f"the watchword server refused this app's credential ({exc.code}): it needs "
@@ -101,7 +103,9 @@ def _server_errors() -> Iterator[None]:
 
 
 def _wire(target: object, objects: ObjectMappings | None) -> Resource:
-    if objects is not None and not isinstance(target, Object | Resource):
+    if isinstance(target, ObjectView) or (
+        objects is not None and not isinstance(target, Object | Resource)
+    ):
         target = as_object(target, objects)
     if isinstance(target, Object):
         return Resource(

@@ -56,17 +56,24 @@ from watchword.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidInput,
+    MalformedClaim,
     PermissionDenied,
+    ServiceAccountForeignOrg,
     UnknownAction,
     UnknownResourceType,
     WatchwordError,
+    WrongOrganizationCount,
 )
 from watchword.integrations._backend import TYPE_LEVEL_ID, Backend, Pair, type_of
 from watchword.integrations._bearer import BearerIssuer, BearerVerifier, looks_like_jwt
 from watchword.integrations._caller import Caller, CallerKind
 from watchword.integrations._embedded import EmbeddedBackend, embedded_verifier
 from watchword.integrations._remote import SESSIONS_UNSUPPORTED, RemoteBackend, remote_verifier
-from watchword.integrations.sqlalchemy import column_mapping, selected_entity
+from watchword.integrations.sqlalchemy import (
+    column_mapping,
+    require_selected_from,
+    selected_entity,
+)
 from watchword.observability.logging import get_logger
 from watchword.principal import Credential, CredentialSource
 from watchword.secret import Secret
@@ -74,7 +81,11 @@ from watchword.services import Services
 
 __all__ = ["TYPE_LEVEL_ID", "BearerIssuer", "Caller", "CallerKind", "Guard"]
 
-S = TypeVar("S", bound=Select[Any])
+CALLERS_OWN = (MalformedClaim, WrongOrganizationCount, ServiceAccountForeignOrg)
+"""Errors about the caller's own claims or memberships (the caller's 400, in both modes),
+which a guard never turns into the app's configuration error."""
+
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 log = get_logger("watchword.integrations")
 
@@ -292,6 +303,7 @@ class Guard:
         """
         try:
             target = entity if entity is not None else selected_entity(stmt)
+            require_selected_from(stmt, target)
             if mapping is None:
                 objects = self._objects()
                 if objects is None:
@@ -307,6 +319,8 @@ class Guard:
                 )
             columns = column_mapping(target, mapping, acl=acl, array_params=array_params)
             residual = await self._backend.residual(caller, action, mapping.type)
+        except CALLERS_OWN:
+            raise  # the caller's claims or memberships: 400, as in process
         except (UnknownResourceType, UnknownAction) as exc:
             raise ConfigurationError(f"the policy changed under this app: {exc.detail}") from exc
         except InvalidInput as exc:
@@ -324,6 +338,8 @@ class Guard:
             if type_name is not None:
                 self._valid.discard((type_name, action))
             raise ConfigurationError(f"the policy changed under this app: {exc.detail}") from exc
+        except CALLERS_OWN:
+            raise  # the caller's claims or memberships: 400, as in process
         except InvalidInput as exc:
             # Never the caller's input: the object the app gave (unmapped, malformed).
             raise ConfigurationError(f"the engine refused the object: {exc.detail}") from exc

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, inspect
+from sqlalchemy import Select, inspect, null
 from sqlalchemy.orm import ColumnProperty, Mapper
+from sqlalchemy.sql import Join, TableClause
 
 from watchword.authz.compile import CompiledSubject
 from watchword.authz.engine import Engine
@@ -35,9 +36,9 @@ from watchword.authz.mapping import Getter, ObjectMapping
 from watchword.authz.sql import NO_ACL, AclTable, ColumnMapping, JsonAcl, NoAcl, SqlColumn
 from watchword.errors import InvalidInput
 
-__all__ = ["authorized", "column_mapping", "selected_entity"]
+__all__ = ["authorized", "column_mapping", "require_selected_from", "selected_entity"]
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def _mapper(entity: type) -> Mapper[Any]:
@@ -47,11 +48,11 @@ def _mapper(entity: type) -> Mapper[Any]:
     return mapper
 
 
-def _column(
-    entity: type, mapper: Mapper[Any], what: str, getter: Getter | None
-) -> SqlColumn | None:
+def _column(entity: type, mapper: Mapper[Any], what: str, getter: Getter | None) -> SqlColumn:
     if getter is None:
-        return None
+        # Not named: empty for every row, as a check reads it (no organization, owner...):
+        # NULL, which no IN list holds and IS NULL matches.
+        return null()
     if not isinstance(getter, str):
         raise InvalidInput(
             f"the mapping of {entity.__name__} reads {what!r} with a function; SQL needs a "
@@ -100,14 +101,43 @@ def column_mapping(
 
 
 def selected_entity(stmt: Select[Any]) -> type:
-    """The mapped class ``stmt`` selects first (``select(Cluster)``, ``select(Cluster.id)``)."""
-    descriptions = stmt.column_descriptions
-    entity = descriptions[0].get("entity") if descriptions else None
-    if not isinstance(entity, type):
+    """The one mapped class ``stmt`` selects (``select(Cluster)``, ``select(Cluster.id)``,
+    ``select(func.count(Cluster.id))``); a statement selecting several, or an alias, must
+    say which rows to filter with ``entity=`` (never a guess: filtering another class's rows
+    would return this one's unfiltered)."""
+    entities = {d.get("entity") for d in stmt.column_descriptions} - {None}
+    aliased = any(d.get("aliased") for d in stmt.column_descriptions)
+    if len(entities) != 1 or aliased:
+        through = ", through an alias" if aliased else ""
         raise InvalidInput(
-            "cannot tell which mapped class the statement selects; pass entity=<class>"
+            "cannot tell which mapped class's rows to filter (the statement selects "
+            f"{len(entities)} classes{through}); pass entity=<class>"
         )
+    (entity,) = entities
+    if not isinstance(entity, type):
+        raise InvalidInput("the statement selects no mapped class; pass entity=<class>")
     return entity
+
+
+def _reads(from_: object, table: object) -> bool:
+    """Whether ``from_`` is ``table`` or a join of it (an alias of it is another FROM)."""
+    if isinstance(from_, TableClause) and from_._deannotate() is table:  # ORM-annotated
+        return True
+    if isinstance(from_, Join):
+        return _reads(from_.left, table) or _reads(from_.right, table)
+    return False
+
+
+def require_selected_from(stmt: Select[Any], entity: type) -> None:
+    """``entity``'s table must be one the statement reads (else the condition would add a
+    cartesian product and filter nothing the statement returns)."""
+    table = _mapper(entity).local_table
+    if any(_reads(from_, table) for from_ in stmt.get_final_froms()):
+        return
+    raise InvalidInput(
+        f"the statement does not read {entity.__name__}'s table {table!s} (an alias of it is "
+        "not filtered: select the class itself)"
+    )
 
 
 def authorized(
@@ -130,6 +160,7 @@ def authorized(
     would, and :class:`~watchword.errors.InvalidInput` for a mapping SQL cannot follow.
     """
     target = entity if entity is not None else selected_entity(stmt)
+    require_selected_from(stmt, target)
     if mapping is None:
         if engine.objects is None:
             raise InvalidInput(
