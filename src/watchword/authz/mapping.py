@@ -79,6 +79,8 @@ def _subject(value: object, issuer: str | None) -> str | None:
     """A user grantee or owner as a subject key (see the module rules)."""
     if value is None:
         return None
+    if value.__class__ is str and value:  # the common case, first
+        return value if issuer is None else f"{issuer}|{value}"
     if isinstance(value, tuple):
         if len(value) != 2 or not isinstance(value[0], str) or not value[0] or "|" in value[0]:
             # An issuer with "|" names no subject, and its key could equal another's.
@@ -140,6 +142,9 @@ class ObjectMapping:
         }
 
 
+_ACTION_LISTS: Final = frozenset({list, tuple, set, frozenset})
+
+
 def _acl(value: object, users: bool, issuer: str | None) -> _ACL:
     if value is None:
         return EMPTY_ACL
@@ -148,7 +153,7 @@ def _acl(value: object, users: bool, issuer: str | None) -> _ACL:
             f"an ACL must be a mapping of grantee to actions, not {type(value).__name__}"
         )
     for actions in value.values():
-        if isinstance(actions, str | bytes):
+        if actions.__class__ not in _ACTION_LISTS and isinstance(actions, str | bytes):
             # "read,delete" would match "read" by substring: action lists only.
             raise InvalidInput(f"ACL actions must be a list of names, not {actions!r}")
     if not users:
