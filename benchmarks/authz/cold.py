@@ -134,12 +134,19 @@ def worktree(rev: str, folder: Path) -> Path:
     return folder
 
 
-def one_round(src: Path, orgs: str, questions: int, seed: int) -> dict[str, Any]:
+def one_round(
+    src: Path, orgs: str, questions: int, seed: int, script_tree: Path | None = None
+) -> dict[str, Any]:
     """One measurement in a fresh process, by the revision's own copy of this script where
-    it has one (its workload code, ``run.py``, speaks that revision's API)."""
+    it has one (its workload code, ``run.py``, speaks that revision's API), else by the copy
+    in ``script_tree`` (``--script-from``), else by this one."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    own = src.parent / "benchmarks" / "authz" / "cold.py"
-    script = own if own.exists() else Path(__file__)
+    script = Path(__file__)
+    for tree in (src.parent, script_tree):
+        own = None if tree is None else tree / "benchmarks" / "authz" / "cold.py"
+        if own is not None and own.exists():
+            script = own
+            break
     done = subprocess.run(
         [sys.executable, str(script), "--measure", "--orgs", orgs,
          "--questions", str(questions), "--seed", str(seed)],
@@ -156,6 +163,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--baseline", default="HEAD", help="git revision to compare with ('' none)")
+    ap.add_argument(
+        "--script-from",
+        default="",
+        help="for a baseline older than this script: the revision whose cold.py and run.py "
+        "measure it (one that speaks the baseline's API)",
+    )
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     orgs = [int(x) for x in args.orgs.split(",")]
@@ -177,17 +190,20 @@ def main() -> None:
                 capture_output=True, text=True, check=True,
             ).stdout.strip()  # fmt: skip
             impls[f"baseline ({rev})"] = worktree(rev, tmp / "baseline") / "src"
+        script_tree = worktree(args.script_from, tmp / "script") if args.script_from else None
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
         for r in range(args.rounds):
             names = list(impls)
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                rounds[name].append(one_round(impls[name], args.orgs, args.questions, args.seed))
+                rounds[name].append(
+                    one_round(impls[name], args.orgs, args.questions, args.seed, script_tree)
+                )
                 print(f"round {r + 1}/{args.rounds}: {name} done", file=sys.stderr)
     finally:
-        if args.baseline:
+        for made in ("baseline", "script"):
             subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "baseline")],
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / made)],
                 check=False, capture_output=True,
             )  # fmt: skip
         shutil.rmtree(tmp, ignore_errors=True)

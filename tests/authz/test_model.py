@@ -215,13 +215,44 @@ def test_an_unknown_role_beside_a_deny_is_refused_not_remembered_as_the_deny() -
 
 def test_ids_of_other_organizations_are_remembered_only_when_short() -> None:
     policy = parse_policy(BASE)
+    orgs = {f"o{i}": ["reader"] for i in range(5)}
     compiled = compile_subject(
-        policy,
-        parse_subject({"issuer": "https://i", "id": "a", "organizations": {"o": ["reader"]}}),
+        policy, parse_subject({"issuer": "https://i", "id": "a", "organizations": orgs})
     )
-    assert check(compiled, "read", Object("compute:clusters", "x", "o")).allowed
+    assert check(compiled, "read", Object("compute:clusters", "x", "o0")).allowed
     long_id, short_id = "x" * 10_000, "elsewhere"
     assert not check(compiled, "read", Object("compute:clusters", "y", long_id)).allowed
     assert not check(compiled, "read", Object("compute:clusters", "z", short_id)).allowed
-    remembered = compiled.table("compute:clusters", "read").org
-    assert short_id in remembered and long_id not in remembered
+    level = compiled.table("compute:clusters", "read").org_level
+    assert level.open and short_id in level.seen and long_id not in level.seen
+
+
+def test_a_level_asked_about_more_foreign_ids_than_memberships_decides_them_all() -> None:
+    """Completion: every membership decided at once, the seen ids dropped, and a foreign
+    id then a plain miss; the answers do not change."""
+    policy = parse_policy(BASE)
+    orgs = {"o0": ["reader"], "o1": ["reader"], "o2": ["reader"]}
+    compiled = compile_subject(
+        policy, parse_subject({"issuer": "https://i", "id": "a", "organizations": orgs})
+    )
+    table = compiled.table("compute:clusters", "read")
+    for i in range(3):  # as many foreign ids as memberships: still open
+        assert not check(compiled, "read", Object("compute:clusters", f"f{i}", f"x{i}")).allowed
+    assert table.open and table.org == {}
+    assert not check(compiled, "read", Object("compute:clusters", "f3", "x3")).allowed
+    assert not table.org_level.open and not table.org_level.seen
+    assert set(table.org) == {"o0", "o1", "o2"}
+    assert check(compiled, "read", Object("compute:clusters", "c", "o2")).allowed
+    assert not check(compiled, "read", Object("compute:clusters", "c", "x0")).allowed
+
+
+def test_completion_does_not_raise_for_a_role_an_unrelated_check_does_not_need() -> None:
+    policy = parse_policy(BASE)
+    doc = {"issuer": "https://i", "id": "a", "organizations": {"o0": ["reader"], "o1": ["ghost"]}}
+    compiled = compile_subject(policy, parse_subject(doc))
+    for i in range(5):  # past the foreign-id trigger: completion fails on "ghost", stays open
+        assert not check(compiled, "read", Object("compute:clusters", f"f{i}", f"x{i}")).allowed
+    assert compiled.table("compute:clusters", "read").org_level.open
+    assert check(compiled, "read", Object("compute:clusters", "c", "o0")).allowed
+    with pytest.raises(UnknownRole):
+        check(compiled, "read", Object("compute:clusters", "c", "o1"))

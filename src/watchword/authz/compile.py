@@ -39,6 +39,7 @@ from watchword.authz.model import (
     Role,
     Subject,
 )
+from watchword.errors import WatchwordError
 
 __all__ = [
     "FOREIGN_KEYS",
@@ -57,7 +58,7 @@ __all__ = [
 
 
 MISS: Final[Any] = object()
-"""What ``LevelDecisions.get(key, MISS)`` answers for a key not looked up yet."""
+"""What ``Policy.decisions.get(key, MISS)`` answers for a role set not decided yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,33 +165,95 @@ class LevelDecisions:
     """The decisions of one level (organization, project, or the owner level of either) for
     one (type, action), keyed by organization or project id, computed on first use.
 
-    ``cache`` (a plain ``dict``: the fastest look-up there is) is what a check reads
-    (``cache.get(key, MISS)``; a value of ``None`` means the level abstains there);
-    :meth:`lookup` fills a miss. Only the subject's own
-    memberships and at most :data:`FOREIGN_KEYS` other keys are remembered, so objects
-    from elsewhere cannot grow it. Role sets are decided by :func:`roleset_decision`.
-    :meth:`decided` walks every membership (what :func:`~.evaluate.prepare` needs).
+    What a check reads, all plain (C-speed) containers:
+
+    - :attr:`decisions`: key → the decision, for the keys where the level decides;
+    - :attr:`seen`: keys already looked up where it abstains (memberships whose roles say
+      nothing here, and other organizations' or projects' ids: at most
+      :data:`FOREIGN_KEYS` of those, so objects from elsewhere cannot grow it);
+    - :attr:`open`: whether a key in neither may still be one of the subject's
+      memberships, not decided yet (then :meth:`lookup` decides it).
+
+    So a check is ``decisions.get(key)``, and only where that is ``None`` and the level is
+    open, ``key in seen`` (:meth:`value`). Once more foreign keys have been looked up than
+    the subject has memberships (a long-lived subject asked about many objects), the level
+    decides every membership at once (:meth:`complete`: that many decisions, already paid
+    for by the foreign look-ups) and closes: a key outside :attr:`decisions` then abstains,
+    one ``dict`` miss, as cheap as when subjects were compiled eagerly
+    (``benchmarks/authz/warm.md``). A role the policy lacks keeps the level open (the check
+    that needs it raises, not an unrelated one). Role sets are decided by
+    :func:`roleset_decision`; :meth:`decided` walks every membership (what
+    :func:`~.evaluate.prepare` needs).
     """
 
-    __slots__ = ("cache", "kind", "roles", "table")
+    __slots__ = (
+        "budget", "decisions", "foreign", "kind", "open", "roles", "seen", "slot", "table"
+    )  # fmt: skip
 
-    def __init__(self, table: Table, roles: Mapping[str, frozenset[str]], kind: LevelKind) -> None:
+    def __init__(
+        self,
+        table: Table,
+        roles: Mapping[str, frozenset[str]],
+        kind: LevelKind,
+        slot: str | None = None,
+    ) -> None:
         self.table = table
         self.roles = roles
         self.kind = kind
-        self.cache: dict[str | None, Decision | None] = {}
+        self.slot = slot  # the table's attribute prefix ("org", "project"), if any
+        self.foreign = 0
+        # Reads while open before deciding everything: a level read this often is long-lived
+        # (COMPLETE_AFTER reads per membership pay for its completion many times over).
+        self.budget = COMPLETE_AFTER * (len(roles) + 8)
+        self.open = True
+        self.decisions: dict[str | None, Decision] = {}
+        self.seen: set[str | None] = set()
+
+    def value(self, key: str | None) -> Decision | None:
+        """The level's decision at ``key`` (``None``: it abstains)."""
+        if self.open:
+            self.budget -= 1
+            if self.budget < 0:
+                self.complete()
+        decision = self.decisions.get(key)
+        if decision is None and self.open and key not in self.seen:
+            decision = self.lookup(key)
+        return decision
 
     def lookup(self, key: str | None) -> Decision | None:
-        """The level's decision at ``key`` (``None``: it abstains), remembered."""
+        """Decide ``key`` (not looked up yet) and remember the answer."""
         names = self.roles.get(key) if key is not None else None
         if names is None:
-            if len(self.cache) < FOREIGN_KEYS and (key is None or len(key) <= FOREIGN_KEY_CHARS):
-                self.cache[key] = None
+            if len(self.seen) < FOREIGN_KEYS and (key is None or len(key) <= FOREIGN_KEY_CHARS):
+                self.seen.add(key)
+            self.foreign += 1
+            if self.foreign > len(self.roles):
+                self.complete()
             return None
         t = self.table
         decision = roleset_decision(t.policy, names, self.kind, t.type_name, t.action)
-        self.cache[key] = decision
+        if decision is None:
+            self.seen.add(key)
+        else:
+            self.decisions[key] = decision
         return decision
+
+    def complete(self) -> None:
+        """Decide every membership now and close the level (see above)."""
+        try:
+            decided = [(key, self._for(names)) for key, names in self.roles.items()]
+        except WatchwordError:
+            # Stay open: the check that needs the bad role raises, not an unrelated one.
+            self.foreign = -(2**62)
+            self.budget = 2**62
+            return
+        # In place: the table holds these very containers.
+        self.decisions.update((key, d) for key, d in decided if d is not None)
+        self.seen.clear()
+        self.open = False
+        if self.slot is not None:
+            t = self.table
+            t.open = t.org_level.open or t.project_level.open
 
     def _for(self, names: frozenset[str]) -> Decision | None:
         t = self.table
@@ -233,6 +296,10 @@ class ProjectRoles(Mapping[str, frozenset[str]]):
         return f"{type(self).__name__}({len(self._projects)} projects)"
 
 
+COMPLETE_AFTER: Final = 4
+"""A level is completed after this many reads per membership (or more foreign keys than
+memberships), whichever comes first (see :class:`LevelDecisions`)."""
+
 FOREIGN_KEYS: Final = 4096
 """At most this many keys outside the subject's memberships are remembered per level..."""
 
@@ -255,6 +322,7 @@ class Table:
         "groups",
         "key",
         "nothing",
+        "open",
         "org",
         "org_level",
         "owner_global",
@@ -284,10 +352,13 @@ class Table:
             self.owner_global = roleset_decision(policy, global_roles, OWNER, type_name, action)
         else:
             self.global_decision = self.owner_global = None
-        self.org_level = LevelDecisions(self, subject.organizations, ORGANIZATION)
-        self.project_level = LevelDecisions(self, ProjectRoles(subject.projects), PROJECT)
-        self.org = self.org_level.cache
-        self.project = self.project_level.cache
+        self.org_level = LevelDecisions(self, subject.organizations, ORGANIZATION, "org")
+        self.project_level = LevelDecisions(
+            self, ProjectRoles(subject.projects), PROJECT, "project"
+        )
+        self.org = self.org_level.decisions
+        self.project = self.project_level.decisions
+        self.open = True
         self._owner_levels: tuple[LevelDecisions, LevelDecisions] | None = None
         self._acl_user: Decision | None = None
         self.groups = subject.groups
@@ -395,8 +466,7 @@ class CompiledSubject:
             table = self.table(type_name, action)
             levels = (table.org_level, table.project_level, *table.owner_levels())
             for level in levels:
-                for key, decision in level.decided():
-                    level.cache[key] = decision
+                level.complete()
         return self
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from watchword.authz.compile import MISS, CompiledSubject, Table
+from watchword.authz.compile import CompiledSubject, Table
 from watchword.authz.model import WILDCARD, DecidedBy, Decision, Object
 from watchword.authz.residual import (
     FALSE,
@@ -59,13 +59,7 @@ FILTER_PREPARE_THRESHOLD = 1000
 
 def _owner(t: Table, obj: Object) -> Decision | None:
     owner_org, owner_project = t.owner_levels()
-    org = owner_org.cache.get(obj.org_id, MISS)
-    if org is MISS:
-        org = owner_org.lookup(obj.org_id)
-    project = owner_project.cache.get(obj.project_id, MISS)
-    if project is MISS:
-        project = owner_project.lookup(obj.project_id)
-    votes = (t.owner_global, org, project)
+    votes = (t.owner_global, owner_org.value(obj.org_id), owner_project.value(obj.project_id))
     for vote in votes:
         if vote is not None and not vote.allowed:
             return vote
@@ -116,19 +110,15 @@ def check(compiled: CompiledSubject, action: str, obj: Object) -> Decision:
     t = compiled._tables.get((obj.type, action)) or compiled.table(obj.type, action)
     d = t.global_decision
     if d is None:
-        # Each level's cache first (None: it abstains there; MISS: not decided yet).
-        d = t.org.get(obj.org_id, MISS)
-        if d is MISS:
-            d = t.org_level.lookup(obj.org_id)
+        if t.open:  # a membership may not be decided yet (see LevelDecisions)
+            d = t.org_level.value(obj.org_id) or t.project_level.value(obj.project_id)
+        else:  # every membership decided: a key outside them abstains
+            d = t.org.get(obj.org_id) or t.project.get(obj.project_id)
         if d is None:
-            d = t.project.get(obj.project_id, MISS)
-            if d is MISS:
-                d = t.project_level.lookup(obj.project_id)
+            if obj.owner == t.key:
+                d = _owner(t, obj)
             if d is None:
-                if obj.owner == t.key:
-                    d = _owner(t, obj)
-                if d is None:
-                    d = _acl(t, obj, action)
+                d = _acl(t, obj, action)
     if d.allowed and not t.scope_unrestricted:
         return _scoped(t, obj, d)
     return d
