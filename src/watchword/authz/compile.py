@@ -200,7 +200,7 @@ class LevelDecisions:
         self.table = table
         self.roles = roles
         self.kind = kind
-        self.slot = slot  # the table's attribute prefix ("org", "project"), if any
+        self.slot = slot  # which flag of the table says it is open: "levels" or "owner"
         self.foreign = 0
         # Reads while open before deciding everything: a level read this often is long-lived
         # (COMPLETE_AFTER reads per membership pay for its completion many times over).
@@ -251,9 +251,16 @@ class LevelDecisions:
         self.decisions.update((key, d) for key, d in decided if d is not None)
         self.seen.clear()
         self.open = False
-        if self.slot is not None:
-            t = self.table
+        t = self.table
+        if self.slot == "levels":
             t.open = t.org_level.open or t.project_level.open
+            if not t.open and t._owner_levels is not None:
+                for level in t._owner_levels:  # as long-lived: decide those too
+                    if level.open:
+                        level.complete()
+        elif self.slot == "owner":
+            org, project = t.owner_levels()
+            t.owner_open = org.open or project.open
 
     def _for(self, names: frozenset[str]) -> Decision | None:
         t = self.table
@@ -326,6 +333,9 @@ class Table:
         "org",
         "org_level",
         "owner_global",
+        "owner_open",
+        "owner_org_decisions",
+        "owner_project_decisions",
         "policy",
         "project",
         "project_level",
@@ -352,14 +362,13 @@ class Table:
             self.owner_global = roleset_decision(policy, global_roles, OWNER, type_name, action)
         else:
             self.global_decision = self.owner_global = None
-        self.org_level = LevelDecisions(self, subject.organizations, ORGANIZATION, "org")
-        self.project_level = LevelDecisions(
-            self, ProjectRoles(subject.projects), PROJECT, "project"
-        )
+        self.org_level = LevelDecisions(self, subject.organizations, ORGANIZATION, "levels")
+        self.project_level = LevelDecisions(self, ProjectRoles(subject.projects), PROJECT, "levels")
         self.org = self.org_level.decisions
         self.project = self.project_level.decisions
         self.open = True
         self._owner_levels: tuple[LevelDecisions, LevelDecisions] | None = None
+        self.owner_open = True  # the owner levels are made, open, on first use
         self._acl_user: Decision | None = None
         self.groups = subject.groups
         self.nothing = _NOTHING
@@ -381,9 +390,14 @@ class Table:
         levels = self._owner_levels
         if levels is None:
             levels = self._owner_levels = (
-                LevelDecisions(self, self.subject.organizations, OWNER),
-                LevelDecisions(self, self.project_level.roles, OWNER),
+                LevelDecisions(self, self.subject.organizations, OWNER, "owner"),
+                LevelDecisions(self, self.project_level.roles, OWNER, "owner"),
             )
+            self.owner_org_decisions = levels[0].decisions
+            self.owner_project_decisions = levels[1].decisions
+            if not self.open:  # a long-lived table: decide them all now
+                for level in levels:
+                    level.complete()
         return levels
 
     @property

@@ -58,8 +58,13 @@ FILTER_PREPARE_THRESHOLD = 1000
 
 
 def _owner(t: Table, obj: Object) -> Decision | None:
-    owner_org, owner_project = t.owner_levels()
-    votes = (t.owner_global, owner_org.value(obj.org_id), owner_project.value(obj.project_id))
+    if t.owner_open:
+        owner_org, owner_project = t.owner_levels()
+        org, project = owner_org.value(obj.org_id), owner_project.value(obj.project_id)
+    else:  # every membership decided (see LevelDecisions)
+        org = t.owner_org_decisions.get(obj.org_id)
+        project = t.owner_project_decisions.get(obj.project_id)
+    votes = (t.owner_global, org, project)
     for vote in votes:
         if vote is not None and not vote.allowed:
             return vote
