@@ -69,11 +69,7 @@ from watchword.integrations._bearer import BearerIssuer, BearerVerifier, looks_l
 from watchword.integrations._caller import Caller, CallerKind
 from watchword.integrations._embedded import EmbeddedBackend, embedded_verifier
 from watchword.integrations._remote import SESSIONS_UNSUPPORTED, RemoteBackend, remote_verifier
-from watchword.integrations.sqlalchemy import (
-    column_mapping,
-    require_selected_from,
-    selected_entity,
-)
+from watchword.integrations.sqlalchemy import filtered_rows
 from watchword.observability.logging import get_logger
 from watchword.principal import Credential, CredentialSource
 from watchword.secret import Secret
@@ -302,23 +298,15 @@ class Guard:
         :class:`ConfigurationError` (500), never the caller's error.
         """
         try:
-            target = entity if entity is not None else selected_entity(stmt)
-            require_selected_from(stmt, target)
-            if mapping is None:
-                objects = self._objects()
-                if objects is None:
-                    raise ConfigurationError(
-                        "the guard has no object mappings: give objects=ObjectMappings({...}) "
-                        "or mapping=..."
-                    )
-                mapping = objects.for_class(target)
-            if mapping.type is None:
-                raise ConfigurationError(
-                    f"the mapping of {target.__name__} reads the type from each object; SQL "
-                    "needs a fixed type=..."
-                )
-            columns = column_mapping(target, mapping, acl=acl, array_params=array_params)
-            residual = await self._backend.residual(caller, action, mapping.type)
+            type_name, columns = filtered_rows(
+                stmt,
+                self._objects(),
+                entity=entity,
+                mapping=mapping,
+                acl=acl,
+                array_params=array_params,
+            )
+            residual = await self._backend.residual(caller, action, type_name)
         except CALLERS_OWN:
             raise  # the caller's claims or memberships: 400, as in process
         except (UnknownResourceType, UnknownAction) as exc:

@@ -32,11 +32,11 @@ from sqlalchemy.sql import Join, TableClause
 
 from watchword.authz.compile import CompiledSubject
 from watchword.authz.engine import Engine
-from watchword.authz.mapping import Getter, ObjectMapping
+from watchword.authz.mapping import Getter, ObjectMapping, ObjectMappings
 from watchword.authz.sql import NO_ACL, AclTable, ColumnMapping, JsonAcl, NoAcl, SqlColumn
 from watchword.errors import InvalidInput
 
-__all__ = ["authorized", "column_mapping", "require_selected_from", "selected_entity"]
+__all__ = ["authorized", "column_mapping", "filtered_rows"]
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
@@ -100,7 +100,7 @@ def column_mapping(
     )
 
 
-def selected_entity(stmt: Select[Any]) -> type:
+def _selected_entity(stmt: Select[Any]) -> type:
     """The one mapped class ``stmt`` selects (``select(Cluster)``, ``select(Cluster.id)``,
     ``select(func.count(Cluster.id))``); a statement selecting several, or an alias, must
     say which rows to filter with ``entity=`` (never a guess: filtering another class's rows
@@ -128,7 +128,7 @@ def _reads(from_: object, table: object) -> bool:
     return False
 
 
-def require_selected_from(stmt: Select[Any], entity: type) -> None:
+def _require_selected_from(stmt: Select[Any], entity: type) -> None:
     """``entity``'s table must be one the statement reads (else the condition would add a
     cartesian product and filter nothing the statement returns)."""
     table = _mapper(entity).local_table
@@ -138,6 +138,36 @@ def require_selected_from(stmt: Select[Any], entity: type) -> None:
         f"the statement does not read {entity.__name__}'s table {table!s} (an alias of it is "
         "not filtered: select the class itself)"
     )
+
+
+def filtered_rows(
+    stmt: Select[Any],
+    objects: ObjectMappings | None,
+    *,
+    entity: type | None = None,
+    mapping: ObjectMapping | None = None,
+    acl: JsonAcl | AclTable | NoAcl | None = None,
+    array_params: bool = False,
+) -> tuple[str, ColumnMapping]:
+    """The resource type and the columns of the rows ``stmt`` selects that a condition
+    must filter: those of ``entity`` (by default the one class the statement selects),
+    read through ``mapping`` (by default the one ``objects`` holds for the class).
+    :class:`~watchword.errors.InvalidInput` for a statement or mapping SQL cannot follow."""
+    target = entity if entity is not None else _selected_entity(stmt)
+    _require_selected_from(stmt, target)
+    if mapping is None:
+        if objects is None:
+            raise InvalidInput(
+                "no mapping given and no object mappings to find one in; pass mapping=..., "
+                "or give objects=ObjectMappings({...}) to the engine (or the guard)"
+            )
+        mapping = objects.for_class(target)
+    if mapping.type is None:
+        raise InvalidInput(
+            f"the mapping of {target.__name__} reads the type from each object; SQL needs a "
+            "fixed type=..."
+        )
+    return mapping.type, column_mapping(target, mapping, acl=acl, array_params=array_params)
 
 
 def authorized(
@@ -159,20 +189,8 @@ def authorized(
     policy, :class:`~watchword.errors.UnknownAction` / ``UnknownResourceType`` as a check
     would, and :class:`~watchword.errors.InvalidInput` for a mapping SQL cannot follow.
     """
-    target = entity if entity is not None else selected_entity(stmt)
-    require_selected_from(stmt, target)
-    if mapping is None:
-        if engine.objects is None:
-            raise InvalidInput(
-                "no mapping given and the engine has no object mappings; pass mapping=... "
-                "or Engine(objects=ObjectMappings({...}))"
-            )
-        mapping = engine.objects.for_class(target)
-    if mapping.type is None:
-        raise InvalidInput(
-            f"the mapping of {target.__name__} reads the type from each object; SQL needs a "
-            "fixed type=..."
-        )
-    columns = column_mapping(target, mapping, acl=acl, array_params=array_params)
-    prepared = engine.prepare(subject, action, mapping.type)
+    type_name, columns = filtered_rows(
+        stmt, engine.objects, entity=entity, mapping=mapping, acl=acl, array_params=array_params
+    )
+    prepared = engine.prepare(subject, action, type_name)
     return stmt.where(prepared.to_sql(columns))
