@@ -31,7 +31,7 @@ from __future__ import annotations
 import builtins
 import operator
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -128,18 +128,6 @@ class ObjectMapping:
     def view(self, obj: object) -> ObjectView:
         """``obj`` read through this mapping (nothing is read yet)."""
         return self.view_class(obj)
-
-    @property
-    def fields(self) -> Mapping[str, Getter | None]:
-        """The named fields (for SQL: attribute names of a mapped class)."""
-        return {
-            "id": self.id,
-            "org_id": self.organization,
-            "project_id": self.project,
-            "owner": self.owner,
-            "acl_users": self.acl_users,
-            "acl_groups": self.acl_groups,
-        }
 
 
 _ACTION_LISTS: Final = frozenset({list, tuple, set, frozenset})
@@ -364,9 +352,6 @@ class ObjectMappings:
         if found is not None:
             return found(obj)
         return self._view_class(cls)(obj)
-
-    def views(self, objects: Iterable[object]) -> list[Object | ObjectView]:
-        return [self.view(obj) for obj in objects]
 
     def __repr__(self) -> str:
         return f"ObjectMappings({', '.join(c.__name__ for c in self._by_class)})"
