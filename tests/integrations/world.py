@@ -15,19 +15,16 @@ The notes app is what an application developer writes: a document dependency giv
 """
 
 # No postponed annotations: FastAPI reads the notes app's annotations (built in a function).
-import base64
-import hashlib
-import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import Depends, FastAPI
 from tests.oidc.plugin import DEFAULT_CLIENT_ID, OidcProvider
+from tests.oidc.test_provider_fixture import authorization_request, redeem
 from tests.support.seed import add_members, personal_token
 
 from watchword.api.app import create_app
@@ -222,35 +219,7 @@ async def id_token(
     """An ID token of ``login`` from ``provider``: the code flow with PKCE, as a relying
     party does it (the browser part done by the provider fixture's user agent)."""
     client = provider.clients[client_id]
-    assert client.client_secret is not None
-    state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    params = {
-        "client_id": client.client_id,
-        "response_type": "code",
-        "redirect_uri": client.redirect_uris[0],
-        "scope": scope,
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    back = await provider.authorize(
-        f"{provider.authorization_endpoint}?{urlencode(params)}", login=login
-    )
-    answer: Mapping[str, list[str]] = parse_qs(urlsplit(back).query)
-    assert answer["state"] == [state], back
-    async with httpx.AsyncClient() as http:
-        response = await http.post(
-            provider.token_endpoint,
-            auth=(client.client_id, client.client_secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": answer["code"][0],
-                "redirect_uri": client.redirect_uris[0],
-                "code_verifier": verifier,
-            },
-        )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["id_token"]
+    request = authorization_request(provider, client, scope=scope)
+    back = await provider.authorize(request.url, login=login)
+    token: str = (await redeem(provider, client, request, back))["id_token"]
     return token
